@@ -1,0 +1,83 @@
+// Package hub owns the table of live connections on this node: which account each
+// connection speaks for, whether it is still receiving its offline backlog, and the
+// frames written to it. The transport (server/) and the flag handlers (handlers/)
+// both use it; neither imports the other.
+package hub
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Transport is what the hub needs from a WebSocket connection. server/ implements it
+// on top of nbio. WriteFrame gets a complete, already framed WebSocket message and
+// must write it atomically (nbio's Conn.Write is); it must not block on a slow peer.
+type Transport interface {
+	WriteFrame(frame []byte) error
+	Close(code int, reason string)
+	RemoteAddr() string
+}
+
+// ErrQueueFull is returned when a connection that is still draining its offline
+// backlog has too many live messages waiting behind it.
+var ErrQueueFull = errors.New("hub: drain queue full")
+
+// Conn is one client connection.
+//
+// Ownership of the fields:
+//   - static after NewConn: id, t.
+//   - account: written once by Table.Bind on the connection's own handler flow,
+//     which nbio runs serially per connection; read by that flow and, under the
+//     account's shard lock, by the table.
+//   - guarded by the shard lock of the bound account: live, peer, queue.
+//   - guarded by the lock of the connection's list shard: prev, next, listed.
+type Conn struct {
+	id string
+	t  Transport
+
+	account string
+
+	live  bool     // receives live pushes for every sender
+	peer  string   // while draining with a peer filter: messages from others go live
+	queue [][]byte // live frames held back while the backlog drains
+
+	prev, next *Conn
+	listed     bool
+}
+
+// NewConn wraps a transport. id must be unique for the life of the deployment
+// (it is node-qualified by the caller and never reused).
+func NewConn(id string, t Transport) *Conn {
+	return &Conn{id: id, t: t}
+}
+
+// ID is the connection id, unique and never reused.
+func (c *Conn) ID() string { return c.id }
+
+// Account is the account this connection was bound to by init, or "".
+func (c *Conn) Account() string { return c.account }
+
+// RemoteAddr is the peer address, for logs.
+func (c *Conn) RemoteAddr() string { return c.t.RemoteAddr() }
+
+// Send writes one server-to-client JSON payload as a text frame.
+func (c *Conn) Send(payload []byte) error {
+	return c.WriteFrame(TextFrame(payload))
+}
+
+// WriteFrame writes a pre-framed message (see TextFrame).
+func (c *Conn) WriteFrame(frame []byte) error {
+	if err := c.t.WriteFrame(frame); err != nil {
+		return fmt.Errorf("hub: write to %s: %w", c.id, err)
+	}
+	return nil
+}
+
+// Close closes the connection with a WebSocket close code and reason.
+func (c *Conn) Close(code int, reason string) { c.t.Close(code, reason) }
+
+// acceptsLive reports whether a message from sender may be pushed to c now, or
+// must wait until c's backlog has drained. Caller holds the account's shard lock.
+func (c *Conn) acceptsLive(sender string) bool {
+	return c.live || (c.peer != "" && c.peer != sender)
+}

@@ -1,0 +1,160 @@
+package hub
+
+import (
+	"runtime"
+	"sync"
+)
+
+// Delivery says what became of a message.
+type Delivery struct {
+	Pushed int  // connections the frame was written to
+	Stored bool // handed to the offline store
+}
+
+// CloseQueueFull is the close code for a connection whose held-back queue
+// overflowed while it drained its backlog (it was not reading fast enough).
+const CloseQueueFull = 4008
+
+// Deliver routes one message from sender to account. Live connections of the
+// account get frame now; connections still draining their backlog get it after
+// the backlog. If no connection takes it live, store is called (under the
+// account's lock, so that a connection going live cannot miss it) and the
+// message waits in the offline store for the next init.
+//
+// Messages from one sender must be delivered one after another (the handler flow
+// of a connection is serial), which is what keeps them in order.
+func (t *Table) Deliver(account, sender string, frame []byte, store func() error) (Delivery, error) {
+	var (
+		targets []*Conn
+		slow    []*Conn
+		one     [4]*Conn
+	)
+	s := t.accountShard(account)
+	s.mu.Lock()
+	e := s.m[account]
+	if e != nil {
+		targets = one[:0]
+		live := false
+		for _, c := range e.conns {
+			if c.acceptsLive(sender) {
+				live = true
+				break
+			}
+		}
+		for _, c := range e.conns {
+			switch {
+			case c.acceptsLive(sender):
+				targets = append(targets, c)
+			case live && len(c.queue) < t.maxQueue:
+				c.queue = append(c.queue, frame)
+			case live:
+				slow = append(slow, c)
+			}
+		}
+	}
+	if len(targets) == 0 {
+		err := t.storeLocked(e, store)
+		s.mu.Unlock()
+		closeSlow(slow)
+		if err != nil {
+			return Delivery{}, err
+		}
+		return Delivery{Stored: true}, nil
+	}
+	s.mu.Unlock()
+	closeSlow(slow)
+
+	// Written outside the lock: a socket error closes the connection, and nbio
+	// runs the close callback (which takes this lock) from another goroutine.
+	pushed := 0
+	for _, c := range targets {
+		if c.WriteFrame(frame) == nil {
+			pushed++
+		}
+	}
+	if pushed > 0 {
+		return Delivery{Pushed: pushed}, nil
+	}
+	// Every target was closing: store it rather than lose it.
+	s.mu.Lock()
+	err := t.storeLocked(s.m[account], store)
+	s.mu.Unlock()
+	if err != nil {
+		return Delivery{}, err
+	}
+	return Delivery{Stored: true}, nil
+}
+
+func (t *Table) storeLocked(e *entry, store func() error) error {
+	if err := store(); err != nil {
+		return err
+	}
+	if e != nil {
+		e.offlineSeq++
+	}
+	return nil
+}
+
+func closeSlow(cs []*Conn) {
+	for _, c := range cs {
+		c.Close(CloseQueueFull, "too many messages queued while loading the backlog")
+	}
+}
+
+// Broadcast writes frame to every connection on the list, spread over the CPUs.
+// It returns how many writes succeeded. A slow or closing connection costs one
+// failed write and does not hold up the others.
+func (t *Table) Broadcast(frame []byte) int {
+	conns := t.snapshot()
+	workers := runtime.GOMAXPROCS(0)
+	if workers > len(conns)/512+1 {
+		workers = len(conns)/512 + 1
+	}
+	var (
+		wg sync.WaitGroup
+		mu sync.Mutex
+		ok int
+	)
+	per := (len(conns) + workers - 1) / workers
+	for w := 0; w < workers; w++ {
+		lo, hi := w*per, min((w+1)*per, len(conns))
+		if lo >= hi {
+			break
+		}
+		wg.Add(1)
+		go func(part []*Conn) {
+			defer wg.Done()
+			n := 0
+			for _, c := range part {
+				if c.WriteFrame(frame) == nil {
+					n++
+				}
+			}
+			mu.Lock()
+			ok += n
+			mu.Unlock()
+		}(conns[lo:hi])
+	}
+	wg.Wait()
+	return ok
+}
+
+func (t *Table) snapshot() []*Conn {
+	out := make([]*Conn, 0, t.Len())
+	for i := range t.lists {
+		s := &t.lists[i]
+		s.mu.Lock()
+		for c := s.head; c != nil; c = c.next {
+			out = append(out, c)
+		}
+		s.mu.Unlock()
+	}
+	return out
+}
+
+// Each calls fn for every connection on the list (a snapshot; fn runs unlocked).
+func (t *Table) Each(fn func(c *Conn)) {
+	for _, c := range t.snapshot() {
+		fn(c)
+	}
+}

@@ -1,0 +1,232 @@
+package hub
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+)
+
+// sink is a handwritten transport: it keeps what was written.
+type sink struct {
+	mu     sync.Mutex
+	frames []string
+	closed int // close code, 0 while open
+	fail   bool
+}
+
+func (s *sink) WriteFrame(f []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail || s.closed != 0 {
+		return errors.New("closed")
+	}
+	s.frames = append(s.frames, string(f[2:])) // payloads here are < 126 bytes
+	return nil
+}
+func (s *sink) Close(code int, _ string) { s.mu.Lock(); s.closed = code; s.mu.Unlock() }
+func (s *sink) RemoteAddr() string        { return "test" }
+func (s *sink) got() []string             { s.mu.Lock(); defer s.mu.Unlock(); return append([]string(nil), s.frames...) }
+
+func newConn(id string) (*Conn, *sink) {
+	s := &sink{}
+	return NewConn(id, s), s
+}
+
+// store counts what the table hands to the offline store.
+type store struct{ msgs []string }
+
+func (st *store) fn(m string) func() error {
+	return func() error { st.msgs = append(st.msgs, m); return nil }
+}
+
+func mustBind(t *testing.T, tb *Table, c *Conn, account, peer string) uint64 {
+	t.Helper()
+	seq, _, err := tb.Bind(c, account, peer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return seq
+}
+
+func mustLive(t *testing.T, tb *Table, c *Conn, seq uint64) {
+	t.Helper()
+	if _, ok := tb.GoLive(c, seq); !ok {
+		t.Fatal("GoLive refused with no store in between")
+	}
+}
+
+func TestDeliverLiveAndOffline(t *testing.T) {
+	tb := NewTable(10)
+	st := &store{}
+	bob, bs := newConn("b1")
+	tb.Add(bob)
+	mustLive(t, tb, bob, mustBind(t, tb, bob, "bob", ""))
+
+	d, err := tb.Deliver("bob", "alice", TextFrame([]byte("hi")), st.fn("hi"))
+	if err != nil || d.Pushed != 1 || d.Stored {
+		t.Fatalf("deliver to live bob = %+v, %v; want pushed to 1", d, err)
+	}
+	d, _ = tb.Deliver("carol", "alice", TextFrame([]byte("x")), st.fn("x"))
+	if !d.Stored || len(st.msgs) != 1 {
+		t.Fatalf("deliver to absent carol = %+v; want stored", d)
+	}
+	if got := bs.got(); len(got) != 1 || got[0] != "hi" {
+		t.Fatalf("bob got %v; want [hi]", got)
+	}
+}
+
+func TestDrainingAloneStoresAndBlocksGoLive(t *testing.T) {
+	tb := NewTable(10)
+	st := &store{}
+	bob, bs := newConn("b1")
+	seq := mustBind(t, tb, bob, "bob", "")
+	// bob's only connection is draining: the message must go to the store, where
+	// the drain will find it, not to the socket ahead of the backlog.
+	d, _ := tb.Deliver("bob", "alice", TextFrame([]byte("m1")), st.fn("m1"))
+	if !d.Stored || len(bs.got()) != 0 {
+		t.Fatalf("deliver while draining = %+v, pushed %v; want stored, nothing pushed", d, bs.got())
+	}
+	next, ok := tb.GoLive(bob, seq)
+	if ok {
+		t.Fatal("GoLive succeeded although a message was stored after the drain read")
+	}
+	mustLive(t, tb, bob, next)
+	d, _ = tb.Deliver("bob", "alice", TextFrame([]byte("m2")), st.fn("m2"))
+	if d.Pushed != 1 {
+		t.Fatalf("after GoLive deliver = %+v; want pushed", d)
+	}
+}
+
+func TestSecondConnectionQueuesBehindBacklog(t *testing.T) {
+	tb := NewTable(10)
+	st := &store{}
+	tab1, s1 := newConn("b1")
+	mustLive(t, tb, tab1, mustBind(t, tb, tab1, "bob", ""))
+	tab2, s2 := newConn("b2")
+	seq := mustBind(t, tb, tab2, "bob", "")
+	for i := 0; i < 3; i++ {
+		m := fmt.Sprint("m", i)
+		if d, _ := tb.Deliver("bob", "alice", TextFrame([]byte(m)), st.fn(m)); d.Pushed != 1 || d.Stored {
+			t.Fatalf("deliver %s = %+v; want pushed to the live tab only", m, d)
+		}
+	}
+	if len(s2.got()) != 0 {
+		t.Fatalf("draining tab got %v before its backlog; want nothing yet", s2.got())
+	}
+	mustLive(t, tb, tab2, seq)
+	want := []string{"m0", "m1", "m2"}
+	for _, s := range []*sink{s1, s2} {
+		if got := s.got(); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("tab got %v; want %v", got, want)
+		}
+	}
+	if len(st.msgs) != 0 {
+		t.Fatalf("stored %v; want nothing (a live tab had them)", st.msgs)
+	}
+}
+
+func TestPeerFilterLetsOtherSendersThrough(t *testing.T) {
+	tb := NewTable(10)
+	st := &store{}
+	bob, bs := newConn("b1")
+	mustBind(t, tb, bob, "bob", "alice") // init with to=alice
+	if d, _ := tb.Deliver("bob", "carol", TextFrame([]byte("c")), st.fn("c")); d.Pushed != 1 {
+		t.Fatalf("carol's message while draining alice's = %+v; want pushed", d)
+	}
+	if d, _ := tb.Deliver("bob", "alice", TextFrame([]byte("a")), st.fn("a")); !d.Stored {
+		t.Fatalf("alice's message while draining alice's = %+v; want stored behind the backlog", d)
+	}
+	if got := bs.got(); len(got) != 1 || got[0] != "c" {
+		t.Fatalf("bob got %v; want [c]", got)
+	}
+}
+
+func TestQueueOverflowClosesSlowDrainer(t *testing.T) {
+	tb := NewTable(2)
+	st := &store{}
+	live, _ := newConn("b1")
+	mustLive(t, tb, live, mustBind(t, tb, live, "bob", ""))
+	slow, ss := newConn("b2")
+	mustBind(t, tb, slow, "bob", "")
+	for i := 0; i < 3; i++ {
+		_, _ = tb.Deliver("bob", "alice", TextFrame([]byte("m")), st.fn("m"))
+	}
+	if ss.closed != CloseQueueFull {
+		t.Fatalf("slow drainer close code = %d; want %d", ss.closed, CloseQueueFull)
+	}
+}
+
+func TestAllTargetsClosingStoresInstead(t *testing.T) {
+	tb := NewTable(10)
+	st := &store{}
+	bob, bs := newConn("b1")
+	mustLive(t, tb, bob, mustBind(t, tb, bob, "bob", ""))
+	bs.fail = true
+	d, err := tb.Deliver("bob", "alice", TextFrame([]byte("m")), st.fn("m"))
+	if err != nil || !d.Stored || len(st.msgs) != 1 {
+		t.Fatalf("deliver to a closing socket = %+v, %v; want stored", d, err)
+	}
+}
+
+func TestRemoveAndRebind(t *testing.T) {
+	tb := NewTable(10)
+	a1, _ := newConn("a1")
+	a2, _ := newConn("a2")
+	tb.Add(a1)
+	tb.Add(a2)
+	mustBind(t, tb, a1, "alice", "")
+	mustBind(t, tb, a2, "alice", "")
+	if _, _, err := tb.Bind(a1, "mallory", ""); err == nil {
+		t.Fatal("rebinding a connection to another account succeeded")
+	}
+	if acc, last := tb.Remove(a1); acc != "alice" || last {
+		t.Fatalf("remove a1 = %q, last %v; want alice, not last", acc, last)
+	}
+	if !tb.Online("alice") {
+		t.Fatal("alice offline with a2 still connected")
+	}
+	if acc, last := tb.Remove(a2); acc != "alice" || !last {
+		t.Fatalf("remove a2 = %q, last %v; want alice, last", acc, last)
+	}
+	if tb.Online("alice") || tb.Len() != 0 {
+		t.Fatalf("after removing both: online %v, len %d; want false, 0", tb.Online("alice"), tb.Len())
+	}
+}
+
+func TestBroadcastReachesEveryConnection(t *testing.T) {
+	tb := NewTable(10)
+	var sinks []*sink
+	for i := 0; i < 2000; i++ {
+		c, s := newConn(fmt.Sprint("c", i))
+		tb.Add(c)
+		sinks = append(sinks, s)
+	}
+	sinks[7].fail = true
+	if n := tb.Broadcast(TextFrame([]byte("all"))); n != 1999 {
+		t.Fatalf("broadcast wrote to %d; want 1999 (one socket failing)", n)
+	}
+	for i, s := range sinks {
+		if i != 7 && len(s.got()) != 1 {
+			t.Fatalf("conn %d got %d frames; want 1", i, len(s.got()))
+		}
+	}
+}
+
+func TestTextFrameHeader(t *testing.T) {
+	for _, n := range []int{0, 125, 126, 65535, 65536} {
+		f := TextFrame(make([]byte, n))
+		var hdr int
+		switch {
+		case n < 126:
+			hdr = 2
+		case n <= 65535:
+			hdr = 4
+		default:
+			hdr = 10
+		}
+		if f[0] != 0x81 || len(f) != hdr+n {
+			t.Errorf("TextFrame(%d): first byte %#x, len %d; want 0x81, %d", n, f[0], len(f), hdr+n)
+		}
+	}
+}

@@ -1,0 +1,229 @@
+package hub
+
+import (
+	"fmt"
+	"hash/maphash"
+	"sync"
+)
+
+const numShards = 256
+
+// Table maps accounts to their connections on this node and keeps the list of every
+// connection for broadcasts. It is the routing authority for local delivery: Redis
+// mirrors it for other nodes and for the PHP side, but a message to an account
+// connected here never waits on Redis.
+//
+// Lock order: one account shard lock at a time, never while holding a list shard
+// lock; a list shard lock is never held while calling out.
+type Table struct {
+	seed     maphash.Seed
+	accounts [numShards]accountShard
+	lists    [numShards]listShard
+	maxQueue int
+}
+
+type accountShard struct {
+	mu sync.Mutex
+	m  map[string]*entry
+}
+
+// entry is one account's connections on this node.
+type entry struct {
+	conns []*Conn
+	// offlineSeq counts the messages for this account that were handed to the
+	// offline store while the entry existed. A draining connection goes live only
+	// if no message went to the store since it last looked (see GoLive).
+	offlineSeq uint64
+}
+
+type listShard struct {
+	mu   sync.Mutex
+	head *Conn
+	n    int
+}
+
+// NewTable returns an empty table. maxQueue bounds the live frames held for one
+// connection while its offline backlog drains.
+func NewTable(maxQueue int) *Table {
+	t := &Table{seed: maphash.MakeSeed(), maxQueue: maxQueue}
+	for i := range t.accounts {
+		t.accounts[i].m = make(map[string]*entry)
+	}
+	return t
+}
+
+func (t *Table) accountShard(account string) *accountShard {
+	return &t.accounts[maphash.String(t.seed, account)%numShards]
+}
+
+func (t *Table) listShard(c *Conn) *listShard {
+	return &t.lists[maphash.String(t.seed, c.id)%numShards]
+}
+
+// Add puts an upgraded connection on the broadcast list.
+func (t *Table) Add(c *Conn) {
+	s := t.listShard(c)
+	s.mu.Lock()
+	c.next = s.head
+	if s.head != nil {
+		s.head.prev = c
+	}
+	s.head = c
+	c.listed = true
+	s.n++
+	s.mu.Unlock()
+}
+
+// Remove takes a closed connection off the table. It returns the account it was
+// bound to ("" if none) and whether it was that account's last connection here.
+func (t *Table) Remove(c *Conn) (account string, last bool) {
+	s := t.listShard(c)
+	s.mu.Lock()
+	if c.listed {
+		if c.prev != nil {
+			c.prev.next = c.next
+		} else {
+			s.head = c.next
+		}
+		if c.next != nil {
+			c.next.prev = c.prev
+		}
+		c.prev, c.next, c.listed = nil, nil, false
+		s.n--
+	}
+	s.mu.Unlock()
+
+	if c.account == "" {
+		return "", false
+	}
+	as := t.accountShard(c.account)
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	e := as.m[c.account]
+	if e == nil {
+		return c.account, false
+	}
+	for i, x := range e.conns {
+		if x == c {
+			e.conns = append(e.conns[:i], e.conns[i+1:]...)
+			break
+		}
+	}
+	c.queue = nil
+	if len(e.conns) == 0 {
+		delete(as.m, c.account)
+		return c.account, true
+	}
+	return c.account, false
+}
+
+// ErrRebind is returned by Bind when a connection already speaks for another account.
+type ErrRebind struct{ Bound, Asked string }
+
+func (e *ErrRebind) Error() string {
+	return fmt.Sprintf("hub: connection is bound to %q, not %q", e.Bound, e.Asked)
+}
+
+// Bind binds c to account (first init) or re-arms it (a later init on the same
+// connection) and puts it in the draining state: live messages for it are held
+// back, or stored offline if no connection of the account is live, until GoLive.
+// With a non-empty peer only messages from peer are held back; others go live.
+// It returns the account's offline sequence for GoLive and whether this was the
+// connection's first binding.
+func (t *Table) Bind(c *Conn, account, peer string) (seq uint64, first bool, err error) {
+	if c.account != "" && c.account != account {
+		return 0, false, &ErrRebind{Bound: c.account, Asked: account}
+	}
+	first = c.account == ""
+	c.account = account
+	s := t.accountShard(account)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.m[account]
+	if e == nil {
+		e = &entry{}
+		s.m[account] = e
+	}
+	if first {
+		e.conns = append(e.conns, c)
+	}
+	c.live = false
+	c.peer = peer
+	return e.offlineSeq, first, nil
+}
+
+// GoLive makes a draining connection live if no message for its account was
+// handed to the offline store since seq was read. Then it writes the frames
+// held back for c, in order, and returns true. Otherwise it returns false and the
+// current sequence: the caller drains again and retries.
+func (t *Table) GoLive(c *Conn, seq uint64) (uint64, bool) {
+	s := t.accountShard(c.account)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.m[c.account]
+	if e == nil { // closed meanwhile
+		return 0, true
+	}
+	if e.offlineSeq != seq {
+		return e.offlineSeq, false
+	}
+	t.flushQueueLocked(c)
+	return seq, true
+}
+
+// ForceLive makes c live whatever is still pending; used when the backlog cannot
+// be read (storage down): live chat keeps working and the rows stay pending.
+func (t *Table) ForceLive(c *Conn) {
+	s := t.accountShard(c.account)
+	s.mu.Lock()
+	t.flushQueueLocked(c)
+	s.mu.Unlock()
+}
+
+func (t *Table) flushQueueLocked(c *Conn) {
+	for _, f := range c.queue {
+		if err := c.WriteFrame(f); err != nil {
+			break // closing; Remove cleans up
+		}
+	}
+	c.queue = nil
+	c.live = true
+	c.peer = ""
+}
+
+// Online reports whether account has a connection on this node.
+func (t *Table) Online(account string) bool {
+	s := t.accountShard(account)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m[account] != nil
+}
+
+// Len returns the number of connections on the broadcast list.
+func (t *Table) Len() int {
+	n := 0
+	for i := range t.lists {
+		s := &t.lists[i]
+		s.mu.Lock()
+		n += s.n
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// Settle runs final under the account's lock and then makes c live. While final
+// runs no message for the account can be routed, so nothing can slip in between
+// the last read of the backlog and the switch to live pushes. It pauses routing to
+// the accounts of one shard for as long as final takes, so it is the last resort
+// of a drain that did not settle with GoLive.
+func (t *Table) Settle(c *Conn, final func() error) error {
+	s := t.accountShard(c.account)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m[c.account] == nil {
+		return nil
+	}
+	err := final()
+	t.flushQueueLocked(c)
+	return err
+}
