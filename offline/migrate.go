@@ -1,0 +1,134 @@
+package offline
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+)
+
+// Migrate brings the table up to date with the files in migrations/<dialect>/*.sql,
+// in name order. A file may start with a guard line
+//
+//	-- when: SELECT COUNT(*) ... WHERE TABLE_NAME = ?
+//
+// and then runs only when the guard's first column is non-zero (each ? gets the
+// table name). Every file is safe to run again, so start-up is idempotent.
+// `{table}` in a file stands for the configured table name.
+// Migrate then reads the column limits (see Limits).
+func (s *Store) Migrate(ctx context.Context, migrations fs.FS) error {
+	dir := string(s.dialect)
+	names, err := fs.Glob(migrations, dir+"/*.sql")
+	if err != nil {
+		return fmt.Errorf("offline: list migrations: %w", err)
+	}
+	if len(names) == 0 {
+		return fmt.Errorf("offline: no migrations under %s/", dir)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		body, err := fs.ReadFile(migrations, name)
+		if err != nil {
+			return fmt.Errorf("offline: read %s: %w", name, err)
+		}
+		if err := s.apply(ctx, path.Base(name), string(body)); err != nil {
+			return err
+		}
+	}
+	if s.dialect == MySQL {
+		if s.limits, err = s.mysqlLimits(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) apply(ctx context.Context, name, body string) error {
+	guard, stmts := parseMigration(body, s.table)
+	if guard != "" {
+		args := make([]any, strings.Count(guard, "?"))
+		for i := range args {
+			args[i] = s.table
+		}
+		var need sql.NullInt64
+		if err := s.db.QueryRowContext(ctx, guard, args...).Scan(&need); err != nil {
+			return fmt.Errorf("offline: migration %s: guard: %w", name, err)
+		}
+		if need.Int64 == 0 {
+			return nil
+		}
+	}
+	for _, st := range stmts {
+		if _, err := s.db.ExecContext(ctx, st); err != nil {
+			return fmt.Errorf("offline: migration %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// parseMigration splits a file into its guard query and its statements
+// (separated by ';' at the end of a line).
+func parseMigration(body, table string) (guard string, stmts []string) {
+	var cur strings.Builder
+	for _, line := range strings.Split(body, "\n") {
+		trimmed := strings.TrimSpace(line)
+		if g, ok := strings.CutPrefix(trimmed, "-- when:"); ok {
+			guard = strings.TrimSpace(g)
+			continue
+		}
+		if trimmed == "" || strings.HasPrefix(trimmed, "--") {
+			continue
+		}
+		cur.WriteString(line)
+		cur.WriteByte('\n')
+		if strings.HasSuffix(trimmed, ";") {
+			stmts = append(stmts, strings.ReplaceAll(strings.TrimSpace(cur.String()), "{table}", table))
+			cur.Reset()
+		}
+	}
+	if rest := strings.TrimSpace(cur.String()); rest != "" {
+		stmts = append(stmts, strings.ReplaceAll(rest, "{table}", table))
+	}
+	return guard, stmts
+}
+
+// mysqlLimits reads the sizes of `from`, `to` and `content`.
+func (s *Store) mysqlLimits(ctx context.Context) (Limits, error) {
+	rows, err := s.db.QueryContext(ctx,
+		"SELECT COLUMN_NAME, CHARACTER_MAXIMUM_LENGTH, CHARACTER_OCTET_LENGTH FROM information_schema.COLUMNS"+
+			" WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME IN ('from', 'to', 'content')", s.table)
+	if err != nil {
+		return Limits{}, fmt.Errorf("offline: read column sizes: %w", err)
+	}
+	defer rows.Close()
+	var l Limits
+	seen := 0
+	for rows.Next() {
+		var (
+			col          string
+			chars, bytes sql.NullInt64
+		)
+		if err := rows.Scan(&col, &chars, &bytes); err != nil {
+			return Limits{}, fmt.Errorf("offline: read column sizes: %w", err)
+		}
+		seen++
+		switch col {
+		case "content":
+			l.ContentChars, l.ContentBytes = int(chars.Int64), int(bytes.Int64)
+		default:
+			if c := int(chars.Int64); c > 0 && (l.AccountChars == 0 || c < l.AccountChars) {
+				l.AccountChars = c
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return Limits{}, fmt.Errorf("offline: read column sizes: %w", err)
+	}
+	if seen < 3 {
+		return Limits{}, fmt.Errorf("offline: table %s lacks one of the columns from, to, content", s.table)
+	}
+	return l, nil
+}

@@ -1,0 +1,251 @@
+// Package offline is the offline pool: messages for accounts that are not
+// connected wait in the SQL table app_offline (MySQL, or the embedded SQLite file)
+// until the account sends init. The table keeps the legacy PHP layout, so the PHP
+// application can keep reading it.
+package offline
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/go-sql-driver/mysql"
+	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
+)
+
+// Message is one message waiting for its recipient.
+type Message struct {
+	To, From, Content string
+	Group             string // reserved for group messages; not stored yet
+	AddTime           int64  // unix seconds
+}
+
+// Row is a pending message read back from the pool.
+type Row struct {
+	ID      int64
+	To      string
+	From    string
+	Content string
+	AddTime int64
+}
+
+// Dialect names the SQL engine behind a Store.
+type Dialect string
+
+// The two engines the pool runs on.
+const (
+	MySQL  Dialect = "mysql"
+	SQLite Dialect = "sqlite"
+)
+
+// Limits are the column sizes of the table, so that a message the table cannot
+// hold is refused up front instead of failing (or being cut) in a batch insert.
+// Zero means no limit.
+type Limits struct {
+	AccountChars int // the smaller of `from` and `to`
+	ContentChars int
+	ContentBytes int
+}
+
+// Store runs the pool's SQL. Every statement is parameterized; the only
+// identifier spliced into SQL is the table name, checked by validTable.
+type Store struct {
+	db      *sql.DB
+	dialect Dialect
+	table   string
+	limits  Limits
+	q       queries
+}
+
+type queries struct {
+	insertPrefix, insertRow string
+	pending, pendingFrom    string
+	markPrefix              string
+}
+
+var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
+
+// Open connects to the pool. dsn is a go-sql-driver/mysql DSN for MySQL, or a
+// file path for SQLite. It does not migrate: call Migrate.
+func Open(ctx context.Context, dialect Dialect, dsn, table string) (*Store, error) {
+	if !tableName.MatchString(table) {
+		return nil, fmt.Errorf("offline: table name %q: want letters, digits and _", table)
+	}
+	var (
+		db  *sql.DB
+		err error
+	)
+	switch dialect {
+	case MySQL:
+		cfg, perr := mysql.ParseDSN(dsn)
+		if perr != nil {
+			return nil, fmt.Errorf("offline: mysql dsn: %w", perr)
+		}
+		cfg.ParseTime = false
+		cfg.InterpolateParams = false
+		// Emoji need utf8mb4 on the wire as well as in the table.
+		if err := cfg.Apply(mysql.Charset("utf8mb4", "utf8mb4_general_ci")); err != nil {
+			return nil, fmt.Errorf("offline: mysql charset: %w", err)
+		}
+		conn, cerr := mysql.NewConnector(cfg)
+		if cerr != nil {
+			return nil, fmt.Errorf("offline: mysql connector: %w", cerr)
+		}
+		db = sql.OpenDB(conn)
+		db.SetMaxOpenConns(16)
+		db.SetMaxIdleConns(16)
+	case SQLite:
+		db, err = sql.Open("sqlite", "file:"+dsn+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
+		if err != nil {
+			return nil, fmt.Errorf("offline: sqlite %s: %w", dsn, err)
+		}
+		// One connection: SQLite has one writer anyway, and this keeps the
+		// batch writer and the drains from tripping over each other's locks.
+		db.SetMaxOpenConns(1)
+	default:
+		return nil, fmt.Errorf("offline: unknown dialect %q", dialect)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("offline: connect %s: %w", dialect, err)
+	}
+	s := &Store{db: db, dialect: dialect, table: table}
+	s.q = buildQueries(table)
+	return s, nil
+}
+
+func buildQueries(table string) queries {
+	t := "`" + table + "`"
+	return queries{
+		insertPrefix: "INSERT INTO " + t + " (`to`, `from`, `content`, `status`, `addtime`) VALUES ",
+		insertRow:    "(?, ?, ?, 0, ?)",
+		pending: "SELECT `id`, `to`, `from`, `content`, `addtime` FROM " + t +
+			" WHERE `to` = ? AND `status` = 0 AND `id` > ? ORDER BY `id` LIMIT ?",
+		pendingFrom: "SELECT `id`, `to`, `from`, `content`, `addtime` FROM " + t +
+			" WHERE `to` = ? AND `status` = 0 AND `id` > ? AND `from` = ? ORDER BY `id` LIMIT ?",
+		markPrefix: "UPDATE " + t + " SET `status` = 1 WHERE `id` IN (",
+	}
+}
+
+// Close closes the database handle.
+func (s *Store) Close() error { return s.db.Close() }
+
+// DB exposes the handle to tests and to migrations.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Dialect is the engine behind the store.
+func (s *Store) Dialect() Dialect { return s.dialect }
+
+// Limits returns the column limits read by Migrate.
+func (s *Store) Limits() Limits { return s.limits }
+
+// Ping checks the database is reachable.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("offline: ping: %w", err)
+	}
+	return nil
+}
+
+// Insert writes msgs in one multi-row INSERT. Rows get ascending ids in the order
+// given, which is the order the drain pushes them in.
+func (s *Store) Insert(ctx context.Context, msgs []Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	b.Grow(len(s.q.insertPrefix) + len(msgs)*(len(s.q.insertRow)+1))
+	b.WriteString(s.q.insertPrefix)
+	args := make([]any, 0, len(msgs)*4)
+	for i, m := range msgs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(s.q.insertRow)
+		args = append(args, m.To, m.From, m.Content, m.AddTime)
+	}
+	if _, err := s.db.ExecContext(ctx, b.String(), args...); err != nil {
+		return fmt.Errorf("offline: insert %d rows: %w", len(msgs), err)
+	}
+	return nil
+}
+
+// Pending returns up to limit unsent rows for account with id > afterID, oldest
+// first; with from != "" only those from that sender. The table's collation may
+// match accounts case-insensitively, so rows whose account differs from the one
+// asked for by more than case are skipped; they are left for their own account.
+// next is the id to continue after (it covers skipped rows too); more says
+// whether the page was full, so that another may follow.
+func (s *Store) Pending(ctx context.Context, account, from string, afterID int64, limit int) (rows []Row, next int64, more bool, err error) {
+	var r *sql.Rows
+	if from == "" {
+		r, err = s.db.QueryContext(ctx, s.q.pending, account, afterID, limit)
+	} else {
+		r, err = s.db.QueryContext(ctx, s.q.pendingFrom, account, afterID, from, limit)
+	}
+	if err != nil {
+		return nil, afterID, false, fmt.Errorf("offline: pending for %q: %w", account, err)
+	}
+	defer r.Close()
+	next = afterID
+	n := 0
+	for r.Next() {
+		var (
+			row             Row
+			to, fr, content sql.NullString
+			addtime         sql.NullInt64
+		)
+		if err := r.Scan(&row.ID, &to, &fr, &content, &addtime); err != nil {
+			return nil, afterID, false, fmt.Errorf("offline: scan pending for %q: %w", account, err)
+		}
+		n++
+		next = row.ID
+		if to.String != account || (from != "" && fr.String != from) {
+			continue
+		}
+		row.To, row.From, row.Content, row.AddTime = to.String, fr.String, content.String, addtime.Int64
+		rows = append(rows, row)
+	}
+	if err := r.Err(); err != nil {
+		return nil, afterID, false, fmt.Errorf("offline: read pending for %q: %w", account, err)
+	}
+	return rows, next, n == limit, nil
+}
+
+// MarkSent sets status=1 on exactly the rows given.
+func (s *Store) MarkSent(ctx context.Context, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString(s.q.markPrefix)
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('?')
+		args[i] = id
+	}
+	b.WriteByte(')')
+	if _, err := s.db.ExecContext(ctx, b.String(), args...); err != nil {
+		return fmt.Errorf("offline: mark %d rows sent: %w", len(ids), err)
+	}
+	return nil
+}
+
+// permanent reports whether err means these rows can never be inserted as they
+// are (the server refused the data), as opposed to a fault worth retrying.
+func permanent(err error) bool {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		switch me.Number {
+		case 1048, 1264, 1292, 1366, 1406: // null, range, value, charset, too long
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,225 @@
+package offline_test
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"chatserver/internal/servicetest"
+	"chatserver/offline"
+)
+
+// migrations are the real files the server embeds.
+var migrations = os.DirFS("../sql")
+
+func openSQLite(t *testing.T) *offline.Store {
+	t.Helper()
+	s, err := offline.Open(context.Background(), offline.SQLite, filepath.Join(t.TempDir(), "chat.db"), "app_offline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func openMySQL(t *testing.T) *offline.Store {
+	t.Helper()
+	s, err := offline.Open(context.Background(), offline.MySQL, servicetest.MySQLDSN(t), "app_offline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+var engines = []struct {
+	name string
+	open func(t *testing.T) *offline.Store
+}{
+	{"sqlite", openSQLite},
+	{"mariadb", openMySQL},
+}
+
+// MustMigrate migrates and fails the test on error.
+func MustMigrate(t *testing.T, s *offline.Store) {
+	t.Helper()
+	if err := s.Migrate(context.Background(), migrations); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+}
+
+func TestStoreContract(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			t.Run("migrate twice", func(t *testing.T) {
+				s := e.open(t)
+				MustMigrate(t, s)
+				MustMigrate(t, s)
+			})
+			t.Run("insert keeps order and drains by id", func(t *testing.T) { testOrder(t, e.open(t)) })
+			t.Run("peer filter", func(t *testing.T) { testPeerFilter(t, e.open(t)) })
+			t.Run("mark sent marks exactly the ids", func(t *testing.T) { testMarkExact(t, e.open(t)) })
+			t.Run("emoji and quotes round trip", func(t *testing.T) { testRoundTrip(t, e.open(t)) })
+			t.Run("writer batches and flushes", func(t *testing.T) { testWriter(t, e.open(t)) })
+		})
+	}
+}
+
+func testOrder(t *testing.T, s *offline.Store) {
+	MustMigrate(t, s)
+	ctx := context.Background()
+	var msgs []offline.Message
+	for i := 0; i < 1200; i++ {
+		msgs = append(msgs, offline.Message{To: "bob", From: "alice", Content: fmt.Sprint(i), AddTime: 1700000000})
+	}
+	if err := s.Insert(ctx, msgs); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	var after int64
+	for {
+		rows, next, more, err := s.Pending(ctx, "bob", "", after, 500)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rows {
+			got = append(got, r.Content)
+			if r.From != "alice" || r.To != "bob" || r.AddTime != 1700000000 {
+				t.Fatalf("row = %+v; want from alice to bob at 1700000000", r)
+			}
+		}
+		if !more {
+			break
+		}
+		after = next
+	}
+	if len(got) != 1200 {
+		t.Fatalf("pending rows = %d; want 1200", len(got))
+	}
+	for i, c := range got {
+		if c != fmt.Sprint(i) {
+			t.Fatalf("row %d has content %q; want %q (order lost)", i, c, fmt.Sprint(i))
+		}
+	}
+}
+
+func testPeerFilter(t *testing.T, s *offline.Store) {
+	MustMigrate(t, s)
+	ctx := context.Background()
+	err := s.Insert(ctx, []offline.Message{
+		{To: "bob", From: "alice", Content: "a1"},
+		{To: "bob", From: "carol", Content: "c1"},
+		{To: "bob", From: "alice", Content: "a2"},
+		{To: "Bob", From: "alice", Content: "other account"},
+		{To: "dave", From: "alice", Content: "not bob"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, _, _, err := s.Pending(ctx, "bob", "alice", 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || rows[0].Content != "a1" || rows[1].Content != "a2" {
+		t.Fatalf("pending from alice = %+v; want a1, a2", rows)
+	}
+	all, _, _, err := s.Pending(ctx, "bob", "", 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 3 {
+		t.Fatalf("pending for bob = %+v; want 3 rows (not Bob's, not dave's)", all)
+	}
+}
+
+func testMarkExact(t *testing.T, s *offline.Store) {
+	MustMigrate(t, s)
+	ctx := context.Background()
+	if err := s.Insert(ctx, []offline.Message{{To: "bob", From: "a", Content: "1"}, {To: "bob", From: "a", Content: "2"}}); err != nil {
+		t.Fatal(err)
+	}
+	rows, _, _, err := s.Pending(ctx, "bob", "", 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkSent(ctx, []int64{rows[0].ID}); err != nil {
+		t.Fatal(err)
+	}
+	// A row inserted after the read must stay pending: the legacy server marked
+	// every row of the pair and lost this one.
+	if err := s.Insert(ctx, []offline.Message{{To: "bob", From: "a", Content: "3"}}); err != nil {
+		t.Fatal(err)
+	}
+	left, _, _, err := s.Pending(ctx, "bob", "", 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 2 || left[0].Content != "2" || left[1].Content != "3" {
+		t.Fatalf("pending after marking row 1 = %+v; want 2, 3", left)
+	}
+}
+
+func testRoundTrip(t *testing.T, s *offline.Store) {
+	MustMigrate(t, s)
+	ctx := context.Background()
+	content := `it's "quoted" \ 'single' ; DROP TABLE app_offline; -- 😀 中文`
+	if err := s.Insert(ctx, []offline.Message{{To: "bob'; --", From: "a\"b", Content: content}}); err != nil {
+		t.Fatal(err)
+	}
+	rows, _, _, err := s.Pending(ctx, "bob'; --", "a\"b", 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0].Content != content {
+		t.Fatalf("round trip = %+v; want content %q", rows, content)
+	}
+}
+
+func testWriter(t *testing.T, s *offline.Store) {
+	MustMigrate(t, s)
+	ctx := context.Background()
+	w := offline.NewWriter(s, offline.WriterConfig{BatchSize: 100}, zerolog.New(zerolog.NewTestWriter(t)))
+	for i := 0; i < 1000; i++ {
+		if err := w.Enqueue(offline.Message{To: "bob", From: "alice", Content: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := w.Flush(fctx); err != nil {
+		t.Fatal(err)
+	}
+	rows, _, _, err := s.Pending(ctx, "bob", "", 0, 2000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1000 {
+		t.Fatalf("rows after flush = %d; want 1000", len(rows))
+	}
+	for i, r := range rows {
+		if r.Content != fmt.Sprint(i) {
+			t.Fatalf("row %d = %q; want %q", i, r.Content, fmt.Sprint(i))
+		}
+	}
+	if err := w.Enqueue(offline.Message{To: "bob", From: "alice", Content: "last"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(fctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Enqueue(offline.Message{To: "bob"}); err != offline.ErrClosed {
+		t.Fatalf("enqueue after close = %v; want ErrClosed", err)
+	}
+	rows, _, _, _ = s.Pending(ctx, "bob", "", 0, 2000)
+	if len(rows) != 1001 || rows[1000].Content != "last" {
+		t.Fatalf("close did not write the queued message: %d rows", len(rows))
+	}
+}
+
+var _ fs.FS = migrations

@@ -1,0 +1,202 @@
+package offline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// ErrBusy is returned by Enqueue when the queue is full: the database is not
+// keeping up (or is down) and the sender must be told instead of the message
+// being dropped silently.
+var ErrBusy = errors.New("offline: write queue full")
+
+// ErrClosed is returned by Enqueue after Close.
+var ErrClosed = errors.New("offline: writer closed")
+
+// inserter is what the writer needs from the store.
+type inserter interface {
+	Insert(ctx context.Context, msgs []Message) error
+}
+
+// WriterConfig sizes the writer. Zero fields take the defaults.
+type WriterConfig struct {
+	BatchSize  int // rows per INSERT; default 500
+	QueueLimit int // messages waiting before Enqueue says ErrBusy; default 100000
+}
+
+func (c WriterConfig) withDefaults() WriterConfig {
+	if c.BatchSize <= 0 {
+		c.BatchSize = 500
+	}
+	if c.QueueLimit <= 0 {
+		c.QueueLimit = 100_000
+	}
+	return c
+}
+
+// Writer batches offline messages into multi-row INSERTs from one goroutine, so
+// that rows get ids in the order they were enqueued. There is no linger: a batch is
+// whatever queued up while the previous INSERT ran, so a quiet server writes at
+// once and a busy one writes many rows per statement.
+type Writer struct {
+	store inserter
+	log   zerolog.Logger
+	cfg   WriterConfig
+
+	mu       sync.Mutex
+	queue    []Message
+	enqueued uint64        // messages ever enqueued
+	written  uint64        // messages ever written (or given up on)
+	progress chan struct{} // closed and replaced whenever written grows
+	closed   bool
+
+	wake chan struct{}
+	done chan struct{}
+}
+
+// NewWriter starts the writer goroutine; stop it with Close.
+func NewWriter(store inserter, cfg WriterConfig, log zerolog.Logger) *Writer {
+	w := &Writer{
+		store:    store,
+		log:      log,
+		cfg:      cfg.withDefaults(),
+		progress: make(chan struct{}),
+		wake:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
+	}
+	go w.run()
+	return w
+}
+
+// Enqueue queues m for writing. It never blocks.
+func (w *Writer) Enqueue(m Message) error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return ErrClosed
+	}
+	if len(w.queue) >= w.cfg.QueueLimit {
+		w.mu.Unlock()
+		return ErrBusy
+	}
+	w.queue = append(w.queue, m)
+	w.enqueued++
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Flush waits until every message enqueued before the call is in the database.
+func (w *Writer) Flush(ctx context.Context) error {
+	w.mu.Lock()
+	target := w.enqueued
+	for w.written < target {
+		ch := w.progress
+		w.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("offline: flush: %w", ctx.Err())
+		}
+		w.mu.Lock()
+	}
+	w.mu.Unlock()
+	return nil
+}
+
+// Depth is the number of messages waiting to be written.
+func (w *Writer) Depth() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return int(w.enqueued - w.written)
+}
+
+// Close stops taking messages and writes what is queued, until ctx ends. It
+// returns an error naming how many messages were not written.
+func (w *Writer) Close(ctx context.Context) error {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case <-w.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("offline: close with %d messages unwritten: %w", w.Depth(), ctx.Err())
+	}
+}
+
+func (w *Writer) run() {
+	defer close(w.done)
+	ctx := context.Background()
+	for {
+		w.mu.Lock()
+		n := min(len(w.queue), w.cfg.BatchSize)
+		if n == 0 {
+			closed := w.closed
+			w.mu.Unlock()
+			if closed {
+				return
+			}
+			<-w.wake
+			continue
+		}
+		batch := w.queue[:n:n]
+		w.mu.Unlock()
+
+		w.write(ctx, batch)
+
+		w.mu.Lock()
+		w.queue = w.queue[n:]
+		if len(w.queue) == 0 {
+			w.queue = nil // let the backing array go
+		}
+		w.written += uint64(n)
+		close(w.progress)
+		w.progress = make(chan struct{})
+		w.mu.Unlock()
+	}
+}
+
+// write inserts batch, retrying faults with backoff until it is in. Rows the
+// database refuses as data are split off, logged with their content's size and
+// given up on, so that one bad row cannot block every other.
+func (w *Writer) write(ctx context.Context, batch []Message) {
+	backoff := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := w.store.Insert(ctx, batch)
+		if err == nil {
+			if attempt > 1 {
+				w.log.Info().Int("rows", len(batch)).Int("attempts", attempt).Msg("offline write recovered")
+			}
+			return
+		}
+		if permanent(err) && len(batch) > 1 {
+			for i := range batch {
+				w.write(ctx, batch[i:i+1])
+			}
+			return
+		}
+		if permanent(err) {
+			m := batch[0]
+			w.log.Error().Err(err).Str("to", m.To).Str("from", m.From).Int("content_bytes", len(m.Content)).
+				Msg("offline row refused by the database; message dropped")
+			return
+		}
+		w.log.Warn().Err(err).Int("rows", len(batch)).Int("attempt", attempt).Dur("retry_in", backoff).
+			Msg("offline write failed; retrying")
+		time.Sleep(backoff)
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
