@@ -1,0 +1,25 @@
+package handlers
+
+import (
+	"context"
+
+	"chatserver/offline"
+	"chatserver/presence"
+)
+
+// Store is what the handlers need from the offline pool: the batch writer for
+// new messages and the table for the drain.
+type Store interface {
+	Enqueue(m offline.Message) error
+	Flush(ctx context.Context) error
+	Pending(ctx context.Context, account, from string, afterID int64, limit int) (rows []offline.Row, next int64, more bool, err error)
+	MarkSent(ctx context.Context, ids []int64) error
+}
+
+// Presence is the account map shared with other nodes (Redis) or its embedded
+// stand-in. Register and Unregister must not block on the network.
+type Presence interface {
+	Register(account, conn string)
+	Unregister(account, conn string, last bool)
+	Lookup(ctx context.Context, account string) ([]presence.Entry, error)
+}

@@ -1,0 +1,166 @@
+package handlers
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestBadInputGetsErrorFrameAndChangesNothing(t *testing.T) {
+	cases := []struct {
+		name  string
+		init  bool // send a valid init first
+		frame string
+		code  string
+	}{
+		{"invalid json", false, `{"flag":"msg",`, CodeBadJSON},
+		{"empty", false, ``, CodeBadJSON},
+		{"array", false, `[{"flag":"init"}]`, CodeBadFrame},
+		{"string", false, `"init"`, CodeBadFrame},
+		{"no flag", false, `{"from":"a"}`, CodeMissingField},
+		{"unknown flag", false, `{"flag":"dance"}`, CodeUnknownFlag},
+		{"flag not string", false, `{"flag":1}`, CodeBadField},
+		{"init without from", false, `{"flag":"init"}`, CodeMissingField},
+		{"init from object", false, `{"flag":"init","from":{"x":1}}`, CodeBadField},
+		{"init from float", false, `{"flag":"init","from":1.5}`, CodeBadField},
+		{"init from bool", false, `{"flag":"init","from":true}`, CodeBadField},
+		{"init from empty", false, `{"flag":"init","from":""}`, CodeBadField},
+		{"init from too long", false, `{"flag":"init","from":"` + strings.Repeat("x", 33) + `"}`, CodeTooLong},
+		{"init from control char", false, `{"flag":"init","from":"a\u0000b"}`, CodeBadField},
+		{"msg before init", false, `{"flag":"msg","from":"alice","to":"bob","content":"hi"}`, CodeNotInitialized},
+		{"all before init", false, `{"flag":"all","from":"alice","content":"hi"}`, CodeNotInitialized},
+		{"online before init", false, `{"flag":"online","to":"bob"}`, CodeNotInitialized},
+		{"msg spoofed from", true, `{"flag":"msg","from":"mallory","to":"bob","content":"hi"}`, CodeWrongSender},
+		{"msg without from", true, `{"flag":"msg","to":"bob","content":"hi"}`, CodeMissingField},
+		{"msg without to", true, `{"flag":"msg","from":"alice","content":"hi"}`, CodeMissingField},
+		{"msg without content", true, `{"flag":"msg","from":"alice","to":"bob"}`, CodeMissingField},
+		{"msg content number", true, `{"flag":"msg","from":"alice","to":"bob","content":5}`, CodeBadField},
+		{"msg content too long", true, `{"flag":"msg","from":"alice","to":"bob","content":"` + strings.Repeat("é", 101) + `"}`, CodeTooLong},
+		{"msg to array", true, `{"flag":"msg","from":"alice","to":["bob"],"content":"hi"}`, CodeBadField},
+		{"all spoofed", true, `{"flag":"all","from":"admin","content":"hi"}`, CodeWrongSender},
+		{"re-init as another account", true, `{"flag":"init","from":"mallory"}`, CodeWrongSender},
+		{"group not yet", true, `{"flag":"group","from":"alice","to":"g1","content":"hi"}`, CodeNotSupported},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			fx := newFixture(t)
+			c, fc := fx.conn("c1")
+			bob, bobc := fx.conn("c2")
+			fx.send(bob, `{"flag":"init","from":"bob"}`)
+			if tc.init {
+				fx.send(c, `{"flag":"init","from":"alice"}`)
+			}
+			fc.payloads(t)
+			bobc.payloads(t)
+
+			fx.send(c, tc.frame)
+			got := fc.payloads(t)
+			if len(got) != 1 || got[0]["flag"] != "error" || got[0]["code"] != tc.code {
+				t.Fatalf("reply = %v; want one error frame with code %s", got, tc.code)
+			}
+			if msg, _ := got[0]["message"].(string); msg == "" {
+				t.Fatalf("error frame has no message: %v", got[0])
+			}
+			if other := bobc.payloads(t); len(other) != 0 {
+				t.Fatalf("bob received %v; bad input must reach nobody", other)
+			}
+			if n := fx.store.unsent(); n != 0 {
+				t.Fatalf("%d rows stored; bad input must store nothing", n)
+			}
+			// The connection stays usable.
+			fx.send(c, `{"flag":"ping"}`)
+			if p := fc.payloads(t); len(p) != 1 || p[0]["flag"] != "pong" {
+				t.Fatalf("after the error, ping got %v; want pong", p)
+			}
+		})
+	}
+}
+
+func TestBinaryFrameRefused(t *testing.T) {
+	fx := newFixture(t)
+	c, fc := fx.conn("c1")
+	fx.h.Handle(c, false, []byte{1, 2, 3})
+	if got := fc.payloads(t); len(got) != 1 || got[0]["code"] != CodeBinary {
+		t.Fatalf("binary frame reply = %v; want error %s", got, CodeBinary)
+	}
+}
+
+func TestLegacyFlow(t *testing.T) {
+	fx := newFixture(t)
+	alice, ac := fx.conn("a")
+	fx.send(alice, `{"flag":"init","from":"alice","to":"bob"}`)
+
+	// bob offline: stored.
+	fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"while you were out"}`)
+	if len(ac.payloads(t)) != 0 || fx.store.unsent() != 1 {
+		t.Fatal("message to offline bob was not stored silently")
+	}
+	// bob inits: gets it in the legacy shape, and the row is marked sent.
+	bob, bc := fx.conn("b")
+	fx.send(bob, `{"flag":"init","from":"bob","to":"alice"}`)
+	got := bc.payloads(t)
+	if len(got) != 1 || got[0]["from"] != "alice" || got[0]["content"] != "while you were out" || len(got[0]) != 2 {
+		t.Fatalf("bob's drain = %v; want exactly {from:alice, content:while you were out}", got)
+	}
+	if fx.store.unsent() != 0 {
+		t.Fatal("drained row still unsent")
+	}
+	// bob online: pushed.
+	fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"hi 😀 <b>"}`)
+	if got := bc.payloads(t); len(got) != 1 || got[0]["content"] != "hi 😀 <b>" {
+		t.Fatalf("live push = %v", got)
+	}
+	// Numeric ids, as PHP clients send them.
+	n, nc := fx.conn("n")
+	fx.send(n, `{"flag":"init","from":42}`)
+	fx.send(alice, `{"flag":"msg","from":"alice","to":42,"content":"num"}`)
+	if got := nc.payloads(t); len(got) != 1 || got[0]["content"] != "num" {
+		t.Fatalf("numeric account got %v", got)
+	}
+	// online
+	fx.send(alice, `{"flag":"online","to":"bob"}`)
+	fx.send(alice, `{"flag":"online","to":"zed"}`)
+	got = ac.payloads(t)
+	if len(got) != 2 || got[0]["online"] != true || got[1]["online"] != false {
+		t.Fatalf("online replies = %v; want bob true, zed false", got)
+	}
+	// heartbeats
+	fx.send(alice, `{"type":"heart"}`)
+	fx.send(alice, `{"flag":"ping"}`)
+	got = ac.payloads(t)
+	if len(got) != 2 || got[0]["flag"] != "pong" || got[0]["type"] != "heart" || got[1]["flag"] != "pong" {
+		t.Fatalf("heartbeat replies = %v", got)
+	}
+	// all reaches every connection, the sender's too.
+	fx.send(alice, `{"flag":"all","from":"alice","content":"notice"}`)
+	for _, fc := range []*fakeConn{ac, bc, nc} {
+		if got := fc.payloads(t); len(got) != 1 || got[0]["flag"] != "all" || got[0]["content"] != "notice" || got[0]["from"] != "alice" {
+			t.Fatalf("announcement = %v", got)
+		}
+	}
+}
+
+func TestDrainFailureKeepsConnectionLive(t *testing.T) {
+	fx := newFixture(t)
+	bob, bc := fx.conn("b")
+	fx.store.pendErr = errTest
+	fx.send(bob, `{"flag":"init","from":"bob"}`)
+	if got := bc.payloads(t); len(got) != 1 || got[0]["code"] != CodeUnavailable {
+		t.Fatalf("init with storage down = %v; want error %s", got, CodeUnavailable)
+	}
+	alice, _ := fx.conn("a")
+	fx.send(alice, `{"flag":"init","from":"alice"}`)
+	fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"live"}`)
+	if got := bc.payloads(t); len(got) != 1 || got[0]["content"] != "live" {
+		t.Fatalf("bob after a failed drain got %v; want the live message", got)
+	}
+}
+
+func TestPanicContained(t *testing.T) {
+	fx := newFixture(t)
+	fx.h.table = nil // any table use now panics
+	c, fc := fx.conn("c")
+	fx.send(c, `{"flag":"init","from":"alice"}`)
+	if got := fc.payloads(t); len(got) != 1 || got[0]["code"] != CodeInternal {
+		t.Fatalf("reply after a panic = %v; want one internal error", got)
+	}
+}

@@ -1,0 +1,146 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"chatserver/hub"
+	"chatserver/offline"
+	"chatserver/presence"
+)
+
+// memStore is an in-memory offline pool for unit tests of the handlers' logic.
+// The real engines are tested in offline/ and end to end in the main package.
+type memStore struct {
+	mu      sync.Mutex
+	rows    []offline.Row
+	status  map[int64]int
+	nextID  int64
+	enqErr  error
+	pendErr error
+}
+
+func newMemStore() *memStore { return &memStore{status: map[int64]int{}} }
+
+func (m *memStore) Enqueue(msg offline.Message) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.enqErr != nil {
+		return m.enqErr
+	}
+	m.nextID++
+	m.rows = append(m.rows, offline.Row{ID: m.nextID, To: msg.To, From: msg.From, Content: msg.Content})
+	return nil
+}
+func (m *memStore) Flush(context.Context) error { return nil }
+func (m *memStore) Pending(_ context.Context, account, from string, after int64, limit int) ([]offline.Row, int64, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.pendErr != nil {
+		return nil, after, false, m.pendErr
+	}
+	var out []offline.Row
+	next := after
+	for _, r := range m.rows {
+		if r.ID > after && r.To == account && m.status[r.ID] == 0 && (from == "" || r.From == from) {
+			out = append(out, r)
+			next = r.ID
+			if len(out) == limit {
+				return out, next, true, nil
+			}
+		}
+	}
+	return out, next, false, nil
+}
+func (m *memStore) MarkSent(_ context.Context, ids []int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, id := range ids {
+		m.status[id] = 1
+	}
+	return nil
+}
+func (m *memStore) unsent() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, r := range m.rows {
+		if m.status[r.ID] == 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// fakeConn collects the frames written to a connection.
+type fakeConn struct {
+	mu     sync.Mutex
+	frames [][]byte
+	closed int
+}
+
+func (f *fakeConn) WriteFrame(b []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed != 0 {
+		return errors.New("closed")
+	}
+	f.frames = append(f.frames, append([]byte(nil), b...))
+	return nil
+}
+func (f *fakeConn) Close(code int, _ string) { f.mu.Lock(); f.closed = code; f.mu.Unlock() }
+func (f *fakeConn) RemoteAddr() string        { return "127.0.0.1:1" }
+
+// payloads decodes every frame written so far (unframing the header).
+func (f *fakeConn) payloads(t *testing.T) []map[string]any {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []map[string]any
+	for _, b := range f.frames {
+		p := b[2:]
+		switch b[1] {
+		case 126:
+			p = b[4:]
+		case 127:
+			p = b[10:]
+		}
+		var m map[string]any
+		if err := json.Unmarshal(p, &m); err != nil {
+			t.Fatalf("server sent invalid JSON %q: %v", p, err)
+		}
+		out = append(out, m)
+	}
+	f.frames = nil
+	return out
+}
+
+type fixture struct {
+	h     *Handler
+	table *hub.Table
+	store *memStore
+}
+
+func newFixture(t *testing.T) *fixture {
+	table := hub.NewTable(100)
+	st := newMemStore()
+	h := New(Config{Node: "n1", Limits: offline.Limits{AccountChars: 32, ContentChars: 100}}, table, st,
+		presence.NewLocal("n1"), zerolog.New(zerolog.NewTestWriter(t)))
+	return &fixture{h: h, table: table, store: st}
+}
+
+func (fx *fixture) conn(id string) (*hub.Conn, *fakeConn) {
+	fc := &fakeConn{}
+	c := hub.NewConn(id, fc)
+	fx.table.Add(c)
+	return c, fc
+}
+
+func (fx *fixture) send(c *hub.Conn, frame string) { fx.h.Handle(c, true, []byte(frame)) }
+
+var errTest = errors.New("test: storage down")

@@ -1,0 +1,118 @@
+package handlers
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Frame is one decoded client frame. Unknown fields are ignored, as the legacy
+// server did; known fields are type-checked.
+type Frame struct {
+	Flag    string
+	Heart   bool // {"type":"heart"}: the seed clients' heartbeat
+	From    string
+	To      string
+	Content string
+
+	hasFrom, hasTo, hasContent bool
+}
+
+type rawFrame struct {
+	Flag    json.RawMessage `json:"flag"`
+	Type    json.RawMessage `json:"type"`
+	From    json.RawMessage `json:"from"`
+	To      json.RawMessage `json:"to"`
+	Content json.RawMessage `json:"content"`
+}
+
+// Decode parses a text frame. It returns a protocol error for anything that is
+// not a JSON object with well-typed fields; it never panics.
+func Decode(data []byte) (Frame, *Error) {
+	var f Frame
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
+	if len(trimmed) == 0 {
+		return f, newError(CodeBadJSON, "empty frame; send a JSON object")
+	}
+	if !json.Valid(trimmed) {
+		return f, newError(CodeBadJSON, "frame is not valid JSON")
+	}
+	if trimmed[0] != '{' {
+		return f, newError(CodeBadFrame, "frame must be a JSON object like {\"flag\":\"msg\",...}")
+	}
+	var raw rawFrame
+	if err := json.Unmarshal(trimmed, &raw); err != nil {
+		return f, newError(CodeBadJSON, "frame could not be decoded")
+	}
+	var e *Error
+	var typ string
+	if f.Flag, _, e = text(raw.Flag, "flag"); e != nil {
+		return f, e
+	}
+	if typ, _, e = text(raw.Type, "type"); e != nil {
+		return f, e
+	}
+	f.Heart = typ == "heart"
+	if f.From, f.hasFrom, e = account(raw.From, "from"); e != nil {
+		return f, e
+	}
+	if f.To, f.hasTo, e = account(raw.To, "to"); e != nil {
+		return f, e
+	}
+	if f.Content, f.hasContent, e = text(raw.Content, "content"); e != nil {
+		return f, e
+	}
+	if f.Flag == "" && !f.Heart {
+		return f, newError(CodeMissingField, "flag is required (init, msg, all, online, ping)")
+	}
+	return f, nil
+}
+
+// text reads an optional JSON string; null counts as absent.
+func text(raw json.RawMessage, name string) (string, bool, *Error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", false, nil
+	}
+	if raw[0] != '"' {
+		return "", false, newError(CodeBadField, name+" must be a string")
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", false, newError(CodeBadField, name+" must be a string")
+	}
+	return s, true, nil
+}
+
+// account reads an optional account name. Seed clients often send numeric user
+// ids ({"from":123}); PHP took them as strings, and so do we, for integers only.
+func account(raw json.RawMessage, name string) (string, bool, *Error) {
+	if len(raw) > 0 && (raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9')) {
+		var n json.Number
+		if err := json.Unmarshal(raw, &n); err != nil || strings.ContainsAny(string(n), ".eE") {
+			return "", false, newError(CodeBadField, name+" must be a string or an integer")
+		}
+		return string(n), true, nil
+	}
+	s, ok, e := text(raw, name)
+	if e != nil {
+		return "", false, newError(CodeBadField, name+" must be a string or an integer")
+	}
+	return s, ok, nil
+}
+
+// checkAccount validates a present account name against the table's size.
+func checkAccount(s, name string, maxChars int) *Error {
+	if s == "" {
+		return newError(CodeBadField, name+" must not be empty")
+	}
+	if maxChars > 0 && utf8.RuneCountInString(s) > maxChars {
+		return newError(CodeTooLong, name+" is longer than "+strconv.Itoa(maxChars)+" characters")
+	}
+	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		return newError(CodeBadField, name+" must not contain control characters")
+	}
+	return nil
+}

@@ -1,0 +1,126 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"chatserver/hub"
+)
+
+// settleTimeout bounds the last drain pass, which runs under the account's lock.
+const settleTimeout = 5 * time.Second
+
+// unlockedPasses is how many drain passes may race with new messages before the
+// last one runs under the account's lock.
+const unlockedPasses = 2
+
+// errConnGone stops a drain whose connection closed; nothing is lost: the rows
+// not pushed stay pending.
+var errConnGone = errors.New("connection closed during drain")
+
+// init binds the connection to an account and pushes its pending offline
+// messages (all of them, or only those from `to`), oldest first, marking exactly
+// the rows pushed as sent. Live messages that arrive meanwhile wait behind the
+// backlog, or go to the pool and are picked up by the drain, so that every
+// message arrives once and in order.
+func (h *Handler) init(c *hub.Conn, f *Frame) error {
+	if !f.hasFrom {
+		return newError(CodeMissingField, "from is required")
+	}
+	if e := checkAccount(f.From, "from", h.cfg.MaxAccountChars); e != nil {
+		return e
+	}
+	peer := ""
+	if f.hasTo && f.To != "" {
+		if e := checkAccount(f.To, "to", h.cfg.MaxAccountChars); e != nil {
+			return e
+		}
+		peer = f.To
+	}
+	seq, first, err := h.table.Bind(c, f.From, peer)
+	var rebind *hub.ErrRebind
+	if errors.As(err, &rebind) {
+		return newError(CodeWrongSender, "this connection speaks for "+quote(rebind.Bound)+", not "+quote(rebind.Asked))
+	}
+	if err != nil {
+		return fmt.Errorf("bind %q: %w", f.From, err)
+	}
+	if first {
+		h.presence.Register(f.From, c.ID())
+		h.log.Debug().Str("conn", c.ID()).Str("account", f.From).Str("remote", c.RemoteAddr()).Msg("init")
+	}
+	return h.drain(c, f.From, peer, seq)
+}
+
+func (h *Handler) drain(c *hub.Conn, account, peer string, seq uint64) error {
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.DrainTimeout)
+	defer cancel()
+	for pass := 0; pass < unlockedPasses; pass++ {
+		if err := h.drainOnce(ctx, c, account, peer); err != nil {
+			return h.drainFailed(c, account, err)
+		}
+		next, live := h.table.GoLive(c, seq)
+		if live {
+			return nil
+		}
+		seq = next
+	}
+	err := h.table.Settle(c, func() error {
+		sctx, scancel := context.WithTimeout(ctx, settleTimeout)
+		defer scancel()
+		return h.drainOnce(sctx, c, account, peer)
+	})
+	if err != nil {
+		return h.drainFailed(c, account, err)
+	}
+	return nil
+}
+
+// drainFailed keeps the connection usable for live chat when the backlog cannot be
+// read: the rows stay pending for the next init.
+func (h *Handler) drainFailed(c *hub.Conn, account string, err error) error {
+	if errors.Is(err, errConnGone) {
+		return nil
+	}
+	h.table.ForceLive(c)
+	h.log.Error().Err(err).Str("conn", c.ID()).Str("account", account).Msg("offline drain failed")
+	return newError(CodeUnavailable, "offline messages could not be loaded now; they are kept for the next init")
+}
+
+// drainOnce waits for queued offline writes, then pushes every pending row page
+// by page and marks the pushed rows sent.
+func (h *Handler) drainOnce(ctx context.Context, c *hub.Conn, account, peer string) error {
+	if err := h.store.Flush(ctx); err != nil {
+		return err
+	}
+	var after int64
+	for {
+		rows, next, more, err := h.store.Pending(ctx, account, peer, after, h.cfg.DrainPage)
+		if err != nil {
+			return err
+		}
+		ids := make([]int64, 0, len(rows))
+		var sendErr error
+		for _, r := range rows {
+			if sendErr = c.Send(pushPayload(r.From, r.Content)); sendErr != nil {
+				break
+			}
+			ids = append(ids, r.ID)
+		}
+		if err := h.store.MarkSent(ctx, ids); err != nil {
+			// Pushed but not marked: they will be pushed again at the next init.
+			h.log.Error().Err(err).Str("account", account).Int("rows", len(ids)).
+				Msg("pushed offline rows could not be marked sent; they will be delivered again")
+			return err
+		}
+		if sendErr != nil {
+			return errConnGone
+		}
+		if !more {
+			return nil
+		}
+		after = next
+	}
+}
