@@ -1,0 +1,148 @@
+// Package config loads config.yaml: defaults, then the file, then environment
+// variables (CHAT_ + the key path in upper case, dots as underscores, e.g.
+// server.idle_timeout -> CHAT_SERVER_IDLE_TIMEOUT), then validation.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole file. Every key is documented in config.yaml and README.md.
+type Config struct {
+	// Node is this server's id in the account map; default "<hostname>:<port>".
+	Node    string  `yaml:"node"`
+	Server  Server  `yaml:"server"`
+	Redis   Redis   `yaml:"redis"`
+	MySQL   MySQL   `yaml:"mysql"`
+	Embed   Embed   `yaml:"embedded"`
+	Offline Offline `yaml:"offline"`
+	Log     Log     `yaml:"log"`
+	Runtime Runtime `yaml:"runtime"`
+}
+
+// Server is the WebSocket listener and its limits.
+type Server struct {
+	Addr                string        `yaml:"addr"`
+	IdleTimeout         time.Duration `yaml:"idle_timeout"`
+	MaxFrameBytes       int           `yaml:"max_frame_bytes"`
+	Pollers             int           `yaml:"pollers"`
+	ReadBufferBytes     int           `yaml:"read_buffer_bytes"`
+	MaxWriteBufferBytes int           `yaml:"max_write_buffer_bytes"`
+	HandlerPoolSize     int           `yaml:"handler_pool_size"`
+	MaxConnections      int           `yaml:"max_connections"`
+	ShutdownTimeout     time.Duration `yaml:"shutdown_timeout"`
+}
+
+// Redis holds the account map. Empty addr: the in-process map (embedded default).
+type Redis struct {
+	Addr      string `yaml:"addr"`
+	Username  string `yaml:"username"`
+	Password  string `yaml:"password"`
+	DB        int    `yaml:"db"`
+	KeyPrefix string `yaml:"key_prefix"`
+}
+
+// MySQL holds the offline pool. Empty dsn: the embedded SQLite file.
+type MySQL struct {
+	DSN string `yaml:"dsn"`
+}
+
+// Embed is the embedded default's storage.
+type Embed struct {
+	Path string `yaml:"path"`
+}
+
+// Offline tunes the offline pool.
+type Offline struct {
+	Table        string        `yaml:"table"`
+	BatchSize    int           `yaml:"batch_size"`
+	QueueLimit   int           `yaml:"queue_limit"`
+	DrainPage    int           `yaml:"drain_page"`
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	DrainQueue   int           `yaml:"drain_queue"`
+}
+
+// Log sets the log output.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// Runtime tunes the Go runtime.
+type Runtime struct {
+	MemoryLimit string `yaml:"memory_limit"` // GOMEMLIMIT syntax, e.g. "8GiB"; empty: none
+	GCPercent   int    `yaml:"gc_percent"`   // GOGC; 0: leave as is
+}
+
+// Default is the configuration with nothing set: the embedded default on :9052.
+func Default() Config {
+	return Config{
+		Server: Server{
+			Addr:                ":9052",
+			IdleTimeout:         60 * time.Second,
+			MaxFrameBytes:       64 << 10,
+			ReadBufferBytes:     16 << 10,
+			MaxWriteBufferBytes: 1 << 20,
+			MaxConnections:      1_000_000,
+			ShutdownTimeout:     10 * time.Second,
+		},
+		Redis:   Redis{KeyPrefix: "chat:"},
+		Embed:   Embed{Path: "data/chat.db"},
+		Offline: Offline{Table: "app_offline", BatchSize: 500, QueueLimit: 100_000, DrainPage: 500, DrainTimeout: 30 * time.Second, DrainQueue: 10_000},
+		Log:     Log{Level: "info", Format: "json"},
+	}
+}
+
+// Load reads path over the defaults (a missing file is fine when optional),
+// applies the environment and validates.
+func Load(path string, optional bool, env func(string) (string, bool)) (Config, error) {
+	cfg := Default()
+	data, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := yaml.Unmarshal(data, &cfg); err != nil {
+			return cfg, fmt.Errorf("config: %s: %w", path, err)
+		}
+	case optional && errors.Is(err, fs.ErrNotExist):
+	default:
+		return cfg, fmt.Errorf("config: %w", err)
+	}
+	if err := applyEnv(&cfg, env); err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate rejects values that cannot work, naming them.
+func (c Config) Validate() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf("config: "+format, args...))
+		}
+	}
+	check(c.Server.Addr != "", "server.addr is empty")
+	check(c.Server.IdleTimeout >= time.Second, "server.idle_timeout (%v) must be at least 1s", c.Server.IdleTimeout)
+	check(c.Server.MaxFrameBytes >= 256, "server.max_frame_bytes (%d) must be at least 256", c.Server.MaxFrameBytes)
+	check(c.Server.MaxWriteBufferBytes >= c.Server.MaxFrameBytes,
+		"server.max_write_buffer_bytes (%d) must be at least server.max_frame_bytes (%d)", c.Server.MaxWriteBufferBytes, c.Server.MaxFrameBytes)
+	check(c.Server.ShutdownTimeout > 0, "server.shutdown_timeout must be positive")
+	check(c.Offline.BatchSize > 0 && c.Offline.BatchSize <= 10_000, "offline.batch_size (%d) must be 1..10000", c.Offline.BatchSize)
+	check(c.Offline.QueueLimit >= c.Offline.BatchSize, "offline.queue_limit (%d) must be at least offline.batch_size (%d)", c.Offline.QueueLimit, c.Offline.BatchSize)
+	check(c.Offline.DrainPage > 0 && c.Offline.DrainPage <= 10_000, "offline.drain_page (%d) must be 1..10000", c.Offline.DrainPage)
+	check(c.Offline.DrainTimeout > 0, "offline.drain_timeout must be positive")
+	check(c.Offline.DrainQueue > 0, "offline.drain_queue must be positive")
+	check(c.MySQL.DSN != "" || c.Embed.Path != "", "set mysql.dsn or embedded.path")
+	switch c.Log.Format {
+	case "json", "console":
+	default:
+		check(false, "log.format %q: want json or console", c.Log.Format)
+	}
+	return errors.Join(errs...)
+}

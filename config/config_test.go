@@ -1,0 +1,102 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func noEnv(string) (string, bool) { return "", false }
+
+func envOf(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestShippedFileIsTheDefault(t *testing.T) {
+	cfg, err := Load("../config.yaml", false, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg != Default() {
+		t.Fatalf("config.yaml differs from Default():\n file %+v\n code %+v", cfg, Default())
+	}
+}
+
+func TestMissingOptionalFileGivesDefaults(t *testing.T) {
+	cfg, err := Load(filepath.Join(t.TempDir(), "none.yaml"), true, noEnv)
+	if err != nil || cfg != Default() {
+		t.Fatalf("Load(missing, optional) = %+v, %v; want defaults", cfg, err)
+	}
+	if _, err := Load(filepath.Join(t.TempDir(), "none.yaml"), false, noEnv); err == nil {
+		t.Fatal("a missing file named with -config must be an error")
+	}
+}
+
+func TestEnvOverridesFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(path, []byte("server:\n  addr: \":1\"\n  idle_timeout: 30s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path, false, envOf(map[string]string{
+		"CHAT_SERVER_ADDR":           "127.0.0.1:2",
+		"CHAT_MYSQL_DSN":             "u:p@tcp(db:3306)/x",
+		"CHAT_REDIS_DB":              "3",
+		"CHAT_OFFLINE_DRAIN_TIMEOUT": "5s",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Server.Addr != "127.0.0.1:2" || cfg.Server.IdleTimeout != 30*time.Second ||
+		cfg.MySQL.DSN != "u:p@tcp(db:3306)/x" || cfg.Redis.DB != 3 || cfg.Offline.DrainTimeout != 5*time.Second {
+		t.Fatalf("env not applied over the file: %+v", cfg)
+	}
+}
+
+func TestInvalidValuesNamed(t *testing.T) {
+	cases := map[string]string{
+		"CHAT_SERVER_IDLE_TIMEOUT":           "10ms",
+		"CHAT_SERVER_MAX_WRITE_BUFFER_BYTES": "10",
+		"CHAT_OFFLINE_BATCH_SIZE":            "0",
+		"CHAT_LOG_FORMAT":                    "xml",
+	}
+	for k, v := range cases {
+		_, err := Load("../config.yaml", false, envOf(map[string]string{k: v}))
+		if err == nil {
+			t.Errorf("%s=%s accepted; want an error", k, v)
+			continue
+		}
+		key := strings.ToLower(strings.TrimPrefix(k, EnvPrefix))
+		section, field, _ := strings.Cut(key, "_")
+		if !strings.Contains(err.Error(), section+"."+field) {
+			t.Errorf("%s=%s: error %q does not name %s.%s", k, v, err, section, field)
+		}
+	}
+	if _, err := Load("../config.yaml", false, envOf(map[string]string{"CHAT_REDIS_DB": "x"})); err == nil ||
+		!strings.Contains(err.Error(), "CHAT_REDIS_DB") {
+		t.Errorf("bad integer in env: %v; want an error naming CHAT_REDIS_DB", err)
+	}
+}
+
+// Every key is documented: config.yaml and README.md name each variable's key.
+func TestEveryKeyDocumented(t *testing.T) {
+	yml, err := os.ReadFile("../config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range EnvNames() {
+		if !strings.Contains(string(readme), name) {
+			t.Errorf("README.md does not mention %s", name)
+		}
+	}
+	for _, key := range []string{"node:", "addr:", "idle_timeout:", "max_frame_bytes:", "dsn:", "key_prefix:", "table:", "memory_limit:"} {
+		if !strings.Contains(string(yml), key) {
+			t.Errorf("config.yaml lacks %s", key)
+		}
+	}
+}

@@ -1,0 +1,59 @@
+// Command chatserver is a WebSocket chat server that replaces a PHP Swoole chat
+// server: the same port, path and JSON frames, the same MySQL table app_offline,
+// with Redis as the account map. With neither configured it runs on an embedded
+// SQLite file and an in-process map.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"chatserver/config"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args, os.Stdout, os.LookupEnv); err != nil {
+		fmt.Fprintln(os.Stderr, "chatserver:", err)
+		os.Exit(1)
+	}
+}
+
+// run loads the configuration, starts the server and blocks until ctx is done,
+// then shuts down gracefully.
+func run(ctx context.Context, args []string, stdout io.Writer, env func(string) (string, bool)) error {
+	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	path := fs.String("config", "config.yaml", "path of the YAML configuration file")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
+	cfg, err := config.Load(*path, !explicit, env)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.Log, stdout)
+	if err != nil {
+		return err
+	}
+	if err := applyRuntime(cfg.Runtime, log); err != nil {
+		return err
+	}
+	a, err := start(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	log.Info().Msg("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+	defer cancel()
+	return a.Close(sctx)
+}

@@ -1,0 +1,34 @@
+package server
+
+import (
+	"github.com/lesismal/nbio/nbhttp/websocket"
+)
+
+// Close codes the server sends (RFC 6455 and the application range 4000-4999).
+const (
+	CloseGoingAway = 1001 // server shutting down: reconnect (to another node)
+	CloseTooBig    = 1009 // frame over the size limit (sent by nbio itself)
+)
+
+// transport adapts an nbio WebSocket connection to hub.Transport. It holds only
+// the pointer, so storing it in an interface costs no allocation.
+type transport struct{ ws *websocket.Conn }
+
+// WriteFrame writes an already framed message with one nbio Conn.Write, which is
+// atomic per call and never blocks: what the socket does not take now is queued
+// by nbio, up to MaxWriteBufferSize, past which nbio closes the connection.
+// Every message the server sends is a single frame, so these writes and nbio's own
+// control frames (pong, close) never interleave inside a message.
+func (t transport) WriteFrame(frame []byte) error {
+	_, err := t.ws.Conn.Write(frame)
+	return err
+}
+
+// Close sends a close frame with code and reason, then closes the socket.
+func (t transport) Close(code int, reason string) {
+	_ = t.ws.WriteClose(code, reason)
+	_ = t.ws.Close()
+}
+
+// RemoteAddr is the client's address.
+func (t transport) RemoteAddr() string { return t.ws.RemoteAddr().String() }

@@ -1,0 +1,26 @@
+//go:build race
+
+package server
+
+import (
+	"net"
+	"sync"
+
+	"github.com/lesismal/nbio"
+	"github.com/lesismal/nbio/nbhttp"
+)
+
+// nbio hands each accepted connection from its listener goroutine to a poller
+// goroutine through epoll, a synchronisation the race detector cannot see, so
+// every first read of a connection looks like a race inside nbio. Under -race
+// only, a mutex released after the accept and acquired before every read makes
+// that hand-off visible. Normal builds have no such cost (racesync_norace.go).
+func raceSync(e *nbhttp.Engine) {
+	var mu sync.Mutex
+	e.OnOpen(func(net.Conn) { mu.Lock(); mu.Unlock() }) //nolint:staticcheck // an empty critical section is the point
+	e.Engine.OnReadBufferAlloc(func(c *nbio.Conn) *[]byte {
+		mu.Lock()
+		mu.Unlock() //nolint:staticcheck
+		return e.Engine.PollerBufferPtr(c)
+	})
+}

@@ -1,0 +1,218 @@
+// Package server is the transport: the nbio engine in non-blocking mode, the
+// WebSocket upgrade on / and /ws, heartbeats and idle timeouts, the write path
+// and graceful shutdown. It knows nothing of the chat protocol: frames go to the
+// OnFrame hook and closes to OnClose.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"fmt"
+	"net/http"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lesismal/nbio/nbhttp"
+	"github.com/lesismal/nbio/nbhttp/websocket"
+	"github.com/rs/zerolog"
+
+	"chatserver/hub"
+)
+
+// Config is the transport's configuration. Zero fields take the defaults.
+type Config struct {
+	Addr                string        // listen address; default ":9052"
+	IdleTimeout         time.Duration // close a connection silent this long; default 60s
+	MaxFrameBytes       int           // larger messages are refused with close 1009; default 64 KiB
+	Pollers             int           // nbio event loops; default the number of CPUs
+	ReadBufferBytes     int           // per event loop, not per connection; default 16 KiB
+	MaxWriteBufferBytes int           // unsent bytes per connection before it is closed; default 1 MiB
+	HandlerPoolSize     int           // goroutines running frame handlers; default 1024 per CPU
+	MaxConnections      int           // default 1,000,000
+}
+
+func (c Config) withDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = ":9052"
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 60 * time.Second
+	}
+	if c.MaxFrameBytes <= 0 {
+		c.MaxFrameBytes = 64 << 10
+	}
+	if c.Pollers <= 0 {
+		c.Pollers = runtime.NumCPU()
+	}
+	if c.ReadBufferBytes <= 0 {
+		c.ReadBufferBytes = 16 << 10
+	}
+	if c.MaxWriteBufferBytes <= 0 {
+		c.MaxWriteBufferBytes = 1 << 20
+	}
+	if c.HandlerPoolSize <= 0 {
+		c.HandlerPoolSize = runtime.NumCPU() * 1024
+	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = 1_000_000
+	}
+	return c
+}
+
+// Hooks are the protocol side of the server, called per connection in order.
+type Hooks struct {
+	OnFrame func(c *hub.Conn, text bool, data []byte)
+	OnClose func(c *hub.Conn)
+}
+
+// Server accepts WebSocket connections and hands their frames to the hooks.
+type Server struct {
+	cfg      Config
+	table    *hub.Table
+	hooks    Hooks
+	log      zerolog.Logger
+	engine   *nbhttp.Engine
+	upgrader *websocket.Upgrader
+
+	run      string // random per process: connection ids are never reused, even across restarts
+	nextID   atomic.Uint64
+	closing  atomic.Bool
+	inflight atomic.Int64
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// New builds a server; Start listens.
+func New(cfg Config, table *hub.Table, hooks Hooks, log zerolog.Logger) *Server {
+	cfg = cfg.withDefaults()
+	s := &Server{cfg: cfg, table: table, hooks: hooks, log: log, run: runID()}
+
+	u := websocket.NewUpgrader()
+	u.KeepaliveTime = cfg.IdleTimeout
+	u.MessageLengthLimit = cfg.MaxFrameBytes
+	u.CheckOrigin = func(*http.Request) bool { return true }
+	u.OnOpen(s.onOpen)
+	u.OnMessage(s.onMessage)
+	u.OnClose(s.onClose)
+	s.upgrader = u
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", s.serveHTTP)
+	s.engine = nbhttp.NewEngine(nbhttp.Config{
+		Network:                 "tcp",
+		Addrs:                   []string{cfg.Addr},
+		Handler:                 mux,
+		IOMod:                   nbhttp.IOModNonBlocking,
+		NPoller:                 cfg.Pollers,
+		ReadBufferSize:          cfg.ReadBufferBytes,
+		MaxWriteBufferSize:      cfg.MaxWriteBufferBytes,
+		MessageHandlerPoolSize:  cfg.HandlerPoolSize,
+		MaxLoad:                 cfg.MaxConnections,
+		KeepaliveTime:           cfg.IdleTimeout,
+		ReleaseWebsocketPayload: true,
+		// Larger than any message we accept or send, so that every message is
+		// one frame (see transport.WriteFrame).
+		MaxWebsocketFramePayloadSize: max(cfg.MaxFrameBytes, 1<<20),
+	})
+	raceSync(s.engine)
+	return s
+}
+
+func runID() string {
+	var b [5]byte
+	_, _ = rand.Read(b[:])
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+// Start listens and serves in the background.
+func (s *Server) Start() error {
+	if err := s.engine.Start(); err != nil {
+		return fmt.Errorf("server: listen %s: %w", s.cfg.Addr, err)
+	}
+	return nil
+}
+
+// Addr is the address the server listens on (with the real port when the
+// configured one was 0).
+func (s *Server) Addr() string { return s.engine.Addrs[0] }
+
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/" && r.URL.Path != "/ws" {
+		http.NotFound(w, r)
+		return
+	}
+	if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		if s.closing.Load() {
+			http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		if _, err := s.upgrader.Upgrade(w, r, nil); err != nil {
+			s.log.Debug().Err(err).Str("remote", r.RemoteAddr).Msg("upgrade refused")
+		}
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("chat server: connect a WebSocket client to ws://" + r.Host + "/ (or /ws)\n"))
+}
+
+func (s *Server) onOpen(ws *websocket.Conn) {
+	if s.closing.Load() {
+		_ = ws.WriteClose(CloseGoingAway, "server shutting down")
+		_ = ws.Close()
+		return
+	}
+	c := hub.NewConn(s.run+"-"+strconv.FormatUint(s.nextID.Add(1), 36), transport{ws})
+	ws.SetSession(c)
+	s.table.Add(c)
+}
+
+func (s *Server) onMessage(ws *websocket.Conn, mt websocket.MessageType, data []byte) {
+	c, _ := ws.Session().(*hub.Conn)
+	if c == nil {
+		return
+	}
+	s.inflight.Add(1)
+	defer s.inflight.Add(-1)
+	s.hooks.OnFrame(c, mt == websocket.TextMessage, data)
+}
+
+func (s *Server) onClose(ws *websocket.Conn, _ error) {
+	if c, _ := ws.Session().(*hub.Conn); c != nil {
+		s.hooks.OnClose(c)
+	}
+}
+
+// Shutdown stops taking connections, closes every connection with 1001 (going
+// away) so that clients reconnect, waits for frame handlers still running, and
+// stops the engine, all within ctx. Calling it again returns the first result.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopOnce.Do(func() { s.stopErr = s.shutdown(ctx) })
+	return s.stopErr
+}
+
+func (s *Server) shutdown(ctx context.Context) error {
+	s.closing.Store(true)
+	n := 0
+	s.table.Each(func(c *hub.Conn) {
+		c.Close(CloseGoingAway, "server shutting down")
+		n++
+	})
+	for s.inflight.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("server: shutdown with %d handlers running: %w", s.inflight.Load(), ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if err := s.engine.Shutdown(ctx); err != nil {
+		return fmt.Errorf("server: engine shutdown: %w", err)
+	}
+	s.log.Info().Int("closed", n).Msg("transport stopped")
+	return nil
+}
