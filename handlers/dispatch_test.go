@@ -2,7 +2,9 @@ package handlers
 
 import (
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestBadInputGetsErrorFrameAndChangesNothing(t *testing.T) {
@@ -162,5 +164,66 @@ func TestPanicContained(t *testing.T) {
 	fx.send(c, `{"flag":"init","from":"alice"}`)
 	if got := fc.payloads(t); len(got) != 1 || got[0]["code"] != CodeInternal {
 		t.Fatalf("reply after a panic = %v; want one internal error", got)
+	}
+}
+
+// TestDrainSettlesUnderAStream: a sender that keeps writing while the recipient
+// drains would keep an optimistic drain from ever going live; the last pass runs
+// under the account's lock and settles. Every message arrives once, in order.
+func TestDrainSettlesUnderAStream(t *testing.T) {
+	fx := newFixture(t)
+	alice, _ := fx.conn("a")
+	fx.send(alice, `{"flag":"init","from":"alice"}`)
+	for i := 0; i < 3; i++ {
+		fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"`+string(rune('a'+i))+`"}`)
+	}
+	bob, bc := fx.conn("b")
+	// A new message from alice lands before every drain read, sent from
+	// alice's own flow (another goroutine, in order). Under the final, locked
+	// pass it waits for the lock, as a real sender would.
+	sent := 3
+	var inflight sync.WaitGroup
+	var order sync.Mutex
+	fx.store.onPending = func() {
+		if sent >= 12 {
+			return
+		}
+		content := string(rune('a' + sent))
+		sent++
+		inflight.Add(1)
+		order.Lock() // alice's frames are handled one after another
+		done := make(chan struct{})
+		go func() {
+			defer inflight.Done()
+			defer order.Unlock()
+			defer close(done)
+			fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"`+content+`"}`)
+		}()
+		select {
+		case <-done:
+		case <-time.After(50 * time.Millisecond): // blocked on the settle lock
+		}
+	}
+	fx.send(bob, `{"flag":"init","from":"bob"}`)
+	inflight.Wait()
+	fx.store.onPending = nil
+	fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"live"}`)
+	var got []string
+	for _, p := range bc.payloads(t) {
+		got = append(got, p["content"].(string))
+	}
+	var want []string
+	for i := 0; i < sent; i++ {
+		want = append(want, string(rune('a'+i)))
+	}
+	want = append(want, "live")
+	if sent < 3+unlockedPasses+1 {
+		t.Fatalf("only %d messages raced with the drain; the test must reach the locked pass", sent-3)
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("bob got %v; want %s", got, want)
+	}
+	if fx.store.unsent() != 0 {
+		t.Fatalf("%d rows left unsent", fx.store.unsent())
 	}
 }

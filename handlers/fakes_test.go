@@ -23,6 +23,9 @@ type memStore struct {
 	nextID  int64
 	enqErr  error
 	pendErr error
+	// onPending runs (unlocked) before each Pending read: a test injects
+	// messages that race with the drain.
+	onPending func()
 }
 
 func newMemStore() *memStore { return &memStore{status: map[int64]int{}} }
@@ -39,6 +42,9 @@ func (m *memStore) Enqueue(msg offline.Message) error {
 }
 func (m *memStore) Flush(context.Context) error { return nil }
 func (m *memStore) Pending(_ context.Context, account, from string, after int64, limit int) ([]offline.Row, int64, bool, error) {
+	if m.onPending != nil {
+		m.onPending()
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.pendErr != nil {
@@ -94,7 +100,7 @@ func (f *fakeConn) WriteFrame(b []byte) error {
 	return nil
 }
 func (f *fakeConn) Close(code int, _ string) { f.mu.Lock(); f.closed = code; f.mu.Unlock() }
-func (f *fakeConn) RemoteAddr() string        { return "127.0.0.1:1" }
+func (f *fakeConn) RemoteAddr() string       { return "127.0.0.1:1" }
 
 // payloads decodes every frame written so far (unframing the header).
 func (f *fakeConn) payloads(t *testing.T) []map[string]any {

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestOfflineOnlineBoundary is the race the legacy server lost messages in:
+// 100 messages A->B are sent while B is offline, then 100 more are being sent
+// while B connects and inits. B must receive all 200 exactly once, in send
+// order, and no row of the pair may be left unsent. It runs many rounds on each
+// backend (CHAT_TEST_BOUNDARY_ROUNDS overrides the count).
+func TestOfflineOnlineBoundary(t *testing.T) {
+	rounds := 25
+	if s := os.Getenv("CHAT_TEST_BOUNDARY_ROUNDS"); s != "" {
+		rounds, _ = strconv.Atoi(s)
+	}
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) {
+			ts := startServer(t, backend, nil)
+			crossed := 0
+			for r := 0; r < rounds; r++ {
+				if n := boundaryRound(t, ts, r); n < 200 {
+					crossed++
+				}
+			}
+			t.Logf("%d of %d rounds had messages pushed live after the drain", crossed, rounds)
+			if crossed == 0 && rounds >= 10 {
+				t.Fatal("no round crossed the offline->online boundary: the test did not test the race")
+			}
+		})
+	}
+}
+
+// boundaryRound runs one round and returns how many of the 200 messages arrived
+// before init's drain was over (the rest were pushed live).
+func boundaryRound(t *testing.T, ts *testServer, round int) (beforePong int) {
+	t.Helper()
+	a, b := fmt.Sprint("A", round), fmt.Sprint("B", round)
+	sender, _ := login(t, ts, a, "")
+	send := func(i int) {
+		sender.sendJSON(map[string]string{"flag": "msg", "from": a, "to": b, "content": strconv.Itoa(i)})
+	}
+	for i := 0; i < 100; i++ {
+		send(i)
+	}
+	// The second hundred is paced over some milliseconds; the receiver connects
+	// after a round-dependent number of them, so that rounds hit the drain at
+	// different moments.
+	connectAt := 100 + (round*7)%100
+	ready := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 100; i < 200; i++ {
+			if i == connectAt {
+				close(ready)
+			}
+			send(i)
+			time.Sleep(time.Duration(50+round%4*50) * time.Microsecond)
+		}
+		if connectAt >= 200 {
+			close(ready)
+		}
+	}()
+	<-ready
+	recv := dial(t, ts.url)
+	recv.sendJSON(map[string]string{"flag": "init", "from": b, "to": a})
+	recv.send(`{"flag":"ping"}`) // its pong marks the end of the drain
+	wg.Wait()
+
+	seen := make(map[string]int, 200)
+	for i := 0; i < 200; i++ {
+		f := recv.next(15 * time.Second)
+		if f["flag"] == "pong" {
+			beforePong = i
+			f = recv.next(15 * time.Second)
+		}
+		c, _ := f["content"].(string)
+		if f["from"] != a {
+			t.Fatalf("round %d: unexpected frame %v", round, f)
+		}
+		seen[c]++
+		if seen[c] > 1 {
+			t.Fatalf("round %d: message %s delivered twice", round, c)
+		}
+		if c != strconv.Itoa(i) {
+			t.Fatalf("round %d: frame %d is message %s; want %d (order broken)", round, i, c, i)
+		}
+	}
+	eventually(t, "no unsent row for the pair", func() bool { return ts.unsent(b, a) == 0 })
+	_ = recv.ws.Close()
+	_ = sender.ws.Close()
+	if beforePong == 0 {
+		beforePong = 200
+	}
+	return beforePong
+}

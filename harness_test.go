@@ -1,0 +1,221 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/rs/zerolog"
+
+	"chatserver/config"
+	"chatserver/internal/servicetest"
+)
+
+// backends are the two ways the server runs: the embedded default, and real
+// Redis + MariaDB. End-to-end tests run against both.
+var backends = []string{"embedded", "redis+mariadb"}
+
+type testServer struct {
+	t   *testing.T
+	app *app
+	cfg config.Config
+	url string
+}
+
+// startServer runs the real server on a loopback port. mutate may change the
+// configuration first.
+func startServer(t *testing.T, backend string, mutate func(*config.Config)) *testServer {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Server.Addr = "127.0.0.1:0"
+	cfg.Node = "test-" + servicetest.Unique()
+	switch backend {
+	case "embedded":
+		cfg.Embed.Path = filepath.Join(t.TempDir(), "chat.db")
+	case "redis+mariadb":
+		cfg.MySQL.DSN = servicetest.MySQLDSN(t)
+		_, prefix := servicetest.Redis(t)
+		cfg.Redis.Addr = servicetest.RedisAddr(t)
+		cfg.Redis.KeyPrefix = prefix
+	default:
+		t.Fatalf("unknown backend %q", backend)
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	return runServer(t, cfg)
+}
+
+func runServer(t *testing.T, cfg config.Config) *testServer {
+	t.Helper()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
+	a, err := start(context.Background(), cfg, log)
+	if err != nil {
+		t.Fatalf("start server: %v", err)
+	}
+	ts := &testServer{t: t, app: a, cfg: cfg, url: "ws://" + a.Addr() + "/"}
+	t.Cleanup(func() { ts.stop() })
+	return ts
+}
+
+func (ts *testServer) stop() {
+	if ts.app == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := ts.app.Close(ctx); err != nil {
+		ts.t.Errorf("shutdown: %v", err)
+	}
+	ts.app = nil
+}
+
+// unsent counts app_offline rows for to (and from, if given) still at status 0.
+func (ts *testServer) unsent(to, from string) int {
+	ts.t.Helper()
+	q := "SELECT COUNT(*) FROM app_offline WHERE `to` = ? AND `status` = 0"
+	args := []any{to}
+	if from != "" {
+		q += " AND `from` = ?"
+		args = append(args, from)
+	}
+	var n int
+	if err := ts.app.store.DB().QueryRow(q, args...).Scan(&n); err != nil {
+		ts.t.Fatalf("count unsent: %v", err)
+	}
+	return n
+}
+
+// client is a real WebSocket client over loopback.
+type client struct {
+	t  *testing.T
+	ws *websocket.Conn
+}
+
+func dial(t *testing.T, url string) *client {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	c := &client{t: t, ws: ws}
+	t.Cleanup(func() { _ = ws.Close() })
+	return c
+}
+
+func (c *client) send(frame string) {
+	c.t.Helper()
+	if err := c.ws.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
+		c.t.Fatalf("send %s: %v", frame, err)
+	}
+}
+
+// sendJSON marshals v and sends it.
+func (c *client) sendJSON(v any) {
+	c.t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.send(string(b))
+}
+
+// next reads one frame as a JSON object, failing after timeout.
+func (c *client) next(timeout time.Duration) map[string]any {
+	c.t.Helper()
+	m, err := c.read(timeout)
+	if err != nil {
+		c.t.Fatalf("waiting for a frame: %v", err)
+	}
+	return m
+}
+
+func (c *client) read(timeout time.Duration) (map[string]any, error) {
+	_ = c.ws.SetReadDeadline(time.Now().Add(timeout))
+	mt, data, err := c.ws.ReadMessage()
+	if err != nil {
+		return nil, err
+	}
+	if mt != websocket.TextMessage {
+		return nil, errors.New("server sent a non-text frame")
+	}
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, errors.New("server sent invalid JSON: " + string(data))
+	}
+	return m, nil
+}
+
+// none asserts no frame arrives within d.
+func (c *client) none(d time.Duration) {
+	c.t.Helper()
+	m, err := c.read(d)
+	if err == nil {
+		c.t.Fatalf("unexpected frame %v", m)
+	}
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		c.t.Fatalf("connection failed while expecting silence: %v", err)
+	}
+	// gorilla cannot read after a timeout: reconnecting is the caller's job, so
+	// only use none() as the last read on a connection.
+}
+
+// sync sends a ping and returns every frame that arrived before the pong: since
+// a connection's frames are handled in order, the pong means everything sent
+// before it (an init and its drain, say) is done.
+func (c *client) sync() []map[string]any {
+	c.t.Helper()
+	c.send(`{"flag":"ping"}`)
+	var before []map[string]any
+	for {
+		m := c.next(10 * time.Second)
+		if m["flag"] == "pong" {
+			return before
+		}
+		before = append(before, m)
+	}
+}
+
+// login dials and inits as account, returning the drained frames.
+func login(t *testing.T, ts *testServer, account, peer string) (*client, []map[string]any) {
+	t.Helper()
+	c := dial(t, ts.url)
+	if peer == "" {
+		c.sendJSON(map[string]string{"flag": "init", "from": account})
+	} else {
+		c.sendJSON(map[string]string{"flag": "init", "from": account, "to": peer})
+	}
+	return c, c.sync()
+}
+
+func contents(frames []map[string]any) []string {
+	out := make([]string, len(frames))
+	for i, f := range frames {
+		out[i], _ = f["content"].(string)
+	}
+	return out
+}
+
+// eventually polls cond until it holds or 10 s pass.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func joined(s []string) string { return strings.Join(s, ",") }
