@@ -25,8 +25,12 @@ func (s *sink) WriteFrame(f []byte) error {
 	return nil
 }
 func (s *sink) Close(code int, _ string) { s.mu.Lock(); s.closed = code; s.mu.Unlock() }
-func (s *sink) RemoteAddr() string        { return "test" }
-func (s *sink) got() []string             { s.mu.Lock(); defer s.mu.Unlock(); return append([]string(nil), s.frames...) }
+func (s *sink) RemoteAddr() string       { return "test" }
+func (s *sink) got() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.frames...)
+}
 
 func newConn(id string) (*Conn, *sink) {
 	s := &sink{}
