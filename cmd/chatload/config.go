@@ -1,0 +1,197 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is every flag of the tool; each scenario reads what it needs.
+type config struct {
+	scenario       string
+	addr, path     string
+	conns          int
+	prefix         string
+	workers        int
+	perWorker      int
+	srcIPs         []string
+	dialConc       int
+	connectTimeout time.Duration
+	initWait       time.Duration
+	heartbeat      time.Duration
+	appHeartbeat   bool
+	size           int
+	pid            int
+	metricsURL     string
+	json           bool
+	broadcaster    string
+	maxTime        time.Duration
+
+	steps     []int // idle
+	settleMax time.Duration
+	hold      time.Duration
+
+	k            int // broadcast
+	roundTimeout time.Duration
+
+	pairs    int // pairs
+	rate     float64
+	duration time.Duration
+	window   int
+	grace    time.Duration
+
+	messages     int // offline
+	accounts     int
+	dsn          string
+	offlineWait  time.Duration
+	writeTimeout time.Duration
+	drainTimeout time.Duration
+}
+
+var scenarios = []string{"idle", "broadcast", "pairs", "offline"}
+
+const usageHead = `chatload: load generator for the legacy chat protocol (init/msg/all/ping).
+
+usage: chatload SCENARIO [flags]     SCENARIO: idle | broadcast | pairs | offline
+
+  idle       open -conns connections (or up to the last of -steps), report the
+             connect+init rate and, with -pid, the server's RSS per connection
+  broadcast  -conns connections (one is -broadcaster); -k "all" frames one after
+             another, fan-out completion p50/p99/max and deliveries/s
+  pairs      -pairs sender->receiver pairs for -duration at -rate msg/s total
+             (0 = closed loop, -window in flight per pair); latency, loss, order
+  offline    -messages to -accounts absent receivers, then they init; rows/s
+             written (with -mysql-dsn) and drained, loss and order
+
+flags:
+`
+
+func parseConfig(args []string, stderr io.Writer) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("chatload", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usageHead)
+		fs.PrintDefaults()
+	}
+	var srcIPs, steps string
+	fs.StringVar(&c.scenario, "scenario", "", "scenario (alternative to the first argument)")
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:9100", "server host:port (loopback or the server under test)")
+	fs.StringVar(&c.path, "path", "/", "WebSocket path")
+	fs.IntVar(&c.conns, "conns", 1000, "connections (idle, broadcast; pairs default -conns/2 pairs)")
+	fs.StringVar(&c.prefix, "prefix", "", "account prefix, [A-Za-z0-9.-] (default: random per run)")
+	fs.IntVar(&c.workers, "workers", 0, "worker processes (0: enough for -per-worker each)")
+	fs.IntVar(&c.perWorker, "per-worker", 9000, "max connections per worker process (fd limit)")
+	fs.StringVar(&srcIPs, "src-ips", "", "comma-separated source IPs; off: let the kernel pick (default: a random 127.a.b.x per 5,000 conns to a loopback target)")
+	fs.IntVar(&c.dialConc, "dial-concurrency", 64, "concurrent dials per worker")
+	fs.DurationVar(&c.connectTimeout, "connect-timeout", 10*time.Second, "per connection: dial + handshake + init")
+	fs.DurationVar(&c.initWait, "init-wait", 0, "servers that do not answer {\"flag\":\"ping\"}: sleep this long after init instead")
+	fs.DurationVar(&c.heartbeat, "heartbeat", 25*time.Second, "ping every connection this often (0: never)")
+	fs.BoolVar(&c.appHeartbeat, "heartbeat-app", false, "heartbeat with {\"flag\":\"ping\"} instead of a WebSocket ping frame")
+	fs.IntVar(&c.size, "size", 0, "pad message content to at least this many bytes")
+	fs.IntVar(&c.pid, "pid", 0, "server PID: sample its RSS (idle) and CPU time (other scenarios)")
+	fs.StringVar(&c.metricsURL, "metrics-url", "", "server Prometheus endpoint: also sample go_memstats_heap_inuse_bytes")
+	fs.BoolVar(&c.json, "json", false, "print the result as JSON instead of a table")
+	fs.StringVar(&c.broadcaster, "broadcaster", "admin", "account that sends \"all\" frames")
+	fs.DurationVar(&c.maxTime, "max-time", 30*time.Minute, "hard limit for the whole run")
+	fs.StringVar(&steps, "steps", "", "idle: connection counts to sample at, e.g. 5000,10000,19000")
+	fs.DurationVar(&c.settleMax, "settle-max", 20*time.Second, "idle: max wait for the server RSS to settle at a step")
+	fs.DurationVar(&c.hold, "hold", 0, "idle: keep the connections open this long after the last step")
+	fs.IntVar(&c.k, "k", 20, "broadcast: number of \"all\" frames")
+	fs.DurationVar(&c.roundTimeout, "round-timeout", 10*time.Second, "broadcast: max wait for one fan-out to complete")
+	fs.IntVar(&c.pairs, "pairs", 0, "pairs: sender->receiver pairs (0: -conns/2)")
+	fs.Float64Var(&c.rate, "rate", 0, "pairs/offline: total msg/s (0: flat out)")
+	fs.DurationVar(&c.duration, "duration", 10*time.Second, "pairs: sending time")
+	fs.IntVar(&c.window, "window", 0, "pairs: in-flight messages per pair when -rate 0 (0: max(1, 2000/pairs))")
+	fs.DurationVar(&c.grace, "grace", 5*time.Second, "pairs: wait this long after sending for stragglers")
+	fs.IntVar(&c.messages, "messages", 10000, "offline: messages in total")
+	fs.IntVar(&c.accounts, "accounts", 100, "offline: receiver accounts (one sender each)")
+	fs.StringVar(&c.dsn, "mysql-dsn", "", "offline: MySQL DSN to watch app_offline fill up (go-sql-driver format)")
+	fs.DurationVar(&c.offlineWait, "offline-wait", 5*time.Second, "offline without -mysql-dsn: wait this long before receivers connect")
+	fs.DurationVar(&c.writeTimeout, "write-timeout", 60*time.Second, "offline: max wait for all rows to be written")
+	fs.DurationVar(&c.drainTimeout, "drain-timeout", 60*time.Second, "offline: max wait for all messages to be delivered")
+
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		c.scenario, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if c.scenario == "" && fs.NArg() > 0 {
+		c.scenario = fs.Arg(0)
+	}
+	var err error
+	if c.steps, err = parseSteps(steps); err != nil {
+		return nil, err
+	}
+	if srcIPs != "" {
+		c.srcIPs = strings.Split(srcIPs, ",")
+	}
+	return c, c.validate()
+}
+
+var prefixRE = regexp.MustCompile(`^[A-Za-z0-9.-]{1,32}$`)
+
+func (c *config) validate() error {
+	if !slices.Contains(scenarios, c.scenario) {
+		return fmt.Errorf("scenario %q: want one of %s", c.scenario, strings.Join(scenarios, ", "))
+	}
+	if c.prefix == "" {
+		var b [3]byte
+		_, _ = rand.Read(b[:])
+		c.prefix = "cl" + hex.EncodeToString(b[:]) + "-"
+	}
+	if !prefixRE.MatchString(c.prefix) || !prefixRE.MatchString(c.broadcaster) {
+		return errors.New("-prefix and -broadcaster: 1-32 characters of [A-Za-z0-9.-]")
+	}
+	if _, _, err := net.SplitHostPort(c.addr); err != nil {
+		return fmt.Errorf("-addr %q: %w", c.addr, err)
+	}
+	for _, ip := range c.srcIPs {
+		if net.ParseIP(ip) == nil && ip != "off" {
+			return fmt.Errorf("-src-ips: %q is not an IP", ip)
+		}
+	}
+	switch {
+	case c.conns < 1 || c.perWorker < 1 || c.dialConc < 1:
+		return errors.New("-conns, -per-worker and -dial-concurrency must be positive")
+	case c.k < 1 || c.messages < 1 || c.accounts < 1:
+		return errors.New("-k, -messages and -accounts must be positive")
+	case c.rate < 0 || c.size < 0 || c.window < 0 || c.pairs < 0:
+		return errors.New("-rate, -size, -window and -pairs must not be negative")
+	case c.heartbeat > 0 && c.heartbeat < time.Second:
+		return errors.New("-heartbeat: at least 1s")
+	}
+	if c.pairs == 0 {
+		c.pairs = max(c.conns/2, 1)
+	}
+	if c.window == 0 {
+		c.window = max(1, 2000/c.pairs)
+	}
+	c.accounts = min(c.accounts, c.messages)
+	return nil
+}
+
+func parseSteps(s string) ([]int, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || (len(out) > 0 && n <= out[len(out)-1]) {
+			return nil, fmt.Errorf("-steps %q: want increasing positive counts", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/gorilla/websocket"
+)
+
+// fakeServer is a goroutine-per-connection server (gorilla) with an
+// in-memory offline store, for what the baseline cannot show: delivery of
+// stored messages on init, and a server that, like the old PHP one, does
+// not answer {"flag":"ping"}.
+type fakeServer struct {
+	answerPing bool
+
+	mu     sync.Mutex
+	online map[string]*fakeConn
+	stored map[string][]fakeMsg
+}
+
+type fakeMsg struct {
+	From    string `json:"from"`
+	Content string `json:"content"`
+}
+
+type fakeConn struct {
+	mu sync.Mutex // gorilla allows one concurrent writer
+	ws *websocket.Conn
+}
+
+func (c *fakeConn) write(v any) {
+	b, _ := json.Marshal(v)
+	c.mu.Lock()
+	_ = c.ws.WriteMessage(websocket.TextMessage, b)
+	c.mu.Unlock()
+}
+
+func startFake(t *testing.T, answerPing bool) string {
+	t.Helper()
+	f := &fakeServer{answerPing: answerPing, online: map[string]*fakeConn{}, stored: map[string][]fakeMsg{}}
+	srv := httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+func (f *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
+	up := websocket.Upgrader{}
+	ws, err := up.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	c := &fakeConn{ws: ws}
+	defer ws.Close()
+	for {
+		_, data, err := ws.ReadMessage()
+		if err != nil {
+			return
+		}
+		var in struct{ Flag, From, To, Content string }
+		if json.Unmarshal(data, &in) != nil {
+			continue
+		}
+		switch in.Flag {
+		case "init":
+			f.mu.Lock()
+			f.online[in.From] = c
+			pending := f.stored[in.From]
+			delete(f.stored, in.From)
+			f.mu.Unlock()
+			for _, m := range pending {
+				c.write(m)
+			}
+		case "msg":
+			f.mu.Lock()
+			dst := f.online[in.To]
+			if dst == nil {
+				f.stored[in.To] = append(f.stored[in.To], fakeMsg{in.From, in.Content})
+			}
+			f.mu.Unlock()
+			if dst != nil {
+				dst.write(fakeMsg{in.From, in.Content})
+			}
+		case "ping":
+			if f.answerPing {
+				c.write(map[string]string{"flag": "pong"})
+			}
+		}
+	}
+}

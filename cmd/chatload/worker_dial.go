@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/lesismal/nbio"
+)
+
+// connect opens one connection per account, DialConc at a time, each
+// bound with init; it returns once every account succeeded or failed.
+func (wk *worker) connect(ctx context.Context, accounts []string, ipOffset int) *connResult {
+	start := time.Now()
+	res := &connResult{}
+	var mu sync.Mutex
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range max(wk.setup.DialConc, 1) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				err := wk.dial(ctx, accounts[i], ipOffset+i)
+				mu.Lock()
+				if err != nil {
+					res.Failed++
+					if res.FirstErr == "" {
+						res.FirstErr = err.Error()
+					}
+				} else {
+					res.OK++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+feed:
+	for i := range accounts {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if iw := time.Duration(wk.setup.InitWait); iw > 0 && res.OK > 0 {
+		sleepCtx(ctx, iw) // no ping reply from this server: give init time to finish
+	}
+	res.Nanos = int64(time.Since(start))
+	return res
+}
+
+// dial connects one account: TCP, handshake, init, then (unless InitWait
+// is set) a {"flag":"ping"} whose pong proves init has been handled.
+func (wk *worker) dial(ctx context.Context, account string, idx int) error {
+	s := wk.setup
+	timeout := time.Duration(s.ConnectTimeout)
+	d := net.Dialer{Timeout: timeout}
+	if len(s.SrcIPs) > 0 {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(s.SrcIPs[idx%len(s.SrcIPs)])}
+		d.Control = bindNoPort
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	wk.st.dialed.Add(1)
+	fail := func(err error) error {
+		wk.st.failed.Add(1)
+		return fmt.Errorf("%s: %w", account, err)
+	}
+	raw, err := d.DialContext(ctx, "tcp", s.Addr)
+	if err != nil {
+		return fail(err)
+	}
+	req, key, err := upgradeRequest(s.Addr, s.Path)
+	if err != nil {
+		_ = raw.Close()
+		return fail(err)
+	}
+	c := &wsConn{w: wk, account: account, slot: idx, ready: make(chan error, 1), key: key}
+	wk.mu.Lock()
+	if t := wk.expect[account]; t != nil {
+		c.track.Store(t)
+	}
+	wk.mu.Unlock()
+	nc, err := nbio.NBConn(raw) // dups the fd and closes raw
+	if err != nil {
+		_ = raw.Close()
+		return fail(err)
+	}
+	c.nc = nc
+	nc.SetSession(c)
+	if _, err := wk.engine.AddConn(nc); err != nil {
+		_ = nc.Close()
+		return fail(err)
+	}
+	if _, err := nc.Write(req); err != nil {
+		return fail(err)
+	}
+	select {
+	case err = <-c.ready:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if err != nil {
+		_ = nc.Close()
+		return fail(err)
+	}
+	wk.mu.Lock()
+	wk.conns = append(wk.conns, c)
+	wk.byAcct[account] = c
+	wk.mu.Unlock()
+	return nil
+}
+
+// afterUpgrade runs in the poller once the handshake is accepted.
+func (wk *worker) afterUpgrade(c *wsConn) {
+	c.opened.Store(true)
+	wk.st.open.Add(1)
+	if err := c.writeText(fmt.Appendf(nil, `{"flag":"init","from":%q}`, c.account)); err != nil {
+		c.signal(err)
+		return
+	}
+	if wk.setup.InitWait > 0 {
+		c.signal(nil)
+		return
+	}
+	if err := c.writeText([]byte(`{"flag":"ping"}`)); err != nil {
+		c.signal(err)
+	}
+}
+
+// onText handles one complete text message (payload valid for the call).
+func (wk *worker) onText(c *wsConn, payload []byte) {
+	wk.st.textIn.Add(1)
+	var f fields
+	if err := scanFields(payload, &f); err != nil {
+		wk.st.unexpected.Add(1)
+		return
+	}
+	switch string(f.flag) {
+	case "pong":
+		wk.st.pongs.Add(1)
+		c.signal(nil)
+	case "error":
+		wk.st.serverError(f.code, f.message)
+	case "all":
+		wk.st.bcastIn.Add(1)
+		wk.onBroadcast(f.content)
+	default:
+		if t := c.track.Load(); t != nil && f.content != nil {
+			wk.st.recv.Add(1)
+			t.receive(f.from, f.content)
+			return
+		}
+		wk.st.unexpected.Add(1)
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+var errNoConn = errors.New("no such connection in this worker")
+
+func (wk *worker) conn(account string) (*wsConn, error) {
+	wk.mu.Lock()
+	defer wk.mu.Unlock()
+	c := wk.byAcct[account]
+	if c == nil {
+		return nil, fmt.Errorf("%s: %w", account, errNoConn)
+	}
+	return c, nil
+}
