@@ -156,6 +156,14 @@ func (s *Store) Insert(ctx context.Context, msgs []Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
+	q, args := s.insertStatement(msgs)
+	if _, err := s.db.ExecContext(ctx, q, args...); err != nil {
+		return fmt.Errorf("offline: insert %d rows: %w", len(msgs), err)
+	}
+	return nil
+}
+
+func (s *Store) insertStatement(msgs []Message) (string, []any) {
 	var b strings.Builder
 	b.Grow(len(s.q.insertPrefix) + len(msgs)*(len(s.q.insertRow)+1))
 	b.WriteString(s.q.insertPrefix)
@@ -167,10 +175,7 @@ func (s *Store) Insert(ctx context.Context, msgs []Message) error {
 		b.WriteString(s.q.insertRow)
 		args = append(args, m.To, m.From, m.Content, m.AddTime)
 	}
-	if _, err := s.db.ExecContext(ctx, b.String(), args...); err != nil {
-		return fmt.Errorf("offline: insert %d rows: %w", len(msgs), err)
-	}
-	return nil
+	return b.String(), args
 }
 
 // Pending returns up to limit unsent rows for account with id > afterID, oldest
