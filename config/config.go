@@ -24,6 +24,13 @@ type Config struct {
 	Offline Offline `yaml:"offline"`
 	Log     Log     `yaml:"log"`
 	Runtime Runtime `yaml:"runtime"`
+	Debug   Debug   `yaml:"debug"`
+}
+
+// Debug exposes profiling; keep it on loopback.
+type Debug struct {
+	// PprofAddr serves net/http/pprof (e.g. 127.0.0.1:6060); empty: off.
+	PprofAddr string `yaml:"pprof_addr"`
 }
 
 // Server is the WebSocket listener and its limits.

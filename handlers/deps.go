@@ -12,6 +12,7 @@ import (
 type Store interface {
 	Enqueue(m offline.Message) error
 	Flush(ctx context.Context) error
+	HasPending(ctx context.Context, account string) (bool, error)
 	Pending(ctx context.Context, account, from string, afterID int64, limit int) (rows []offline.Row, next int64, more bool, err error)
 	MarkSent(ctx context.Context, ids []int64) error
 }

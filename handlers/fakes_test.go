@@ -41,6 +41,9 @@ func (m *memStore) Enqueue(msg offline.Message) error {
 	return nil
 }
 func (m *memStore) Flush(context.Context) error { return nil }
+func (m *memStore) HasPending(context.Context, string) (bool, error) {
+	return true, nil // the fake always reads; the real probe is tested in offline/
+}
 func (m *memStore) Pending(_ context.Context, account, from string, after int64, limit int) ([]offline.Row, int64, bool, error) {
 	if m.onPending != nil {
 		m.onPending()

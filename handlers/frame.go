@@ -21,14 +21,6 @@ type Frame struct {
 	hasFrom, hasTo, hasContent bool
 }
 
-type rawFrame struct {
-	Flag    json.RawMessage `json:"flag"`
-	Type    json.RawMessage `json:"type"`
-	From    json.RawMessage `json:"from"`
-	To      json.RawMessage `json:"to"`
-	Content json.RawMessage `json:"content"`
-}
-
 // Decode parses a text frame. It returns a protocol error for anything that is
 // not a JSON object with well-typed fields; it never panics.
 func Decode(data []byte) (Frame, *Error) {
@@ -43,26 +35,23 @@ func Decode(data []byte) (Frame, *Error) {
 	if trimmed[0] != '{' {
 		return f, newError(CodeBadFrame, "frame must be a JSON object like {\"flag\":\"msg\",...}")
 	}
-	var raw rawFrame
-	if err := json.Unmarshal(trimmed, &raw); err != nil {
-		return f, newError(CodeBadJSON, "frame could not be decoded")
-	}
+	raw := scanObject(trimmed)
 	var e *Error
 	var typ string
-	if f.Flag, _, e = text(raw.Flag, "flag"); e != nil {
+	if f.Flag, _, e = text(raw.flag, "flag"); e != nil {
 		return f, e
 	}
-	if typ, _, e = text(raw.Type, "type"); e != nil {
+	if typ, _, e = text(raw.typ, "type"); e != nil {
 		return f, e
 	}
 	f.Heart = typ == "heart"
-	if f.From, f.hasFrom, e = account(raw.From, "from"); e != nil {
+	if f.From, f.hasFrom, e = account(raw.from, "from"); e != nil {
 		return f, e
 	}
-	if f.To, f.hasTo, e = account(raw.To, "to"); e != nil {
+	if f.To, f.hasTo, e = account(raw.to, "to"); e != nil {
 		return f, e
 	}
-	if f.Content, f.hasContent, e = text(raw.Content, "content"); e != nil {
+	if f.Content, f.hasContent, e = text(raw.content, "content"); e != nil {
 		return f, e
 	}
 	if f.Flag == "" && !f.Heart {
@@ -72,31 +61,28 @@ func Decode(data []byte) (Frame, *Error) {
 }
 
 // text reads an optional JSON string; null counts as absent.
-func text(raw json.RawMessage, name string) (string, bool, *Error) {
-	if len(raw) == 0 || string(raw) == "null" {
+func text(v field, name string) (string, bool, *Error) {
+	switch v.kind {
+	case kAbsent, kNull:
 		return "", false, nil
+	case kString:
+		if s, ok := unquote(v.raw); ok {
+			return s, true, nil
+		}
 	}
-	if raw[0] != '"' {
-		return "", false, newError(CodeBadField, name+" must be a string")
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", false, newError(CodeBadField, name+" must be a string")
-	}
-	return s, true, nil
+	return "", false, newError(CodeBadField, name+" must be a string")
 }
 
 // account reads an optional account name. Seed clients often send numeric user
 // ids ({"from":123}); PHP took them as strings, and so do we, for integers only.
-func account(raw json.RawMessage, name string) (string, bool, *Error) {
-	if len(raw) > 0 && (raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9')) {
-		var n json.Number
-		if err := json.Unmarshal(raw, &n); err != nil || strings.ContainsAny(string(n), ".eE") {
+func account(v field, name string) (string, bool, *Error) {
+	if v.kind == kNumber {
+		if bytes.ContainsAny(v.raw, ".eE") {
 			return "", false, newError(CodeBadField, name+" must be a string or an integer")
 		}
-		return string(n), true, nil
+		return string(v.raw), true, nil
 	}
-	s, ok, e := text(raw, name)
+	s, ok, e := text(v, name)
 	if e != nil {
 		return "", false, newError(CodeBadField, name+" must be a string or an integer")
 	}

@@ -95,6 +95,9 @@ func (h *Handler) drainOnce(ctx context.Context, c *hub.Conn, account, peer stri
 	if err := h.store.Flush(ctx); err != nil {
 		return err
 	}
+	if has, err := h.store.HasPending(ctx, account); err != nil || !has {
+		return err
+	}
 	var after int64
 	for {
 		rows, next, more, err := h.store.Pending(ctx, account, peer, after, h.cfg.DrainPage)

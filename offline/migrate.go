@@ -18,7 +18,8 @@ import (
 // and then runs only when the guard's first column is non-zero (each ? gets the
 // table name). Every file is safe to run again, so start-up is idempotent.
 // `{table}` in a file stands for the configured table name.
-// Migrate then reads the column limits (see Limits).
+// Migrate then reads the column limits (see Limits) and prepares the drain's
+// statements.
 func (s *Store) Migrate(ctx context.Context, migrations fs.FS) error {
 	dir := string(s.dialect)
 	names, err := fs.Glob(migrations, dir+"/*.sql")
@@ -43,7 +44,7 @@ func (s *Store) Migrate(ctx context.Context, migrations fs.FS) error {
 			return err
 		}
 	}
-	return nil
+	return s.prepare(ctx)
 }
 
 func (s *Store) apply(ctx context.Context, name, body string) error {

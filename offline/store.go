@@ -58,6 +58,11 @@ type Store struct {
 	table   string
 	limits  Limits
 	q       queries
+
+	// The drain's queries run at every init: prepared once (per pooled
+	// connection, by database/sql), each costs one round trip, not three.
+	pending, pendingFrom *sql.Stmt
+	probe                *probe
 }
 
 type queries struct {
@@ -65,6 +70,10 @@ type queries struct {
 	pending, pendingFrom    string
 	markPrefix              string
 }
+
+// maxOpenConns bounds the MySQL connections of one server: the batch writer
+// uses one, inits draining at the same moment use the rest.
+const maxOpenConns = 32
 
 var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 
@@ -95,8 +104,8 @@ func Open(ctx context.Context, dialect Dialect, dsn, table string) (*Store, erro
 			return nil, fmt.Errorf("offline: mysql connector: %w", cerr)
 		}
 		db = sql.OpenDB(conn)
-		db.SetMaxOpenConns(16)
-		db.SetMaxIdleConns(16)
+		db.SetMaxOpenConns(maxOpenConns)
+		db.SetMaxIdleConns(maxOpenConns)
 	case SQLite:
 		db, err = sql.Open("sqlite", "file:"+dsn+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
 		if err != nil {
@@ -112,9 +121,27 @@ func Open(ctx context.Context, dialect Dialect, dsn, table string) (*Store, erro
 		_ = db.Close()
 		return nil, fmt.Errorf("offline: connect %s: %w", dialect, err)
 	}
-	s := &Store{db: db, dialect: dialect, table: table}
+	s := &Store{db: db, dialect: dialect, table: table, probe: newProbe(db, dialect, table)}
 	s.q = buildQueries(table)
 	return s, nil
+}
+
+// HasPending reports whether account may have unsent rows; false means none.
+// Calls from concurrent inits share one query.
+func (s *Store) HasPending(ctx context.Context, account string) (bool, error) {
+	return s.probe.has(ctx, account)
+}
+
+// prepare readies the drain's statements; the table must exist (after Migrate).
+func (s *Store) prepare(ctx context.Context) error {
+	var err error
+	if s.pending, err = s.db.PrepareContext(ctx, s.q.pending); err != nil {
+		return fmt.Errorf("offline: prepare drain query: %w", err)
+	}
+	if s.pendingFrom, err = s.db.PrepareContext(ctx, s.q.pendingFrom); err != nil {
+		return fmt.Errorf("offline: prepare drain query: %w", err)
+	}
+	return nil
 }
 
 func buildQueries(table string) queries {
@@ -130,8 +157,16 @@ func buildQueries(table string) queries {
 	}
 }
 
-// Close closes the database handle.
-func (s *Store) Close() error { return s.db.Close() }
+// Close closes the prepared statements and the database handle.
+func (s *Store) Close() error {
+	s.probe.stop()
+	for _, st := range []*sql.Stmt{s.pending, s.pendingFrom} {
+		if st != nil {
+			_ = st.Close()
+		}
+	}
+	return s.db.Close()
+}
 
 // DB exposes the handle to tests and to migrations.
 func (s *Store) DB() *sql.DB { return s.db }
@@ -186,10 +221,13 @@ func (s *Store) insertStatement(msgs []Message) (string, []any) {
 // whether the page was full, so that another may follow.
 func (s *Store) Pending(ctx context.Context, account, from string, afterID int64, limit int) (rows []Row, next int64, more bool, err error) {
 	var r *sql.Rows
-	if from == "" {
-		r, err = s.db.QueryContext(ctx, s.q.pending, account, afterID, limit)
-	} else {
-		r, err = s.db.QueryContext(ctx, s.q.pendingFrom, account, afterID, from, limit)
+	switch {
+	case s.pending == nil:
+		return nil, afterID, false, errors.New("offline: store not migrated")
+	case from == "":
+		r, err = s.pending.QueryContext(ctx, account, afterID, limit)
+	default:
+		r, err = s.pendingFrom.QueryContext(ctx, account, afterID, from, limit)
 	}
 	if err != nil {
 		return nil, afterID, false, fmt.Errorf("offline: pending for %q: %w", account, err)

@@ -223,3 +223,37 @@ func testWriter(t *testing.T, s *offline.Store) {
 }
 
 var _ fs.FS = migrations
+
+func TestHasPending(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			s := e.open(t)
+			MustMigrate(t, s)
+			ctx := context.Background()
+			if err := s.Insert(ctx, []offline.Message{{To: "Bob", From: "a", Content: "x"}, {To: "carol", From: "a", Content: "y"}}); err != nil {
+				t.Fatal(err)
+			}
+			rows, _, _, _ := s.Pending(ctx, "carol", "", 0, 10)
+			_ = s.MarkSent(ctx, []int64{rows[0].ID})
+			// Many at once, as in a reconnect storm: they share queries.
+			want := map[string]bool{"Bob": true, "bob": false, "carol": false, "dave": false}
+			errs := make(chan error, 400)
+			for i := 0; i < 100; i++ {
+				for acct, w := range want {
+					go func() {
+						got, err := s.HasPending(ctx, acct)
+						if err == nil && got != w {
+							err = fmt.Errorf("HasPending(%q) = %v; want %v", acct, got, w)
+						}
+						errs <- err
+					}()
+				}
+			}
+			for i := 0; i < 400; i++ {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}
