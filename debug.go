@@ -6,6 +6,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -36,4 +41,30 @@ func startPprof(ctx context.Context, addr string, log zerolog.Logger) error {
 	}()
 	log.Warn().Str("addr", ln.Addr().String()).Msg("pprof enabled (no authentication)")
 	return nil
+}
+
+// watchGCSignal runs a full GC and returns freed memory to the OS on SIGUSR1,
+// then logs the heap. Operators use it to see the live size of a server; the
+// load tool (chatload -gc-signal) uses it to measure memory per connection
+// without the garbage a GC cycle has not collected yet.
+func watchGCSignal(ctx context.Context, log zerolog.Logger) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGUSR1)
+	go func() {
+		defer signal.Stop(ch)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ch:
+				runtime.GC()
+				debug.FreeOSMemory()
+				var m runtime.MemStats
+				runtime.ReadMemStats(&m)
+				log.Info().Uint64("heap_inuse", m.HeapInuse).Uint64("heap_objects", m.HeapObjects).
+					Uint64("stack_inuse", m.StackInuse).Uint64("sys", m.Sys).Int("goroutines", runtime.NumGoroutine()).
+					Msg("SIGUSR1: garbage collected, free memory returned to the OS")
+			}
+		}
+	}()
 }

@@ -38,8 +38,9 @@ loop:
 			break loop
 		}
 	}
-	if _, err := silent.read(3 * time.Second); err == nil || isTimeout(err) {
-		t.Fatalf("silent connection after the idle timeout: %v; want it closed", err)
+	var ce *websocket.CloseError
+	if _, err := silent.read(3 * time.Second); !errors.As(err, &ce) || ce.Code != 4001 {
+		t.Fatalf("silent connection after the idle timeout: %v; want close 4001 (idle timeout)", err)
 	}
 	talker.send(`{"flag":"ping"}`)
 	if f := talker.next(2 * time.Second); f["flag"] != "pong" {
@@ -50,11 +51,6 @@ loop:
 	if f := pinger.next(2 * time.Second); f["flag"] != "pong" {
 		t.Fatalf("pinger closed although it sent WebSocket pings: %v", f)
 	}
-}
-
-func isTimeout(err error) bool {
-	var te interface{ Timeout() bool }
-	return errors.As(err, &te) && te.Timeout()
 }
 
 // TestGracefulShutdown: on shutdown every client gets close 1001 and every

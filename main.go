@@ -47,6 +47,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, env func(string) 
 	if err := applyRuntime(cfg.Runtime, log); err != nil {
 		return err
 	}
+	watchGCSignal(ctx, log)
 	if cfg.Debug.PprofAddr != "" {
 		if err := startPprof(ctx, cfg.Debug.PprofAddr, log); err != nil {
 			return fmt.Errorf("debug.pprof_addr: %w", err)

@@ -7,6 +7,7 @@ package hub
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 )
 
 // Transport is what the hub needs from a WebSocket connection. server/ implements it
@@ -22,27 +23,34 @@ type Transport interface {
 // backlog has too many live messages waiting behind it.
 var ErrQueueFull = errors.New("hub: drain queue full")
 
-// Conn is one client connection.
+// Conn is one client connection. It is kept small: a server holds hundreds of
+// thousands, and every byte here is multiplied by that.
 //
 // Ownership of the fields:
 //   - static after NewConn: id, t.
 //   - account: written once by Table.Bind on the connection's own handler flow,
 //     which nbio runs serially per connection; read by that flow and, under the
 //     account's shard lock, by the table.
-//   - guarded by the shard lock of the bound account: live, peer, queue.
-//   - guarded by the lock of the connection's list shard: prev, next, listed.
+//   - guarded by the shard lock of the bound account: sibling, drain.
+//   - guarded by the lock of the connection's list shard: prev, next.
+//   - atomic: seen.
 type Conn struct {
 	id string
 	t  Transport
 
 	account string
 
-	live  bool     // receives live pushes for every sender
-	peer  string   // while draining with a peer filter: messages from others go live
-	queue [][]byte // live frames held back while the backlog drains
+	sibling *Conn       // next connection of the same account on this node
+	drain   *drainState // non-nil while the offline backlog is being pushed
 
 	prev, next *Conn
-	listed     bool
+	seen       atomic.Uint32 // last frame received, in the server's clock (seconds)
+}
+
+// drainState exists only while a connection loads its backlog (see Table.Bind).
+type drainState struct {
+	peer  string   // with a peer filter, messages from others go live meanwhile
+	queue [][]byte // live frames held back until the backlog is out
 }
 
 // NewConn wraps a transport. id must be unique for the life of the deployment
@@ -59,6 +67,9 @@ func (c *Conn) Account() string { return c.account }
 
 // RemoteAddr is the peer address, for logs.
 func (c *Conn) RemoteAddr() string { return c.t.RemoteAddr() }
+
+// Touch records that a frame arrived at time now (server clock, seconds).
+func (c *Conn) Touch(now uint32) { c.seen.Store(now) }
 
 // Send writes one server-to-client JSON payload as a text frame.
 func (c *Conn) Send(payload []byte) error {
@@ -79,5 +90,5 @@ func (c *Conn) Close(code int, reason string) { c.t.Close(code, reason) }
 // acceptsLive reports whether a message from sender may be pushed to c now, or
 // must wait until c's backlog has drained. Caller holds the account's shard lock.
 func (c *Conn) acceptsLive(sender string) bool {
-	return c.live || (c.peer != "" && c.peer != sender)
+	return c.drain == nil || (c.drain.peer != "" && c.drain.peer != sender)
 }

@@ -31,29 +31,29 @@ func (t *Table) Deliver(account, sender string, frame []byte, store func() error
 	)
 	s := t.accountShard(account)
 	s.mu.Lock()
-	e := s.m[account]
-	if e != nil {
+	e, ok := s.m[account]
+	if ok {
 		targets = one[:0]
 		live := false
-		for _, c := range e.conns {
+		for c := e.head; c != nil; c = c.sibling {
 			if c.acceptsLive(sender) {
 				live = true
 				break
 			}
 		}
-		for _, c := range e.conns {
+		for c := e.head; c != nil; c = c.sibling {
 			switch {
 			case c.acceptsLive(sender):
 				targets = append(targets, c)
-			case live && len(c.queue) < t.maxQueue:
-				c.queue = append(c.queue, frame)
+			case live && len(c.drain.queue) < t.maxQueue:
+				c.drain.queue = append(c.drain.queue, frame)
 			case live:
 				slow = append(slow, c)
 			}
 		}
 	}
 	if len(targets) == 0 {
-		err := t.storeLocked(e, store)
+		err := t.storeLocked(s, account, store)
 		s.mu.Unlock()
 		closeSlow(slow)
 		if err != nil {
@@ -77,7 +77,7 @@ func (t *Table) Deliver(account, sender string, frame []byte, store func() error
 	}
 	// Every target was closing: store it rather than lose it.
 	s.mu.Lock()
-	err := t.storeLocked(s.m[account], store)
+	err := t.storeLocked(s, account, store)
 	s.mu.Unlock()
 	if err != nil {
 		return Delivery{}, err
@@ -85,12 +85,15 @@ func (t *Table) Deliver(account, sender string, frame []byte, store func() error
 	return Delivery{Stored: true}, nil
 }
 
-func (t *Table) storeLocked(e *entry, store func() error) error {
+// storeLocked hands a message to the offline store and counts it against the
+// account's entry, if it has one. Caller holds s.mu.
+func (t *Table) storeLocked(s *accountShard, account string, store func() error) error {
 	if err := store(); err != nil {
 		return err
 	}
-	if e != nil {
+	if e, ok := s.m[account]; ok {
 		e.offlineSeq++
+		s.m[account] = e
 	}
 	return nil
 }

@@ -234,3 +234,21 @@ func TestTextFrameHeader(t *testing.T) {
 		}
 	}
 }
+
+func TestIdle(t *testing.T) {
+	tb := NewTable(10)
+	quiet, _ := newConn("q")
+	busy, _ := newConn("b")
+	tb.Add(quiet)
+	tb.Add(busy)
+	quiet.Touch(10)
+	busy.Touch(70)
+	idle := tb.Idle(60)
+	if len(idle) != 1 || idle[0] != quiet {
+		t.Fatalf("Idle(60) = %v; want only the connection last seen at 10", idle)
+	}
+	tb.Remove(quiet)
+	if idle := tb.Idle(60); len(idle) != 0 {
+		t.Fatalf("Idle after removal = %v; want none", idle)
+	}
+}

@@ -24,12 +24,13 @@ type Table struct {
 
 type accountShard struct {
 	mu sync.Mutex
-	m  map[string]*entry
+	m  map[string]entry
 }
 
-// entry is one account's connections on this node.
+// entry is one account's connections on this node, held by value in the map (no
+// allocation per account): the first connection, whose sibling links the rest.
 type entry struct {
-	conns []*Conn
+	head *Conn
 	// offlineSeq counts the messages for this account that were handed to the
 	// offline store while the entry existed. A draining connection goes live only
 	// if no message went to the store since it last looked (see GoLive).
@@ -47,7 +48,7 @@ type listShard struct {
 func NewTable(maxQueue int) *Table {
 	t := &Table{seed: maphash.MakeSeed(), maxQueue: maxQueue}
 	for i := range t.accounts {
-		t.accounts[i].m = make(map[string]*entry)
+		t.accounts[i].m = make(map[string]entry)
 	}
 	return t
 }
@@ -69,7 +70,6 @@ func (t *Table) Add(c *Conn) {
 		s.head.prev = c
 	}
 	s.head = c
-	c.listed = true
 	s.n++
 	s.mu.Unlock()
 }
@@ -79,7 +79,7 @@ func (t *Table) Add(c *Conn) {
 func (t *Table) Remove(c *Conn) (account string, last bool) {
 	s := t.listShard(c)
 	s.mu.Lock()
-	if c.listed {
+	if c.prev != nil || s.head == c {
 		if c.prev != nil {
 			c.prev.next = c.next
 		} else {
@@ -88,7 +88,7 @@ func (t *Table) Remove(c *Conn) (account string, last bool) {
 		if c.next != nil {
 			c.next.prev = c.prev
 		}
-		c.prev, c.next, c.listed = nil, nil, false
+		c.prev, c.next = nil, nil
 		s.n--
 	}
 	s.mu.Unlock()
@@ -99,21 +99,26 @@ func (t *Table) Remove(c *Conn) (account string, last bool) {
 	as := t.accountShard(c.account)
 	as.mu.Lock()
 	defer as.mu.Unlock()
-	e := as.m[c.account]
-	if e == nil {
+	e, ok := as.m[c.account]
+	if !ok {
 		return c.account, false
 	}
-	for i, x := range e.conns {
-		if x == c {
-			e.conns = append(e.conns[:i], e.conns[i+1:]...)
-			break
+	if e.head == c {
+		e.head = c.sibling
+	} else {
+		for x := e.head; x != nil; x = x.sibling {
+			if x.sibling == c {
+				x.sibling = c.sibling
+				break
+			}
 		}
 	}
-	c.queue = nil
-	if len(e.conns) == 0 {
+	c.sibling, c.drain = nil, nil
+	if e.head == nil {
 		delete(as.m, c.account)
 		return c.account, true
 	}
+	as.m[c.account] = e
 	return c.account, false
 }
 
@@ -140,15 +145,12 @@ func (t *Table) Bind(c *Conn, account, peer string) (seq uint64, first bool, err
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.m[account]
-	if e == nil {
-		e = &entry{}
+	if first {
+		c.sibling = e.head
+		e.head = c
 		s.m[account] = e
 	}
-	if first {
-		e.conns = append(e.conns, c)
-	}
-	c.live = false
-	c.peer = peer
+	c.drain = &drainState{peer: peer}
 	return e.offlineSeq, first, nil
 }
 
@@ -160,8 +162,8 @@ func (t *Table) GoLive(c *Conn, seq uint64) (uint64, bool) {
 	s := t.accountShard(c.account)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.m[c.account]
-	if e == nil { // closed meanwhile
+	e, ok := s.m[c.account]
+	if !ok { // closed meanwhile
 		return 0, true
 	}
 	if e.offlineSeq != seq {
@@ -181,14 +183,15 @@ func (t *Table) ForceLive(c *Conn) {
 }
 
 func (t *Table) flushQueueLocked(c *Conn) {
-	for _, f := range c.queue {
+	if c.drain == nil {
+		return
+	}
+	for _, f := range c.drain.queue {
 		if err := c.WriteFrame(f); err != nil {
 			break // closing; Remove cleans up
 		}
 	}
-	c.queue = nil
-	c.live = true
-	c.peer = ""
+	c.drain = nil
 }
 
 // Online reports whether account has a connection on this node.
@@ -196,7 +199,8 @@ func (t *Table) Online(account string) bool {
 	s := t.accountShard(account)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.m[account] != nil
+	_, ok := s.m[account]
+	return ok
 }
 
 // Len returns the number of connections on the broadcast list.
@@ -220,10 +224,29 @@ func (t *Table) Settle(c *Conn, final func() error) error {
 	s := t.accountShard(c.account)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.m[c.account] == nil {
+	if _, ok := s.m[c.account]; !ok {
 		return nil
 	}
 	err := final()
 	t.flushQueueLocked(c)
 	return err
+}
+
+// Idle returns the connections whose last frame arrived before the given time
+// (server clock, seconds). One pass over the list under each shard's lock: at a
+// million connections a sweep costs milliseconds, where a timer per connection
+// would cost well over a hundred bytes each.
+func (t *Table) Idle(before uint32) []*Conn {
+	var out []*Conn
+	for i := range t.lists {
+		s := &t.lists[i]
+		s.mu.Lock()
+		for c := s.head; c != nil; c = c.next {
+			if c.seen.Load() < before {
+				out = append(out, c)
+			}
+		}
+		s.mu.Unlock()
+	}
+	return out
 }

@@ -84,6 +84,9 @@ type Server struct {
 	closing  atomic.Bool
 	inflight atomic.Int64
 
+	started   time.Time
+	stopSweep chan struct{}
+
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -91,15 +94,17 @@ type Server struct {
 // New builds a server; Start listens.
 func New(cfg Config, table *hub.Table, hooks Hooks, log zerolog.Logger) *Server {
 	cfg = cfg.withDefaults()
-	s := &Server{cfg: cfg, table: table, hooks: hooks, log: log, run: runID()}
+	s := &Server{cfg: cfg, table: table, hooks: hooks, log: log, run: runID(), started: time.Now(), stopSweep: make(chan struct{})}
 
 	u := websocket.NewUpgrader()
-	u.KeepaliveTime = cfg.IdleTimeout
+	u.KeepaliveTime = 0 // idle connections are swept by heartbeat.go, not a timer each
 	u.MessageLengthLimit = cfg.MaxFrameBytes
 	u.CheckOrigin = func(*http.Request) bool { return true }
 	u.OnOpen(s.onOpen)
 	u.OnMessage(s.onMessage)
 	u.OnClose(s.onClose)
+	u.SetPingHandler(s.onPing)
+	u.SetPongHandler(s.onPong)
 	s.upgrader = u
 
 	mux := http.NewServeMux()
@@ -135,6 +140,7 @@ func (s *Server) Start() error {
 	if err := s.engine.Start(); err != nil {
 		return fmt.Errorf("server: listen %s: %w", s.cfg.Addr, err)
 	}
+	go s.sweep(s.stopSweep)
 	return nil
 }
 
@@ -168,6 +174,7 @@ func (s *Server) onOpen(ws *websocket.Conn) {
 		return
 	}
 	c := hub.NewConn(s.run+"-"+strconv.FormatUint(s.nextID.Add(1), 36), transport{ws})
+	c.Touch(s.now())
 	ws.SetSession(c)
 	s.table.Add(c)
 }
@@ -179,6 +186,7 @@ func (s *Server) onMessage(ws *websocket.Conn, mt websocket.MessageType, data []
 	}
 	s.inflight.Add(1)
 	defer s.inflight.Add(-1)
+	c.Touch(s.now())
 	s.hooks.OnFrame(c, mt == websocket.TextMessage, data)
 }
 
@@ -198,6 +206,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) shutdown(ctx context.Context) error {
 	s.closing.Store(true)
+	close(s.stopSweep)
 	n := 0
 	s.table.Each(func(c *hub.Conn) {
 		c.Close(CloseGoingAway, "server shutting down")

@@ -11,6 +11,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"syscall"
 	"time"
 )
@@ -35,6 +37,16 @@ func run(ctx context.Context, args []string, log io.Writer) error {
 		return fmt.Errorf("start: %w", err)
 	}
 	fmt.Fprintf(log, "baseline: listening on %s (pid %d)\n", s.engine.Addrs[0], os.Getpid())
+	// SIGUSR1: full GC and free memory back to the OS, as chatserver does, so
+	// that chatload -gc-signal measures both the same way.
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	go func() {
+		for range usr1 {
+			runtime.GC()
+			debug.FreeOSMemory()
+		}
+	}()
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -38,6 +38,7 @@ type config struct {
 
 	steps     []int // idle
 	settleMax time.Duration
+	gcSignal  bool
 	hold      time.Duration
 
 	k            int // broadcast
@@ -104,6 +105,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.broadcaster, "broadcaster", "admin", "account that sends \"all\" frames")
 	fs.DurationVar(&c.maxTime, "max-time", 30*time.Minute, "hard limit for the whole run")
 	fs.StringVar(&steps, "steps", "", "idle: connection counts to sample at, e.g. 5000,10000,19000")
+	fs.BoolVar(&c.gcSignal, "gc-signal", false, "idle: send SIGUSR1 to -pid before each sample (chatserver and the baseline then run a full GC and return free memory to the OS)")
 	fs.DurationVar(&c.settleMax, "settle-max", 20*time.Second, "idle: max wait for the server RSS to settle at a step")
 	fs.DurationVar(&c.hold, "hold", 0, "idle: keep the connections open this long after the last step")
 	fs.IntVar(&c.k, "k", 20, "broadcast: number of \"all\" frames")

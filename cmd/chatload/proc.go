@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -64,7 +65,12 @@ func readCPU(pid int) (float64, error) {
 // settleRSS samples RSS every 500 ms until it moved less than 1% over the
 // last 2 s, or maxWait passes; it returns the last sample and whether it
 // settled.
-func settleRSS(ctx context.Context, pid int, maxWait time.Duration) (int64, bool, error) {
+func settleRSS(ctx context.Context, pid int, maxWait time.Duration, gcSignal bool) (int64, bool, error) {
+	if gcSignal {
+		if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
+			return 0, false, fmt.Errorf("gc signal to %d: %w", pid, err)
+		}
+	}
 	const every, window = 500 * time.Millisecond, 4 // 4 intervals = 2 s
 	deadline := time.Now().Add(maxWait)
 	var hist []int64

@@ -23,7 +23,7 @@ func (c *coord) idle(ctx context.Context) error {
 	var prevHeap *float64
 	if cfg.pid > 0 {
 		c.setPhase("idle: baseline RSS")
-		rss, _, err := settleRSS(ctx, cfg.pid, cfg.settleMax)
+		rss, _, err := settleRSS(ctx, cfg.pid, cfg.settleMax, cfg.gcSignal)
 		if err != nil {
 			return err
 		}
@@ -52,7 +52,7 @@ func (c *coord) idle(ctx context.Context) error {
 		s := idleStep{Conns: open, ConnectPerSec: st.PerSec}
 		if cfg.pid > 0 {
 			c.setPhase("idle: settling at %d", open)
-			if s.RSS, s.Settled, err = settleRSS(ctx, cfg.pid, cfg.settleMax); err != nil {
+			if s.RSS, s.Settled, err = settleRSS(ctx, cfg.pid, cfg.settleMax, cfg.gcSignal); err != nil {
 				return err
 			}
 			if d := open - prevConns; d > 0 {
