@@ -62,7 +62,8 @@ type Store struct {
 	// The drain's queries run at every init: prepared once (per pooled
 	// connection, by database/sql), each costs one round trip, not three.
 	pending, pendingFrom *sql.Stmt
-	probe                *probe
+	probe                *coalescer[string, bool]
+	marker               *coalescer[[]int64, struct{}]
 }
 
 type queries struct {
@@ -123,13 +124,21 @@ func Open(ctx context.Context, dialect Dialect, dsn, table string) (*Store, erro
 	}
 	s := &Store{db: db, dialect: dialect, table: table, probe: newProbe(db, dialect, table)}
 	s.q = buildQueries(table)
+	// Drains that finish together share one UPDATE (and one commit).
+	s.marker = newCoalescer("mark sent", maxBatch, func(ctx context.Context, sets [][]int64) ([]struct{}, error) {
+		var ids []int64
+		for _, set := range sets {
+			ids = append(ids, set...)
+		}
+		return make([]struct{}, len(sets)), s.markSent(ctx, ids)
+	})
 	return s, nil
 }
 
 // HasPending reports whether account may have unsent rows; false means none.
 // Calls from concurrent inits share one query.
 func (s *Store) HasPending(ctx context.Context, account string) (bool, error) {
-	return s.probe.has(ctx, account)
+	return s.probe.do(ctx, account)
 }
 
 // prepare readies the drain's statements; the table must exist (after Migrate).
@@ -160,6 +169,7 @@ func buildQueries(table string) queries {
 // Close closes the prepared statements and the database handle.
 func (s *Store) Close() error {
 	s.probe.stop()
+	s.marker.stop()
 	for _, st := range []*sql.Stmt{s.pending, s.pendingFrom} {
 		if st != nil {
 			_ = st.Close()
@@ -258,11 +268,48 @@ func (s *Store) Pending(ctx context.Context, account, from string, afterID int64
 	return rows, next, n == limit, nil
 }
 
-// MarkSent sets status=1 on exactly the rows given.
+// MarkSent sets status=1 on exactly the rows given, and returns once that is
+// committed. Concurrent calls share one statement.
 func (s *Store) MarkSent(ctx context.Context, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
+	_, err := s.marker.do(ctx, ids)
+	return err
+}
+
+// maxPlaceholders keeps a statement well under the 65,535 parameters MySQL allows.
+const maxPlaceholders = 5000
+
+// markSent runs the UPDATE, in one transaction of several statements when there
+// are more ids than one statement should carry.
+func (s *Store) markSent(ctx context.Context, ids []int64) error {
+	if len(ids) <= maxPlaceholders {
+		return s.markChunk(ctx, s.db, ids)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("offline: mark %d rows sent: %w", len(ids), err)
+	}
+	for len(ids) > 0 {
+		n := min(len(ids), maxPlaceholders)
+		if err := s.markChunk(ctx, tx, ids[:n]); err != nil {
+			_ = tx.Rollback()
+			return err
+		}
+		ids = ids[n:]
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("offline: commit marking rows sent: %w", err)
+	}
+	return nil
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func (s *Store) markChunk(ctx context.Context, db execer, ids []int64) error {
 	var b strings.Builder
 	b.WriteString(s.q.markPrefix)
 	args := make([]any, len(ids))
@@ -274,7 +321,7 @@ func (s *Store) MarkSent(ctx context.Context, ids []int64) error {
 		args[i] = id
 	}
 	b.WriteByte(')')
-	if _, err := s.db.ExecContext(ctx, b.String(), args...); err != nil {
+	if _, err := db.ExecContext(ctx, b.String(), args...); err != nil {
 		return fmt.Errorf("offline: mark %d rows sent: %w", len(ids), err)
 	}
 	return nil

@@ -257,3 +257,52 @@ func TestHasPending(t *testing.T) {
 		})
 	}
 }
+
+// TestMarkSentManyAtOnce: concurrent drains share UPDATEs, and more ids than one
+// statement may carry are marked in one transaction.
+func TestMarkSentManyAtOnce(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			s := e.open(t)
+			MustMigrate(t, s)
+			ctx := context.Background()
+			var msgs []offline.Message
+			for i := 0; i < 12000; i++ {
+				msgs = append(msgs, offline.Message{To: fmt.Sprint("u", i%40), From: "a", Content: "x"})
+			}
+			for len(msgs) > 0 {
+				n := min(len(msgs), 2000)
+				if err := s.Insert(ctx, msgs[:n]); err != nil {
+					t.Fatal(err)
+				}
+				msgs = msgs[n:]
+			}
+			errs := make(chan error, 40)
+			for u := 0; u < 40; u++ {
+				go func() {
+					rows, _, _, err := s.Pending(ctx, fmt.Sprint("u", u), "", 0, 1000)
+					if err == nil {
+						ids := make([]int64, len(rows))
+						for i, r := range rows {
+							ids[i] = r.ID
+						}
+						err = s.MarkSent(ctx, ids)
+					}
+					errs <- err
+				}()
+			}
+			for i := 0; i < 40; i++ {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+			var left int
+			if err := s.DB().QueryRow("SELECT COUNT(*) FROM app_offline WHERE status = 0").Scan(&left); err != nil {
+				t.Fatal(err)
+			}
+			if left != 0 {
+				t.Fatalf("%d rows left unsent; want 0", left)
+			}
+		})
+	}
+}
