@@ -7,16 +7,22 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"chatserver/api"
+	"chatserver/auth"
 	"chatserver/config"
+	"chatserver/groups"
 	"chatserver/handlers"
 	"chatserver/hub"
+	"chatserver/metrics"
 	"chatserver/offline"
 	"chatserver/presence"
 	"chatserver/server"
@@ -24,6 +30,11 @@ import (
 
 //go:embed sql/mysql/*.sql sql/sqlite/*.sql
 var sqlFiles embed.FS
+
+// webFiles is the chat page and the client library, served on plain GET.
+//
+//go:embed web/static
+var webFiles embed.FS
 
 // app is the running server with everything it owns, wired in dependency order
 // and closed in reverse.
@@ -38,7 +49,11 @@ type app struct {
 		ClearNode(context.Context) error
 		Close(context.Context) error
 	}
-	srv *server.Server
+	srv     *server.Server
+	api     *api.Server
+	metrics *metrics.Metrics
+	handler *handlers.Handler
+	groups  *groups.Cache
 }
 
 // start opens the stores, migrates, and starts listening.
@@ -64,12 +79,40 @@ func start(ctx context.Context, cfg config.Config, log zerolog.Logger) (a *app, 
 	}, log.With().Str("component", "offline").Logger())
 
 	table := hub.NewTable(cfg.Offline.DrainQueue)
-	h := handlers.New(handlers.Config{
-		Node:         node,
-		Limits:       a.store.Limits(),
-		DrainPage:    cfg.Offline.DrainPage,
-		DrainTimeout: cfg.Offline.DrainTimeout,
-	}, table, storeAdapter{a.store, a.writer}, a.presence, log.With().Str("component", "handlers").Logger())
+	a.metrics = metrics.New(
+		func() float64 { return float64(table.Len()) },
+		func() float64 { return float64(a.writer.Depth()) },
+	)
+	a.writer.Observe(a.metrics)
+	if r, ok := a.presence.(*presence.Redis); ok {
+		r.ObserveLatency(a.metrics.Redis)
+	}
+	a.groups = groups.NewCache(groups.NewStore(a.store.DB(), cfg.Groups.Table, a.store.Dialect() == offline.SQLite),
+		cfg.Groups.CacheTTL, cfg.Limits.MaxGroupSize)
+	hcfg := handlers.Config{
+		Node:            node,
+		Limits:          a.store.Limits(),
+		MaxContentBytes: cfg.Limits.MaxContentBytes,
+		DrainPage:       cfg.Offline.DrainPage,
+		DrainTimeout:    cfg.Offline.DrainTimeout,
+		Broadcasters:    cfg.Broadcast.Allowed,
+		FramesPerSecond: cfg.Limits.FramesPerSecond,
+		FrameBurst:      cfg.Limits.FrameBurst,
+	}
+	if cfg.Auth.Mode == "jwt" {
+		v, err := auth.New(auth.Config{Secret: cfg.Auth.JWTSecret, PublicKeyFile: cfg.Auth.JWTPublicKeyFile, Issuer: cfg.Auth.JWTIssuer})
+		if err != nil {
+			return nil, err
+		}
+		hcfg.Verifier = v
+	} else {
+		log.Warn().Msg("auth.mode is none: any client may claim any account at init (the legacy behaviour); set auth.mode: jwt to require tokens")
+	}
+	a.handler = handlers.New(hcfg, handlers.Deps{
+		Table: table, Store: storeAdapter{a.store, a.writer}, Presence: a.presence, Groups: a.groups,
+		Metrics: a.metrics, Log: log.With().Str("component", "handlers").Logger(),
+	})
+	h := a.handler
 
 	setNBIOLogger(log.With().Str("component", "nbio").Logger())
 	a.srv = server.New(server.Config{
@@ -81,12 +124,40 @@ func start(ctx context.Context, cfg config.Config, log zerolog.Logger) (a *app, 
 		MaxWriteBufferBytes: cfg.Server.MaxWriteBufferBytes,
 		HandlerPoolSize:     cfg.Server.HandlerPoolSize,
 		MaxConnections:      cfg.Server.MaxConnections,
+		ConnectionsPerIP:    cfg.Limits.ConnectionsPerIP,
+		AllowedOrigins:      cfg.Limits.AllowedOrigins,
+		Pages:               pages(),
 	}, table, server.Hooks{OnFrame: h.Handle, OnClose: h.Closed}, log.With().Str("component", "server").Logger())
 	if err := a.srv.Start(); err != nil {
 		return nil, err
 	}
+	if err := a.startAPI(); err != nil {
+		return nil, err
+	}
 	a.logStart(node)
 	return a, nil
+}
+
+// startAPI starts the side API when a secret is configured.
+func (a *app) startAPI() error {
+	alog := a.log.With().Str("component", "api").Logger()
+	if a.cfg.API.Secret == "" {
+		alog.Warn().Msg("side API not started: api.secret (CHAT_API_SECRET) is empty")
+		return nil
+	}
+	checks := []api.Check{{Name: "sql", Ping: a.store.Ping}}
+	if a.rdb != nil {
+		checks = append(checks, api.Check{Name: "redis", Ping: func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() }})
+	}
+	a.api = api.New(api.Config{Addr: a.cfg.API.Addr, Secret: a.cfg.API.Secret}, api.Deps{
+		Chat: a.handler, Unread: a.store, Members: a.groups, Checks: checks,
+		Metrics: promhttp.HandlerFor(a.metrics.Registry, promhttp.HandlerOpts{}), Errors: a.metrics, Log: alog,
+	})
+	if err := a.api.Start(); err != nil {
+		return err
+	}
+	alog.Info().Str("addr", a.api.Addr()).Msg("side API listening")
+	return nil
 }
 
 func (a *app) openStore(ctx context.Context) error {
@@ -107,7 +178,7 @@ func (a *app) openStore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := a.store.Migrate(ctx, sub); err != nil {
+	if err := a.store.Migrate(ctx, sub, map[string]string{"group_table": a.cfg.Groups.Table}); err != nil {
 		return err
 	}
 	return nil
@@ -159,6 +230,11 @@ func (a *app) Addr() string { return a.srv.Addr() }
 // writer is flushed, then the account map, then the databases.
 func (a *app) Close(ctx context.Context) error {
 	var errs []error
+	if a.api != nil {
+		if err := a.api.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if a.srv != nil {
 		if err := a.srv.Shutdown(ctx); err != nil {
 			errs = append(errs, err)
@@ -189,6 +265,15 @@ func (a *app) closeStores() {
 	if a.store != nil {
 		_ = a.store.Close()
 	}
+}
+
+// pages serves web/static: the chat page at / and its files beside it.
+func pages() http.Handler {
+	sub, err := fs.Sub(webFiles, "web/static")
+	if err != nil {
+		panic(err) // the embedded tree is fixed at build time
+	}
+	return http.FileServer(http.FS(sub))
 }
 
 func defaultNode(addr string) string {

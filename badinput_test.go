@@ -17,7 +17,10 @@ import (
 func TestBadInputOverTheWire(t *testing.T) {
 	for _, backend := range backends {
 		t.Run(backend, func(t *testing.T) {
-			ts := startServer(t, backend, func(c *config.Config) { c.Server.MaxFrameBytes = 1024 })
+			ts := startServer(t, backend, func(c *config.Config) {
+				c.Server.MaxFrameBytes = 1024
+				c.Limits.MaxContentBytes = 0
+			})
 			bystander, _ := login(t, ts, "bob", "")
 			mallory := dial(t, ts.url)
 			frames := []struct{ frame, code string }{

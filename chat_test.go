@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"chatserver/config"
 )
 
 // TestLegacyChat walks the legacy protocol as the seed clients use it, on both
@@ -12,7 +14,7 @@ import (
 func TestLegacyChat(t *testing.T) {
 	for _, backend := range backends {
 		t.Run(backend, func(t *testing.T) {
-			ts := startServer(t, backend, nil)
+			ts := startServer(t, backend, func(c *config.Config) { c.Broadcast.Allowed = []string{"carol"} })
 
 			alice, drained := login(t, ts, "alice", "bob")
 			if len(drained) != 0 {

@@ -22,11 +22,14 @@ import (
 var backends = []string{"embedded", "redis+mariadb"}
 
 type testServer struct {
-	t   *testing.T
-	app *app
-	cfg config.Config
-	url string
+	t      *testing.T
+	app    *app
+	cfg    config.Config
+	url    string
+	apiURL string
 }
+
+const testAPISecret = "test-api-secret"
 
 // startServer runs the real server on a loopback port. mutate may change the
 // configuration first.
@@ -35,6 +38,10 @@ func startServer(t *testing.T, backend string, mutate func(*config.Config)) *tes
 	cfg := config.Default()
 	cfg.Server.Addr = "127.0.0.1:0"
 	cfg.Node = "test-" + servicetest.Unique()
+	cfg.API.Addr = "127.0.0.1:0"
+	cfg.API.Secret = testAPISecret
+	// Tests send bursts far above a person's typing; TestLimits turns it on.
+	cfg.Limits.FramesPerSecond = 0
 	switch backend {
 	case "embedded":
 		cfg.Embed.Path = filepath.Join(t.TempDir(), "chat.db")
@@ -63,6 +70,9 @@ func runServer(t *testing.T, cfg config.Config) *testServer {
 		t.Fatalf("start server: %v", err)
 	}
 	ts := &testServer{t: t, app: a, cfg: cfg, url: "ws://" + a.Addr() + "/"}
+	if a.api != nil {
+		ts.apiURL = "http://" + a.api.Addr()
+	}
 	t.Cleanup(func() { ts.stop() })
 	return ts
 }

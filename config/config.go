@@ -25,6 +25,59 @@ type Config struct {
 	Log     Log     `yaml:"log"`
 	Runtime Runtime `yaml:"runtime"`
 	Debug   Debug   `yaml:"debug"`
+
+	API       API       `yaml:"api"`
+	Auth      Auth      `yaml:"auth"`
+	Broadcast Broadcast `yaml:"broadcast"`
+	Limits    Limits    `yaml:"limits"`
+	Groups    Groups    `yaml:"groups"`
+}
+
+// API is the HTTP side API for the PHP application.
+type API struct {
+	// Addr of the side API listener; keep it private (loopback or an internal network).
+	Addr string `yaml:"addr"`
+	// Secret every call must present as "Authorization: Bearer <secret>".
+	// Empty: the side API does not start.
+	Secret string `yaml:"secret"`
+}
+
+// Auth decides who may claim an account at init.
+type Auth struct {
+	// Mode is "none" (legacy: any client may claim any account) or "jwt".
+	Mode string `yaml:"mode"`
+	// JWTSecret verifies HS256 tokens.
+	JWTSecret string `yaml:"jwt_secret"`
+	// JWTPublicKeyFile is a PEM RSA public key that verifies RS256 tokens.
+	JWTPublicKeyFile string `yaml:"jwt_public_key_file"`
+	// JWTIssuer, if set, must equal the token's iss.
+	JWTIssuer string `yaml:"jwt_issuer"`
+}
+
+// Broadcast says who may send {"flag":"all"}.
+type Broadcast struct {
+	// Allowed accounts; ["*"] lets anyone (the legacy behaviour). The side API
+	// may always broadcast.
+	Allowed []string `yaml:"allowed"`
+}
+
+// Limits protect the site from one abusive client.
+type Limits struct {
+	FramesPerSecond  int      `yaml:"frames_per_second"`  // per connection; 0 = no limit
+	FrameBurst       int      `yaml:"frame_burst"`        // frames allowed at once above the rate
+	ConnectionsPerIP int      `yaml:"connections_per_ip"` // 0 = no limit
+	MaxContentBytes  int      `yaml:"max_content_bytes"`  // message content; 0 = the table's size only
+	MaxGroupSize     int      `yaml:"max_group_size"`     // members per group
+	AllowedOrigins   []string `yaml:"allowed_origins"`    // browser Origin values; empty = any
+}
+
+// Groups is the group membership store.
+type Groups struct {
+	// Table holding (group_id, account) rows, in the offline pool's database.
+	Table string `yaml:"table"`
+	// CacheTTL bounds how long a membership read from SQL is trusted; changes
+	// made through the side API take effect at once.
+	CacheTTL time.Duration `yaml:"cache_ttl"`
 }
 
 // Debug exposes profiling; keep it on loopback.
@@ -103,6 +156,13 @@ func Default() Config {
 		Embed:   Embed{Path: "data/chat.db"},
 		Offline: Offline{Table: "app_offline", BatchSize: 500, QueueLimit: 100_000, DrainPage: 500, DrainTimeout: 30 * time.Second, DrainQueue: 10_000},
 		Log:     Log{Level: "info", Format: "json"},
+		API:     API{Addr: "127.0.0.1:9053"},
+		Auth:    Auth{Mode: "none"},
+		Limits: Limits{
+			FramesPerSecond: 20, FrameBurst: 40, ConnectionsPerIP: 256,
+			MaxContentBytes: 16 << 10, MaxGroupSize: 10_000,
+		},
+		Groups: Groups{Table: "app_group_member", CacheTTL: 60 * time.Second},
 	}
 }
 
@@ -122,6 +182,12 @@ func Load(path string, optional bool, env func(string) (string, bool)) (Config, 
 	}
 	if err := applyEnv(&cfg, env); err != nil {
 		return cfg, err
+	}
+	// An empty list in the file and an absent one mean the same.
+	for _, l := range []*[]string{&cfg.Broadcast.Allowed, &cfg.Limits.AllowedOrigins} {
+		if len(*l) == 0 {
+			*l = nil
+		}
 	}
 	return cfg, cfg.Validate()
 }
@@ -146,6 +212,21 @@ func (c Config) Validate() error {
 	check(c.Offline.DrainTimeout > 0, "offline.drain_timeout must be positive")
 	check(c.Offline.DrainQueue > 0, "offline.drain_queue must be positive")
 	check(c.MySQL.DSN != "" || c.Embed.Path != "", "set mysql.dsn or embedded.path")
+	switch c.Auth.Mode {
+	case "none":
+	case "jwt":
+		check(c.Auth.JWTSecret != "" || c.Auth.JWTPublicKeyFile != "",
+			"auth.mode is jwt: set auth.jwt_secret (HS256) or auth.jwt_public_key_file (RS256)")
+	default:
+		check(false, "auth.mode %q: want none or jwt", c.Auth.Mode)
+	}
+	check(c.Limits.FramesPerSecond >= 0 && c.Limits.FrameBurst >= 0, "limits.frames_per_second and limits.frame_burst must not be negative")
+	check(c.Limits.FramesPerSecond == 0 || c.Limits.FrameBurst >= 1, "limits.frame_burst (%d) must be at least 1 when limits.frames_per_second is set", c.Limits.FrameBurst)
+	check(c.Limits.ConnectionsPerIP >= 0, "limits.connections_per_ip must not be negative")
+	check(c.Limits.MaxContentBytes >= 0 && c.Limits.MaxContentBytes <= c.Server.MaxFrameBytes,
+		"limits.max_content_bytes (%d) must be 0..server.max_frame_bytes (%d)", c.Limits.MaxContentBytes, c.Server.MaxFrameBytes)
+	check(c.Limits.MaxGroupSize > 0, "limits.max_group_size must be positive")
+	check(c.Groups.CacheTTL > 0, "groups.cache_ttl must be positive")
 	switch c.Log.Format {
 	case "json", "console":
 	default:

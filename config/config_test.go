@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -19,14 +20,14 @@ func TestShippedFileIsTheDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg != Default() {
+	if !reflect.DeepEqual(cfg, Default()) {
 		t.Fatalf("config.yaml differs from Default():\n file %+v\n code %+v", cfg, Default())
 	}
 }
 
 func TestMissingOptionalFileGivesDefaults(t *testing.T) {
 	cfg, err := Load(filepath.Join(t.TempDir(), "none.yaml"), true, noEnv)
-	if err != nil || cfg != Default() {
+	if err != nil || !reflect.DeepEqual(cfg, Default()) {
 		t.Fatalf("Load(missing, optional) = %+v, %v; want defaults", cfg, err)
 	}
 	if _, err := Load(filepath.Join(t.TempDir(), "none.yaml"), false, noEnv); err == nil {

@@ -8,6 +8,7 @@ import (
 )
 
 // all pushes an announcement to every connection on the node, encoded once.
+// Only the accounts in Config.Broadcasters may send it ("*": anyone).
 func (h *Handler) all(c *hub.Conn, f *Frame) error {
 	from, err := requireSender(c, f)
 	if err != nil {
@@ -16,10 +17,29 @@ func (h *Handler) all(c *hub.Conn, f *Frame) error {
 	if !f.hasContent {
 		return newError(CodeMissingField, "content is required")
 	}
+	if !h.broadcasters["*"] && !h.broadcasters[from] {
+		return newError(CodeForbidden, quote(from)+" may not broadcast to the whole site")
+	}
+	_, err = h.Announce(from, f.Content)
+	return err
+}
+
+// Announce writes an announcement from `from` to every connection on the node
+// and returns how many it reached (the side API's /api/broadcast).
+func (h *Handler) Announce(from, content string) (int, error) {
+	if e := checkAccount(from, "from", h.cfg.MaxAccountChars); e != nil {
+		return 0, e
+	}
+	if e := h.checkContent(content); e != nil {
+		return 0, e
+	}
 	start := time.Now()
-	n := h.table.Broadcast(hub.TextFrame(announcePayload(from, f.Content)))
-	h.log.Info().Str("account", from).Int("connections", n).Dur("took", time.Since(start)).Msg("announcement")
-	return nil
+	n := h.table.Broadcast(hub.TextFrame(announcePayload(from, content)))
+	took := time.Since(start)
+	h.metrics.Fanout(took)
+	h.metrics.FramesOut("all", n)
+	h.log.Info().Str("account", from).Int("connections", n).Dur("took", took).Msg("announcement")
+	return n, nil
 }
 
 // online answers whether an account is connected here or on another node.
@@ -33,23 +53,31 @@ func (h *Handler) online(c *hub.Conn, f *Frame) error {
 	if e := checkAccount(f.To, "to", h.cfg.MaxAccountChars); e != nil {
 		return e
 	}
-	on := h.table.Online(f.To)
-	if !on {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		entries, err := h.presence.Lookup(ctx, f.To)
-		if err != nil {
-			return err
-		}
-		for _, e := range entries {
-			// Our own entries are authoritative in the table; one that is not
-			// there is stale.
-			if e.Node != h.cfg.Node {
-				on = true
-				break
-			}
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	on, err := h.Online(ctx, f.To)
+	if err != nil {
+		return err
 	}
 	h.reply(c, onlinePayload(f.To, on))
 	return nil
+}
+
+// Online reports whether account is connected on this node or another one.
+func (h *Handler) Online(ctx context.Context, account string) (bool, error) {
+	if h.table.Online(account) {
+		return true, nil
+	}
+	entries, err := h.presence.Lookup(ctx, account)
+	if err != nil {
+		return false, err
+	}
+	for _, e := range entries {
+		// Our own entries are authoritative in the table; one that is not
+		// there is stale.
+		if e.Node != h.cfg.Node {
+			return true, nil
+		}
+	}
+	return false, nil
 }

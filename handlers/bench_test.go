@@ -16,8 +16,8 @@ import (
 type discard struct{}
 
 func (discard) WriteFrame([]byte) error { return nil }
-func (discard) Close(int, string)      {}
-func (discard) RemoteAddr() string     { return "bench" }
+func (discard) Close(int, string)       {}
+func (discard) RemoteAddr() string      { return "bench" }
 
 type nopStore struct{ memStore }
 
@@ -25,7 +25,10 @@ func (*nopStore) Enqueue(offline.Message) error { return nil }
 
 func benchHandler(b *testing.B) (*Handler, *hub.Table) {
 	table := hub.NewTable(100)
-	h := New(Config{Node: "n1"}, table, &nopStore{memStore: *newMemStore()}, presence.NewLocal("n1"), zerolog.Nop())
+	h := New(Config{Node: "n1", Broadcasters: []string{"*"}}, Deps{
+		Table: table, Store: &nopStore{memStore: *newMemStore()}, Presence: presence.NewLocal("n1"),
+		Groups: memGroups{}, Log: zerolog.Nop(),
+	})
 	return h, table
 }
 

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 
+	"chatserver/groups"
 	"chatserver/offline"
 	"chatserver/presence"
 )
@@ -23,4 +24,15 @@ type Presence interface {
 	Register(account, conn string)
 	Unregister(account, conn string, last bool)
 	Lookup(ctx context.Context, account string) ([]presence.Entry, error)
+}
+
+// Groups gives a group's members (cached).
+type Groups interface {
+	Get(ctx context.Context, group string) (*groups.Set, error)
+}
+
+// Verifier checks the token an init presents for account (auth.mode jwt). It
+// returns an error saying why a token is refused.
+type Verifier interface {
+	Verify(token, account string) error
 }

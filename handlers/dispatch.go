@@ -1,16 +1,19 @@
 // Package handlers serves the client frames: it decodes each one, validates it
-// and dispatches it on its flag (init, msg, all, online, ping). A handler either
+// and dispatches it on its flag (init, msg, group, all, online, ping). The side
+// API calls the same operations (Push, PushGroup, Announce, Online). A handler either
 // succeeds or returns a protocol *Error, which becomes one
 // {"flag":"error","code":...,"message":...} frame; the connection stays open.
 package handlers
 
 import (
 	"runtime/debug"
+	"strconv"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"chatserver/hub"
+	"chatserver/metrics"
 	"chatserver/offline"
 )
 
@@ -19,8 +22,16 @@ type Config struct {
 	Node            string         // this node's id, to tell our presence entries from others'
 	Limits          offline.Limits // column sizes of the offline table
 	MaxAccountChars int            // when the table sets none; default 128
+	MaxContentBytes int            // message content; 0 = the table's limit only
 	DrainPage       int            // rows per drain query; default 500
 	DrainTimeout    time.Duration  // for one init's drain; default 30s
+
+	// Broadcasters may send {"flag":"all"}; "*" lets anyone. Empty: nobody.
+	Broadcasters []string
+	// FramesPerSecond and FrameBurst limit each connection; 0 = no limit.
+	FramesPerSecond, FrameBurst int
+	// Verifier checks init tokens; nil = auth.mode none (legacy).
+	Verifier Verifier
 }
 
 func (c Config) withDefaults() Config {
@@ -39,20 +50,48 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Handler serves frames for every connection of the node.
+// Handler serves frames for every connection of the node, and the same
+// operations for the side API.
 type Handler struct {
-	cfg      Config
-	table    *hub.Table
-	store    Store
-	presence Presence
-	log      zerolog.Logger
-	now      func() time.Time
+	cfg          Config
+	table        *hub.Table
+	store        Store
+	presence     Presence
+	groups       Groups
+	metrics      *metrics.Metrics
+	log          zerolog.Logger
+	now          func() time.Time
+	started      time.Time
+	broadcasters map[string]bool
+	interval     int64 // rate limit: ns between frames
 }
 
-// New returns a handler over the node's connection table, the offline pool and
-// the account map.
-func New(cfg Config, table *hub.Table, store Store, p Presence, log zerolog.Logger) *Handler {
-	return &Handler{cfg: cfg.withDefaults(), table: table, store: store, presence: p, log: log, now: time.Now}
+// Deps are the handler's collaborators. Metrics may be nil.
+type Deps struct {
+	Table    *hub.Table
+	Store    Store
+	Presence Presence
+	Groups   Groups
+	Metrics  *metrics.Metrics
+	Log      zerolog.Logger
+}
+
+// New returns a handler over the node's connection table, the offline pool,
+// the account map and the group memberships.
+func New(cfg Config, d Deps) *Handler {
+	cfg = cfg.withDefaults()
+	h := &Handler{
+		cfg: cfg, table: d.Table, store: d.Store, presence: d.Presence, groups: d.Groups,
+		metrics: d.Metrics, log: d.Log, now: time.Now, started: time.Now(),
+		broadcasters: make(map[string]bool, len(cfg.Broadcasters)),
+	}
+	for _, a := range cfg.Broadcasters {
+		h.broadcasters[a] = true
+	}
+	if cfg.FramesPerSecond > 0 {
+		h.interval = int64(time.Second) / int64(cfg.FramesPerSecond)
+	}
+	return h
 }
 
 // Handle serves one message from c. nbio calls it serially per connection, which
@@ -66,15 +105,22 @@ func (h *Handler) Handle(c *hub.Conn, text bool, data []byte) {
 			h.reply(c, errorPayload(newError(CodeInternal, "internal error; it has been logged")))
 		}
 	}()
+	if h.interval > 0 && !c.Allow(int64(time.Since(h.started)), h.interval, h.cfg.FrameBurst) {
+		h.fail(c, "", newError(CodeRateLimited, "more than "+strconv.Itoa(h.cfg.FramesPerSecond)+
+			" frames per second; this frame was dropped, slow down"))
+		return
+	}
 	if !text {
 		h.fail(c, "", newError(CodeBinary, "binary frames are not supported; send JSON text"))
 		return
 	}
 	f, perr := Decode(data)
 	if perr != nil {
+		h.metrics.FrameIn("invalid")
 		h.fail(c, "", perr)
 		return
 	}
+	h.metrics.FrameIn(flagLabel(f.Flag, f.Heart))
 	if err := h.dispatch(c, &f); err != nil {
 		e, known := asError(err)
 		if !known {
@@ -101,9 +147,9 @@ func (h *Handler) dispatch(c *hub.Conn, f *Frame) error {
 	case "pong":
 		return nil // a client answering a ping of ours, or echoing: nothing to do
 	case "group":
-		return newError(CodeNotSupported, "group messages are not enabled on this server yet")
+		return h.group(c, f)
 	default:
-		return newError(CodeUnknownFlag, "unknown flag "+quote(f.Flag)+"; known: init, msg, all, online, ping")
+		return newError(CodeUnknownFlag, "unknown flag "+quote(f.Flag)+"; known: init, msg, group, all, online, ping")
 	}
 }
 
@@ -116,6 +162,7 @@ func (h *Handler) Closed(c *hub.Conn) {
 }
 
 func (h *Handler) fail(c *hub.Conn, flag string, e *Error) {
+	h.metrics.Error(e.Code)
 	h.log.Debug().Str("conn", c.ID()).Str("account", c.Account()).Str("flag", flag).
 		Str("code", e.Code).Msg(e.Message)
 	h.reply(c, errorPayload(e))
@@ -148,3 +195,16 @@ func requireSender(c *hub.Conn, f *Frame) (string, error) {
 }
 
 func quote(s string) string { return string(appendString(nil, s)) }
+
+// flagLabel bounds the metric's label values to the known flags.
+func flagLabel(flag string, heart bool) string {
+	switch flag {
+	case "init", "msg", "group", "all", "online", "ping", "pong":
+		return flag
+	case "":
+		if heart {
+			return "heart"
+		}
+	}
+	return "unknown"
+}

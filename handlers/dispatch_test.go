@@ -40,7 +40,8 @@ func TestBadInputGetsErrorFrameAndChangesNothing(t *testing.T) {
 		{"msg to array", true, `{"flag":"msg","from":"alice","to":["bob"],"content":"hi"}`, CodeBadField},
 		{"all spoofed", true, `{"flag":"all","from":"admin","content":"hi"}`, CodeWrongSender},
 		{"re-init as another account", true, `{"flag":"init","from":"mallory"}`, CodeWrongSender},
-		{"group not yet", true, `{"flag":"group","from":"alice","to":"g1","content":"hi"}`, CodeNotSupported},
+		{"group by a non-member", true, `{"flag":"group","from":"alice","to":"g2","content":"hi"}`, CodeForbidden},
+		{"group without to", true, `{"flag":"group","from":"alice","content":"hi"}`, CodeMissingField},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

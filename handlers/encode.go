@@ -19,6 +19,18 @@ func pushPayload(from, content string) []byte {
 	return append(b, '}')
 }
 
+// groupPayload is a group message: the legacy fields plus "group".
+func groupPayload(from, content, group string) []byte {
+	b := make([]byte, 0, 40+len(from)+len(content)+len(group))
+	b = append(b, `{"from":`...)
+	b = appendString(b, from)
+	b = append(b, `,"content":`...)
+	b = appendString(b, content)
+	b = append(b, `,"group":`...)
+	b = appendString(b, group)
+	return append(b, '}')
+}
+
 // announcePayload is a site-wide announcement: the legacy fields plus "flag":"all"
 // so that newer clients can show it as such (older ones ignore it).
 func announcePayload(from, content string) []byte {

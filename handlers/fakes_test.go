@@ -9,6 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"chatserver/groups"
 	"chatserver/hub"
 	"chatserver/offline"
 	"chatserver/presence"
@@ -135,11 +136,31 @@ type fixture struct {
 	store *memStore
 }
 
+// memGroups is a fixed membership for unit tests; the SQL store and cache are
+// tested in groups/ and end to end.
+type memGroups map[string][]string
+
+func (m memGroups) Get(_ context.Context, g string) (*groups.Set, error) {
+	return groups.NewSet(m[g]), nil
+}
+
 func newFixture(t *testing.T) *fixture {
+	return newFixtureWith(t, Config{})
+}
+
+func newFixtureWith(t *testing.T, cfg Config) *fixture {
 	table := hub.NewTable(100)
 	st := newMemStore()
-	h := New(Config{Node: "n1", Limits: offline.Limits{AccountChars: 32, ContentChars: 100}}, table, st,
-		presence.NewLocal("n1"), zerolog.New(zerolog.NewTestWriter(t)))
+	cfg.Node = "n1"
+	cfg.Limits = offline.Limits{AccountChars: 32, ContentChars: 100}
+	if cfg.Broadcasters == nil {
+		cfg.Broadcasters = []string{"*"}
+	}
+	h := New(cfg, Deps{
+		Table: table, Store: st, Presence: presence.NewLocal("n1"),
+		Groups: memGroups{"g1": {"alice", "bob", "carol"}},
+		Log:    zerolog.New(zerolog.NewTestWriter(t)),
+	})
 	return &fixture{h: h, table: table, store: st}
 }
 

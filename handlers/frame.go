@@ -17,6 +17,7 @@ type Frame struct {
 	From    string
 	To      string
 	Content string
+	Token   string // init: a JWT when auth.mode is jwt
 
 	hasFrom, hasTo, hasContent bool
 }
@@ -52,6 +53,9 @@ func Decode(data []byte) (Frame, *Error) {
 		return f, e
 	}
 	if f.Content, f.hasContent, e = text(raw.content, "content"); e != nil {
+		return f, e
+	}
+	if f.Token, _, e = text(raw.token, "token"); e != nil {
 		return f, e
 	}
 	if f.Flag == "" && !f.Heart {

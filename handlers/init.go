@@ -32,6 +32,18 @@ func (h *Handler) init(c *hub.Conn, f *Frame) error {
 	if e := checkAccount(f.From, "from", h.cfg.MaxAccountChars); e != nil {
 		return e
 	}
+	if h.cfg.Verifier != nil && c.Account() != f.From {
+		token := f.Token
+		if token == "" {
+			token = c.URLToken()
+		}
+		if token == "" {
+			return newError(CodeUnauthorized, "this server requires a token: send it as \"token\" in init or ?token= on the URL")
+		}
+		if err := h.cfg.Verifier.Verify(token, f.From); err != nil {
+			return newError(CodeUnauthorized, "token refused: "+err.Error())
+		}
+	}
 	peer := ""
 	if f.hasTo && f.To != "" {
 		if e := checkAccount(f.To, "to", h.cfg.MaxAccountChars); e != nil {
@@ -100,24 +112,35 @@ func (h *Handler) drainOnce(ctx context.Context, c *hub.Conn, account, peer stri
 	}
 	var after int64
 	for {
+		start := time.Now()
 		rows, next, more, err := h.store.Pending(ctx, account, peer, after, h.cfg.DrainPage)
+		h.metrics.SQL("drain_select", time.Since(start))
 		if err != nil {
 			return err
 		}
 		ids := make([]int64, 0, len(rows))
 		var sendErr error
 		for _, r := range rows {
-			if sendErr = c.Send(pushPayload(r.From, r.Content)); sendErr != nil {
+			payload := pushPayload(r.From, r.Content)
+			if r.Group != "" {
+				payload = groupPayload(r.From, r.Content, r.Group)
+			}
+			if sendErr = c.Send(payload); sendErr != nil {
 				break
 			}
 			ids = append(ids, r.ID)
 		}
-		if err := h.store.MarkSent(ctx, ids); err != nil {
+		start = time.Now()
+		err = h.store.MarkSent(ctx, ids)
+		h.metrics.SQL("drain_mark", time.Since(start))
+		if err != nil {
 			// Pushed but not marked: they will be pushed again at the next init.
 			h.log.Error().Err(err).Str("account", account).Int("rows", len(ids)).
 				Msg("pushed offline rows could not be marked sent; they will be delivered again")
 			return err
 		}
+		h.metrics.OfflineDrained(len(ids))
+		h.metrics.FramesOut("offline", len(ids))
 		if sendErr != nil {
 			return errConnGone
 		}

@@ -19,27 +19,53 @@ func (h *Handler) msg(c *hub.Conn, f *Frame) error {
 	if !f.hasTo {
 		return newError(CodeMissingField, "to is required")
 	}
-	if e := checkAccount(f.To, "to", h.cfg.MaxAccountChars); e != nil {
-		return e
-	}
-	if e := h.checkContent(f); e != nil {
-		return e
-	}
-	frame := hub.TextFrame(pushPayload(from, f.Content))
-	m := offline.Message{To: f.To, From: from, Content: f.Content, AddTime: h.now().Unix()}
-	_, err = h.table.Deliver(f.To, from, frame, func() error { return h.store.Enqueue(m) })
-	return storeError(err)
-}
-
-func (h *Handler) checkContent(f *Frame) *Error {
 	if !f.hasContent {
 		return newError(CodeMissingField, "content is required")
 	}
+	_, err = h.Push(from, f.To, f.Content)
+	return err
+}
+
+// Push delivers content from one account to another, as a msg frame does (the
+// side API's /api/push). It reports whether the message was stored offline
+// rather than pushed. Bad input is a *Error and changes nothing.
+func (h *Handler) Push(from, to, content string) (stored bool, err error) {
+	if e := checkAccount(from, "from", h.cfg.MaxAccountChars); e != nil {
+		return false, e
+	}
+	if e := checkAccount(to, "to", h.cfg.MaxAccountChars); e != nil {
+		return false, e
+	}
+	if e := h.checkContent(content); e != nil {
+		return false, e
+	}
+	frame := hub.TextFrame(pushPayload(from, content))
+	m := offline.Message{To: to, From: from, Content: content, AddTime: h.now().Unix()}
+	d, err := h.table.Deliver(to, from, frame, func() error { return h.store.Enqueue(m) })
+	if err != nil {
+		return false, storeError(err)
+	}
+	h.counted(d, "push")
+	return d.Stored, nil
+}
+
+// counted records a delivery in the metrics.
+func (h *Handler) counted(d hub.Delivery, kind string) {
+	if d.Pushed > 0 {
+		h.metrics.Pushed()
+		h.metrics.FramesOut(kind, d.Pushed)
+	}
+}
+
+func (h *Handler) checkContent(content string) *Error {
+	if max := h.cfg.MaxContentBytes; max > 0 && len(content) > max {
+		return newError(CodeTooLong, "content is longer than "+strconv.Itoa(max)+" bytes")
+	}
 	l := h.cfg.Limits
-	if l.ContentBytes > 0 && len(f.Content) > l.ContentBytes {
+	if l.ContentBytes > 0 && len(content) > l.ContentBytes {
 		return newError(CodeTooLong, "content is longer than "+strconv.Itoa(l.ContentBytes)+" bytes")
 	}
-	if l.ContentChars > 0 && utf8.RuneCountInString(f.Content) > l.ContentChars {
+	if l.ContentChars > 0 && utf8.RuneCountInString(content) > l.ContentChars {
 		return newError(CodeTooLong, "content is longer than "+strconv.Itoa(l.ContentChars)+" characters")
 	}
 	return nil

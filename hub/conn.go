@@ -34,6 +34,7 @@ var ErrQueueFull = errors.New("hub: drain queue full")
 //   - guarded by the shard lock of the bound account: sibling, drain.
 //   - guarded by the lock of the connection's list shard: prev, next.
 //   - atomic: seen.
+//   - owned by the connection's handler flow: tat.
 type Conn struct {
 	id string
 	t  Transport
@@ -45,6 +46,9 @@ type Conn struct {
 
 	prev, next *Conn
 	seen       atomic.Uint32 // last frame received, in the server's clock (seconds)
+
+	tat      int64   // rate limit: theoretical arrival time of the next frame (ns)
+	urlToken *string // the ?token= of the WebSocket URL, if any (auth at init)
 }
 
 // drainState exists only while a connection loads its backlog (see Table.Bind).
@@ -67,6 +71,34 @@ func (c *Conn) Account() string { return c.account }
 
 // RemoteAddr is the peer address, for logs.
 func (c *Conn) RemoteAddr() string { return c.t.RemoteAddr() }
+
+// SetURLToken keeps the token given on the WebSocket URL for init. Call it
+// before the connection's first frame is handled.
+func (c *Conn) SetURLToken(tok string) {
+	if tok != "" {
+		c.urlToken = &tok
+	}
+}
+
+// URLToken is the token given on the WebSocket URL, or "".
+func (c *Conn) URLToken() string {
+	if c.urlToken == nil {
+		return ""
+	}
+	return *c.urlToken
+}
+
+// Allow is a per-connection rate limit (GCRA): one frame per interval on
+// average, burst at once. now and interval are nanoseconds on any monotonic
+// clock. Only the connection's own handler flow calls it.
+func (c *Conn) Allow(now, interval int64, burst int) bool {
+	tat := max(c.tat, now)
+	if tat-now > int64(burst-1)*interval {
+		return false
+	}
+	c.tat = tat + interval
+	return true
+}
 
 // Touch records that a frame arrived at time now (server clock, seconds).
 func (c *Conn) Touch(now uint32) { c.seen.Store(now) }

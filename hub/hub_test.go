@@ -252,3 +252,27 @@ func TestIdle(t *testing.T) {
 		t.Fatalf("Idle after removal = %v; want none", idle)
 	}
 }
+
+func TestAllowRate(t *testing.T) {
+	c, _ := newConn("c")
+	const second = int64(1e9)
+	interval := second / 10 // 10 per second
+	ok := 0
+	for i := 0; i < 50; i++ { // 50 at once: the burst of 5 passes
+		if c.Allow(0, interval, 5) {
+			ok++
+		}
+	}
+	if ok != 5 {
+		t.Fatalf("burst allowed %d; want 5", ok)
+	}
+	ok = 0
+	for ms := int64(0); ms < 2000; ms += 10 { // 2 s at 100 frames/s
+		if c.Allow(second+ms*1e6, interval, 5) {
+			ok++
+		}
+	}
+	if ok < 20 || ok > 26 {
+		t.Fatalf("over 2 s at 10/s with burst 5 allowed %d; want about 20-25", ok)
+	}
+}

@@ -17,25 +17,34 @@ import (
 //
 // and then runs only when the guard's first column is non-zero (each ? gets the
 // table name). Every file is safe to run again, so start-up is idempotent.
-// `{table}` in a file stands for the configured table name.
+// `{table}` in a file stands for the configured table name, and `{name}` for
+// names[name] (e.g. {group_table}); every name must be a plain identifier.
 // Migrate then reads the column limits (see Limits) and prepares the drain's
 // statements.
-func (s *Store) Migrate(ctx context.Context, migrations fs.FS) error {
+func (s *Store) Migrate(ctx context.Context, migrations fs.FS, names map[string]string) error {
+	repl := []string{"{table}", s.table}
+	for k, v := range names {
+		if !tableName.MatchString(v) {
+			return fmt.Errorf("offline: table name %q for %s: want letters, digits and _", v, k)
+		}
+		repl = append(repl, "{"+k+"}", v)
+	}
+	r := strings.NewReplacer(repl...)
 	dir := string(s.dialect)
-	names, err := fs.Glob(migrations, dir+"/*.sql")
+	files, err := fs.Glob(migrations, dir+"/*.sql")
 	if err != nil {
 		return fmt.Errorf("offline: list migrations: %w", err)
 	}
-	if len(names) == 0 {
+	if len(files) == 0 {
 		return fmt.Errorf("offline: no migrations under %s/", dir)
 	}
-	sort.Strings(names)
-	for _, name := range names {
+	sort.Strings(files)
+	for _, name := range files {
 		body, err := fs.ReadFile(migrations, name)
 		if err != nil {
 			return fmt.Errorf("offline: read %s: %w", name, err)
 		}
-		if err := s.apply(ctx, path.Base(name), string(body)); err != nil {
+		if err := s.apply(ctx, path.Base(name), string(body), r); err != nil {
 			return err
 		}
 	}
@@ -47,8 +56,8 @@ func (s *Store) Migrate(ctx context.Context, migrations fs.FS) error {
 	return s.prepare(ctx)
 }
 
-func (s *Store) apply(ctx context.Context, name, body string) error {
-	guard, stmts := parseMigration(body, s.table)
+func (s *Store) apply(ctx context.Context, name, body string, r *strings.Replacer) error {
+	guard, stmts := parseMigration(body, r)
 	if guard != "" {
 		args := make([]any, strings.Count(guard, "?"))
 		for i := range args {
@@ -72,7 +81,7 @@ func (s *Store) apply(ctx context.Context, name, body string) error {
 
 // parseMigration splits a file into its guard query and its statements
 // (separated by ';' at the end of a line).
-func parseMigration(body, table string) (guard string, stmts []string) {
+func parseMigration(body string, r *strings.Replacer) (guard string, stmts []string) {
 	var cur strings.Builder
 	for _, line := range strings.Split(body, "\n") {
 		trimmed := strings.TrimSpace(line)
@@ -86,12 +95,12 @@ func parseMigration(body, table string) (guard string, stmts []string) {
 		cur.WriteString(line)
 		cur.WriteByte('\n')
 		if strings.HasSuffix(trimmed, ";") {
-			stmts = append(stmts, strings.ReplaceAll(strings.TrimSpace(cur.String()), "{table}", table))
+			stmts = append(stmts, r.Replace(strings.TrimSpace(cur.String())))
 			cur.Reset()
 		}
 	}
 	if rest := strings.TrimSpace(cur.String()); rest != "" {
-		stmts = append(stmts, strings.ReplaceAll(rest, "{table}", table))
+		stmts = append(stmts, r.Replace(rest))
 	}
 	return guard, stmts
 }

@@ -19,7 +19,7 @@ import (
 // Message is one message waiting for its recipient.
 type Message struct {
 	To, From, Content string
-	Group             string // reserved for group messages; not stored yet
+	Group             string // the group of a group message, "" for one-to-one
 	AddTime           int64  // unix seconds
 }
 
@@ -29,6 +29,7 @@ type Row struct {
 	To      string
 	From    string
 	Content string
+	Group   string // "" for one-to-one messages (and every legacy row)
 	AddTime int64
 }
 
@@ -156,11 +157,11 @@ func (s *Store) prepare(ctx context.Context) error {
 func buildQueries(table string) queries {
 	t := "`" + table + "`"
 	return queries{
-		insertPrefix: "INSERT INTO " + t + " (`to`, `from`, `content`, `status`, `addtime`) VALUES ",
-		insertRow:    "(?, ?, ?, 0, ?)",
-		pending: "SELECT `id`, `to`, `from`, `content`, `addtime` FROM " + t +
+		insertPrefix: "INSERT INTO " + t + " (`to`, `from`, `content`, `status`, `addtime`, `group`) VALUES ",
+		insertRow:    "(?, ?, ?, 0, ?, ?)",
+		pending: "SELECT `id`, `to`, `from`, `content`, `addtime`, `group` FROM " + t +
 			" WHERE `to` = ? AND `status` = 0 AND `id` > ? ORDER BY `id` LIMIT ?",
-		pendingFrom: "SELECT `id`, `to`, `from`, `content`, `addtime` FROM " + t +
+		pendingFrom: "SELECT `id`, `to`, `from`, `content`, `addtime`, `group` FROM " + t +
 			" WHERE `to` = ? AND `status` = 0 AND `id` > ? AND `from` = ? ORDER BY `id` LIMIT ?",
 		markPrefix: "UPDATE " + t + " SET `status` = 1 WHERE `id` IN (",
 	}
@@ -212,13 +213,13 @@ func (s *Store) insertStatement(msgs []Message) (string, []any) {
 	var b strings.Builder
 	b.Grow(len(s.q.insertPrefix) + len(msgs)*(len(s.q.insertRow)+1))
 	b.WriteString(s.q.insertPrefix)
-	args := make([]any, 0, len(msgs)*4)
+	args := make([]any, 0, len(msgs)*5)
 	for i, m := range msgs {
 		if i > 0 {
 			b.WriteByte(',')
 		}
 		b.WriteString(s.q.insertRow)
-		args = append(args, m.To, m.From, m.Content, m.AddTime)
+		args = append(args, m.To, m.From, m.Content, m.AddTime, sql.NullString{String: m.Group, Valid: m.Group != ""})
 	}
 	return b.String(), args
 }
@@ -247,11 +248,11 @@ func (s *Store) Pending(ctx context.Context, account, from string, afterID int64
 	n := 0
 	for r.Next() {
 		var (
-			row             Row
-			to, fr, content sql.NullString
-			addtime         sql.NullInt64
+			row                    Row
+			to, fr, content, group sql.NullString
+			addtime                sql.NullInt64
 		)
-		if err := r.Scan(&row.ID, &to, &fr, &content, &addtime); err != nil {
+		if err := r.Scan(&row.ID, &to, &fr, &content, &addtime, &group); err != nil {
 			return nil, afterID, false, fmt.Errorf("offline: scan pending for %q: %w", account, err)
 		}
 		n++
@@ -259,7 +260,7 @@ func (s *Store) Pending(ctx context.Context, account, from string, afterID int64
 		if to.String != account || (from != "" && fr.String != from) {
 			continue
 		}
-		row.To, row.From, row.Content, row.AddTime = to.String, fr.String, content.String, addtime.Int64
+		row.To, row.From, row.Content, row.AddTime, row.Group = to.String, fr.String, content.String, addtime.Int64, group.String
 		rows = append(rows, row)
 	}
 	if err := r.Err(); err != nil {

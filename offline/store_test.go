@@ -49,7 +49,7 @@ var engines = []struct {
 // MustMigrate migrates and fails the test on error.
 func MustMigrate(t *testing.T, s *offline.Store) {
 	t.Helper()
-	if err := s.Migrate(context.Background(), migrations); err != nil {
+	if err := s.Migrate(context.Background(), migrations, map[string]string{"group_table": "app_group_member"}); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
 }

@@ -57,6 +57,22 @@ type Writer struct {
 
 	wake chan struct{}
 	done chan struct{}
+
+	observer observer
+}
+
+// observer counts what the writer does (metrics.Metrics); may be nil.
+type observer interface {
+	OfflineWritten(n int)
+	SQL(op string, d time.Duration)
+}
+
+// Observe reports written rows and INSERT latency to o. Call it before the first
+// Enqueue.
+func (w *Writer) Observe(o observer) {
+	w.mu.Lock()
+	w.observer = o
+	w.mu.Unlock()
 }
 
 // NewWriter starts the writer goroutine; stop it with Close.
@@ -153,9 +169,15 @@ func (w *Writer) run() {
 			continue
 		}
 		batch := w.queue[:n:n]
+		obs := w.observer
 		w.mu.Unlock()
 
+		start := time.Now()
 		w.write(ctx, batch)
+		if obs != nil {
+			obs.SQL("insert", time.Since(start))
+			obs.OfflineWritten(n)
+		}
 
 		w.mu.Lock()
 		w.queue = w.queue[n:]

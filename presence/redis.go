@@ -34,7 +34,12 @@ type Redis struct {
 	closed  bool
 	wake    chan struct{}
 	done    chan struct{}
+
+	observe func(time.Duration) // pipeline latency, for metrics; may be nil
 }
+
+// ObserveLatency reports each pipeline's latency to fn. Call it before use.
+func (r *Redis) ObserveLatency(fn func(time.Duration)) { r.observe = fn }
 
 type op struct {
 	account, conn string
@@ -202,7 +207,12 @@ func (r *Redis) run() {
 		batch := r.ops[:n:n]
 		r.mu.Unlock()
 
-		if err := r.apply(batch); err != nil {
+		start := time.Now()
+		err := r.apply(batch)
+		if r.observe != nil {
+			r.observe(time.Since(start))
+		}
+		if err != nil {
 			r.log.Warn().Err(err).Int("ops", n).Dur("retry_in", backoff).Msg("presence write to Redis failed; retrying")
 			time.Sleep(backoff)
 			backoff = min(backoff*2, 5*time.Second)

@@ -34,6 +34,12 @@ type Config struct {
 	MaxWriteBufferBytes int           // unsent bytes per connection before it is closed; default 1 MiB
 	HandlerPoolSize     int           // goroutines running frame handlers; default 1024 per CPU
 	MaxConnections      int           // default 1,000,000
+	ConnectionsPerIP    int           // WebSocket connections from one address at once; 0 = no limit
+	AllowedOrigins      []string      // browser Origin values allowed; empty = any
+	// Pages serves plain HTTP requests (the chat page and its files); nil: a
+	// short text page on / and 404 elsewhere. WebSocket upgrades on / and /ws
+	// never reach it.
+	Pages http.Handler
 }
 
 func (c Config) withDefaults() Config {
@@ -86,6 +92,7 @@ type Server struct {
 
 	started   time.Time
 	stopSweep chan struct{}
+	perIP     ipCounter
 
 	stopOnce sync.Once
 	stopErr  error
@@ -99,7 +106,7 @@ func New(cfg Config, table *hub.Table, hooks Hooks, log zerolog.Logger) *Server 
 	u := websocket.NewUpgrader()
 	u.KeepaliveTime = 0 // idle connections are swept by heartbeat.go, not a timer each
 	u.MessageLengthLimit = cfg.MaxFrameBytes
-	u.CheckOrigin = func(*http.Request) bool { return true }
+	u.CheckOrigin = s.checkOrigin
 	u.OnOpen(s.onOpen)
 	u.OnMessage(s.onMessage)
 	u.OnClose(s.onClose)
@@ -149,22 +156,45 @@ func (s *Server) Start() error {
 func (s *Server) Addr() string { return s.engine.Addrs[0] }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/" && r.URL.Path != "/ws" {
+	wsPath := r.URL.Path == "/" || r.URL.Path == "/ws"
+	if !wsPath || !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		s.servePage(w, r, wsPath)
+		return
+	}
+	if s.closing.Load() {
+		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	ip := hostOf(r.RemoteAddr)
+	if !s.perIP.acquire(ip, s.cfg.ConnectionsPerIP) {
+		s.log.Debug().Str("remote", r.RemoteAddr).Msg("too many connections from this address")
+		http.Error(w, "too many connections from your address", http.StatusTooManyRequests)
+		return
+	}
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		s.perIP.release(ip)
+		s.log.Debug().Err(err).Str("remote", r.RemoteAddr).Msg("upgrade refused")
+		return
+	}
+	// Still in the connection's own job: no frame of it is handled before this.
+	if c, _ := ws.Session().(*hub.Conn); c != nil {
+		c.SetURLToken(r.URL.Query().Get("token"))
+	} else {
+		s.perIP.release(ip) // refused in onOpen (shutting down)
+	}
+}
+
+func (s *Server) servePage(w http.ResponseWriter, r *http.Request, wsPath bool) {
+	switch {
+	case s.cfg.Pages != nil:
+		s.cfg.Pages.ServeHTTP(w, r)
+	case wsPath:
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("chat server: connect a WebSocket client to ws://" + r.Host + "/ (or /ws)\n"))
+	default:
 		http.NotFound(w, r)
-		return
 	}
-	if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
-		if s.closing.Load() {
-			http.Error(w, "server shutting down", http.StatusServiceUnavailable)
-			return
-		}
-		if _, err := s.upgrader.Upgrade(w, r, nil); err != nil {
-			s.log.Debug().Err(err).Str("remote", r.RemoteAddr).Msg("upgrade refused")
-		}
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	_, _ = w.Write([]byte("chat server: connect a WebSocket client to ws://" + r.Host + "/ (or /ws)\n"))
 }
 
 func (s *Server) onOpen(ws *websocket.Conn) {
@@ -192,8 +222,26 @@ func (s *Server) onMessage(ws *websocket.Conn, mt websocket.MessageType, data []
 
 func (s *Server) onClose(ws *websocket.Conn, _ error) {
 	if c, _ := ws.Session().(*hub.Conn); c != nil {
+		s.perIP.release(hostOf(c.RemoteAddr()))
 		s.hooks.OnClose(c)
 	}
+}
+
+// checkOrigin lets browsers in only from the allowed origins (all when none are
+// configured). Clients that send no Origin (apps, mini-programs, servers) are
+// not browsers and are let in.
+func (s *Server) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if len(s.cfg.AllowedOrigins) == 0 || origin == "" {
+		return true
+	}
+	for _, o := range s.cfg.AllowedOrigins {
+		if strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	s.log.Debug().Str("origin", origin).Str("remote", r.RemoteAddr).Msg("origin not allowed")
+	return false
 }
 
 // Shutdown stops taking connections, closes every connection with 1001 (going

@@ -1,0 +1,238 @@
+// Package api is the HTTP side API for the PHP application: push to an account,
+// to a group, to everybody; ask who is online and how much is unread; manage
+// group members; health, readiness and Prometheus metrics. It listens on its own
+// address, speaks JSON, and every call needs "Authorization: Bearer <secret>".
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"chatserver/groups"
+	"chatserver/handlers"
+)
+
+// Chat is what the API needs of the message path (handlers.Handler).
+type Chat interface {
+	Push(from, to, content string) (stored bool, err error)
+	PushGroup(ctx context.Context, from, group, content string, memberOnly bool) (handlers.GroupResult, error)
+	Announce(from, content string) (int, error)
+	Online(ctx context.Context, account string) (bool, error)
+}
+
+// Unreader counts unsent offline rows per sender.
+type Unreader interface {
+	Unread(ctx context.Context, account string) (map[string]int, error)
+}
+
+// Members manages group membership (groups.Cache).
+type Members interface {
+	Get(ctx context.Context, group string) (*groups.Set, error)
+	Add(ctx context.Context, group string, accounts []string) error
+	Remove(ctx context.Context, group string, accounts []string) error
+}
+
+// Check is one dependency /readyz pings.
+type Check struct {
+	Name string
+	Ping func(ctx context.Context) error
+}
+
+// Errors counts API errors by code (metrics.Metrics); may be nil.
+type Errors interface{ Error(code string) }
+
+// Config is the listener and its secret.
+type Config struct {
+	Addr   string
+	Secret string
+}
+
+// Server is the side API.
+type Server struct {
+	cfg     Config
+	chat    Chat
+	unread  Unreader
+	members Members
+	checks  []Check
+	errs    Errors
+	log     zerolog.Logger
+	srv     *http.Server
+	ln      net.Listener
+}
+
+// Deps are the API's collaborators.
+type Deps struct {
+	Chat    Chat
+	Unread  Unreader
+	Members Members
+	Checks  []Check
+	Metrics http.Handler // Prometheus exposition
+	Errors  Errors
+	Log     zerolog.Logger
+}
+
+// maxBody bounds a request body.
+const maxBody = 1 << 20
+
+// New builds the API; Start listens.
+func New(cfg Config, d Deps) *Server {
+	s := &Server{cfg: cfg, chat: d.Chat, unread: d.Unread, members: d.Members, checks: d.Checks, errs: d.Errors, log: d.Log}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/push", s.push)
+	mux.HandleFunc("POST /api/group/{id}/push", s.groupPush)
+	mux.HandleFunc("POST /api/broadcast", s.broadcast)
+	mux.HandleFunc("GET /api/online", s.online)
+	mux.HandleFunc("GET /api/unread", s.unreadCounts)
+	mux.HandleFunc("GET /api/group/{id}/members", s.listMembers)
+	mux.HandleFunc("PUT /api/group/{id}/members", s.changeMembers(true))
+	mux.HandleFunc("DELETE /api/group/{id}/members", s.changeMembers(false))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.ready)
+	if d.Metrics != nil {
+		mux.Handle("GET /metrics", d.Metrics)
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	s.srv = &http.Server{
+		Handler:           s.authenticate(mux),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	return s
+}
+
+// Start listens and serves in the background.
+func (s *Server) Start() error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("api: listen %s: %w", s.cfg.Addr, err)
+	}
+	s.ln = ln
+	go func() {
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error().Err(err).Msg("side API stopped")
+		}
+	}()
+	return nil
+}
+
+// Addr is the bound address.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Shutdown finishes calls under way, until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if err := s.srv.Shutdown(ctx); err != nil {
+		return fmt.Errorf("api: shutdown: %w", err)
+	}
+	return nil
+}
+
+// authenticate lets a call through only with the right bearer secret, compared
+// in constant time.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	want := []byte("Bearer " + s.cfg.Secret)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="chat"`)
+			s.fail(w, http.StatusUnauthorized, "unauthorized", "send Authorization: Bearer <api.secret>")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	status := map[string]string{}
+	ok := true
+	for _, c := range s.checks {
+		if err := c.Ping(ctx); err != nil {
+			status[c.Name] = err.Error()
+			ok = false
+			continue
+		}
+		status[c.Name] = "ok"
+	}
+	code := http.StatusOK
+	if !ok {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, map[string]any{"ready": ok, "checks": status})
+}
+
+// decode reads a JSON object body into v; it answers 400 itself and returns
+// false on anything else.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	dec := json.NewDecoder(r.Body)
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &te) && te.Field != "":
+			s.fail(w, http.StatusBadRequest, "bad_field", te.Field+" has the wrong type")
+		default:
+			s.fail(w, http.StatusBadRequest, "bad_json", "body must be a JSON object: "+err.Error())
+		}
+		return false
+	}
+	return true
+}
+
+// failErr answers with the protocol error's code, or 500 for anything else.
+func (s *Server) failErr(w http.ResponseWriter, err error) {
+	var e *handlers.Error
+	if errors.As(err, &e) {
+		s.fail(w, statusOf(e.Code), e.Code, e.Message)
+		return
+	}
+	var tl *groups.TooLargeError
+	if errors.As(err, &tl) {
+		s.fail(w, http.StatusUnprocessableEntity, "too_large", tl.Error())
+		return
+	}
+	s.log.Error().Err(err).Msg("side API call failed")
+	s.fail(w, http.StatusInternalServerError, "internal", "internal error; it has been logged")
+}
+
+func statusOf(code string) int {
+	switch code {
+	case handlers.CodeNotFound:
+		return http.StatusNotFound
+	case handlers.CodeForbidden:
+		return http.StatusForbidden
+	case handlers.CodeBusy, handlers.CodeUnavailable:
+		return http.StatusServiceUnavailable
+	case handlers.CodeInternal:
+		return http.StatusInternalServerError
+	default:
+		return http.StatusBadRequest
+	}
+}
+
+func (s *Server) fail(w http.ResponseWriter, status int, code, msg string) {
+	if s.errs != nil {
+		s.errs.Error("api_" + code)
+	}
+	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

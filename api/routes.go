@@ -1,0 +1,198 @@
+package api
+
+import (
+	"net/http"
+	"strings"
+)
+
+type message struct {
+	From    *string `json:"from"`
+	To      *string `json:"to"`
+	Content *string `json:"content"`
+}
+
+// require names the first missing field, if any.
+func require(fields map[string]*string) string {
+	for _, name := range []string{"from", "to", "content"} {
+		if p, ok := fields[name]; ok && p == nil {
+			return name
+		}
+	}
+	return ""
+}
+
+// POST /api/push {from,to,content} -> {"status":"pushed"|"stored"}
+func (s *Server) push(w http.ResponseWriter, r *http.Request) {
+	var m message
+	if !s.decode(w, r, &m) {
+		return
+	}
+	if f := require(map[string]*string{"from": m.From, "to": m.To, "content": m.Content}); f != "" {
+		s.fail(w, http.StatusBadRequest, "missing_field", f+" is required")
+		return
+	}
+	stored, err := s.chat.Push(*m.From, *m.To, *m.Content)
+	if err != nil {
+		s.failErr(w, err)
+		return
+	}
+	status := "pushed"
+	if stored {
+		status = "stored"
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": status})
+}
+
+// POST /api/group/{id}/push {from,content} -> {"members":n,"pushed":n,"stored":n}
+func (s *Server) groupPush(w http.ResponseWriter, r *http.Request) {
+	var m message
+	if !s.decode(w, r, &m) {
+		return
+	}
+	if f := require(map[string]*string{"from": m.From, "content": m.Content}); f != "" {
+		s.fail(w, http.StatusBadRequest, "missing_field", f+" is required")
+		return
+	}
+	res, err := s.chat.PushGroup(r.Context(), *m.From, r.PathValue("id"), *m.Content, false)
+	if err != nil {
+		s.failErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"members": res.Members, "pushed": res.Pushed, "stored": res.Stored})
+}
+
+// POST /api/broadcast {from,content} -> {"connections":n}
+func (s *Server) broadcast(w http.ResponseWriter, r *http.Request) {
+	var m message
+	if !s.decode(w, r, &m) {
+		return
+	}
+	if f := require(map[string]*string{"from": m.From, "content": m.Content}); f != "" {
+		s.fail(w, http.StatusBadRequest, "missing_field", f+" is required")
+		return
+	}
+	n, err := s.chat.Announce(*m.From, *m.Content)
+	if err != nil {
+		s.failErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"connections": n})
+}
+
+// accounts reads ?account=a&account=b or ?account=a,b.
+func accounts(r *http.Request) []string {
+	var out []string
+	for _, v := range r.URL.Query()["account"] {
+		for _, a := range strings.Split(v, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
+}
+
+// maxAccountsPerCall bounds /api/online and /api/unread.
+const maxAccountsPerCall = 1000
+
+func (s *Server) queryAccounts(w http.ResponseWriter, r *http.Request) ([]string, bool) {
+	as := accounts(r)
+	switch {
+	case len(as) == 0:
+		s.fail(w, http.StatusBadRequest, "missing_field", "give ?account=... (one or more, or comma-separated)")
+		return nil, false
+	case len(as) > maxAccountsPerCall:
+		s.fail(w, http.StatusBadRequest, "too_many", "at most 1000 accounts per call")
+		return nil, false
+	}
+	return as, true
+}
+
+// GET /api/online?account=a&account=b -> {"online":{"a":true,"b":false}}
+func (s *Server) online(w http.ResponseWriter, r *http.Request) {
+	as, ok := s.queryAccounts(w, r)
+	if !ok {
+		return
+	}
+	out := make(map[string]bool, len(as))
+	for _, a := range as {
+		on, err := s.chat.Online(r.Context(), a)
+		if err != nil {
+			s.failErr(w, err)
+			return
+		}
+		out[a] = on
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"online": out})
+}
+
+// GET /api/unread?account=a -> {"unread":{"a":{"bob":3}}}
+func (s *Server) unreadCounts(w http.ResponseWriter, r *http.Request) {
+	as, ok := s.queryAccounts(w, r)
+	if !ok {
+		return
+	}
+	out := make(map[string]map[string]int, len(as))
+	for _, a := range as {
+		counts, err := s.unread.Unread(r.Context(), a)
+		if err != nil {
+			s.failErr(w, err)
+			return
+		}
+		out[a] = counts
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"unread": out})
+}
+
+// GET /api/group/{id}/members -> {"group":id,"members":[...]}
+func (s *Server) listMembers(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	set, err := s.members.Get(r.Context(), id)
+	if err != nil {
+		s.failErr(w, err)
+		return
+	}
+	members := set.Members()
+	if members == nil {
+		members = []string{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"group": id, "members": members})
+}
+
+// PUT/DELETE /api/group/{id}/members {"accounts":[...]}
+func (s *Server) changeMembers(add bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Accounts []string `json:"accounts"`
+		}
+		if !s.decode(w, r, &body) {
+			return
+		}
+		id := r.PathValue("id")
+		if id == "" || len(id) > 64 {
+			s.fail(w, http.StatusBadRequest, "bad_field", "the group id must be 1 to 64 characters")
+			return
+		}
+		if len(body.Accounts) == 0 {
+			s.fail(w, http.StatusBadRequest, "missing_field", "accounts must list at least one account")
+			return
+		}
+		for _, a := range body.Accounts {
+			if a == "" || len(a) > 64 || strings.ContainsFunc(a, func(c rune) bool { return c < 0x20 || c == 0x7f }) {
+				s.fail(w, http.StatusBadRequest, "bad_field", "accounts must be 1 to 64 characters without control characters")
+				return
+			}
+		}
+		var err error
+		if add {
+			err = s.members.Add(r.Context(), id, body.Accounts)
+		} else {
+			err = s.members.Remove(r.Context(), id, body.Accounts)
+		}
+		if err != nil {
+			s.failErr(w, err)
+			return
+		}
+		s.listMembers(w, r)
+	}
+}

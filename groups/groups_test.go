@@ -1,0 +1,123 @@
+package groups_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"chatserver/groups"
+	"chatserver/internal/servicetest"
+	"chatserver/offline"
+)
+
+func open(t *testing.T, dialect offline.Dialect) *groups.Store {
+	t.Helper()
+	dsn := filepath.Join(t.TempDir(), "chat.db")
+	if dialect == offline.MySQL {
+		dsn = servicetest.MySQLDSN(t)
+	}
+	s, err := offline.Open(context.Background(), dialect, dsn, "app_offline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if err := s.Migrate(context.Background(), os.DirFS("../sql"), map[string]string{"group_table": "app_group_member"}); err != nil {
+		t.Fatal(err)
+	}
+	return groups.NewStore(s.DB(), "app_group_member", dialect == offline.SQLite)
+}
+
+func TestStoreContract(t *testing.T) {
+	for _, d := range []offline.Dialect{offline.SQLite, offline.MySQL} {
+		t.Run(string(d), func(t *testing.T) {
+			s := open(t, d)
+			ctx := context.Background()
+			if err := s.Add(ctx, "g", []string{"bob", "alice", "Alice"}, 10); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Add(ctx, "g", []string{"alice", "carol"}, 10); err != nil { // alice again: kept once
+				t.Fatal(err)
+			}
+			m, err := s.Members(ctx, "g")
+			if err != nil || strings.Join(m, ",") != "Alice,alice,bob,carol" {
+				t.Fatalf("members = %v, %v; want Alice,alice,bob,carol (byte order, case kept)", m, err)
+			}
+			err = s.Add(ctx, "g", []string{"d1", "d2", "d3", "d4", "d5", "d6", "d7"}, 10)
+			var tl *groups.TooLargeError
+			if !errors.As(err, &tl) || tl.Size != 11 {
+				t.Fatalf("adding past the limit = %v; want TooLargeError with size 11", err)
+			}
+			if m, _ := s.Members(ctx, "g"); len(m) != 4 {
+				t.Fatalf("a refused add changed the group: %v", m)
+			}
+			if err := s.Remove(ctx, "g", []string{"bob", "nobody"}); err != nil {
+				t.Fatal(err)
+			}
+			if m, _ := s.Members(ctx, "g"); strings.Join(m, ",") != "Alice,alice,carol" {
+				t.Fatalf("after removing bob: %v", m)
+			}
+			if m, _ := s.Members(ctx, "other"); len(m) != 0 {
+				t.Fatalf("unknown group has members %v", m)
+			}
+		})
+	}
+}
+
+// countingSource counts reads and can hold them.
+type countingSource struct {
+	mu      sync.Mutex
+	members map[string][]string
+	reads   atomic.Int32
+	hold    chan struct{}
+}
+
+func (c *countingSource) Members(_ context.Context, g string) ([]string, error) {
+	c.reads.Add(1)
+	if c.hold != nil {
+		<-c.hold
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.members[g]...), nil
+}
+func (c *countingSource) Add(_ context.Context, g string, as []string, _ int) error {
+	c.mu.Lock()
+	c.members[g] = append(c.members[g], as...)
+	c.mu.Unlock()
+	return nil
+}
+func (c *countingSource) Remove(context.Context, string, []string) error { return nil }
+
+func TestCacheSharesLoadsAndSeesChanges(t *testing.T) {
+	src := &countingSource{members: map[string][]string{"g": {"a", "b"}}, hold: make(chan struct{})}
+	c := groups.NewCache(src, time.Hour, 100)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if s, err := c.Get(ctx, "g"); err != nil || !s.Has("a") || s.Has("z") {
+				t.Errorf("Get = %v, %v", s, err)
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(src.hold)
+	wg.Wait()
+	if n := src.reads.Load(); n != 1 {
+		t.Fatalf("50 concurrent misses made %d reads; want 1", n)
+	}
+	if err := c.Add(ctx, "g", []string{"z"}); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := c.Get(ctx, "g"); !s.Has("z") {
+		t.Fatal("a member added through the cache is not seen at once")
+	}
+}

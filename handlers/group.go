@@ -1,0 +1,98 @@
+package handlers
+
+import (
+	"context"
+	"time"
+
+	"chatserver/hub"
+	"chatserver/offline"
+)
+
+// GroupResult says what became of a group message.
+type GroupResult struct {
+	Members int // members the message was for (the sender excluded)
+	Pushed  int // members it reached live on this node
+	Stored  int // members it was stored offline for
+}
+
+// group sends a message to every member of a group but the sender, who must be
+// a member.
+func (h *Handler) group(c *hub.Conn, f *Frame) error {
+	from, err := requireSender(c, f)
+	if err != nil {
+		return err
+	}
+	if !f.hasTo {
+		return newError(CodeMissingField, "to (the group id) is required")
+	}
+	if !f.hasContent {
+		return newError(CodeMissingField, "content is required")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = h.PushGroup(ctx, from, f.To, f.Content, true)
+	return err
+}
+
+// PushGroup delivers content from `from` to every member of group but from:
+// online members get {"from","content","group"} on every connection here,
+// offline ones get a row that remembers the group. With memberOnly, from must
+// be a member (a client); the side API may send as anyone. The member list
+// comes from the cache, so a group of thousands costs no query per member.
+func (h *Handler) PushGroup(ctx context.Context, from, group, content string, memberOnly bool) (GroupResult, error) {
+	var r GroupResult
+	if e := checkAccount(from, "from", h.cfg.MaxAccountChars); e != nil {
+		return r, e
+	}
+	if e := checkAccount(group, "group", 64); e != nil {
+		return r, e
+	}
+	if e := h.checkContent(content); e != nil {
+		return r, e
+	}
+	set, err := h.groups.Get(ctx, group)
+	if err != nil {
+		return r, err
+	}
+	if set.Len() == 0 {
+		if memberOnly {
+			return r, newError(CodeForbidden, "you are not a member of group "+quote(group))
+		}
+		return r, newError(CodeNotFound, "group "+quote(group)+" has no members")
+	}
+	if memberOnly && !set.Has(from) {
+		return r, newError(CodeForbidden, "you are not a member of group "+quote(group))
+	}
+	frame := hub.TextFrame(groupPayload(from, content, group))
+	now := h.now().Unix()
+	var firstErr error
+	for _, member := range set.Members() {
+		if member == from {
+			continue
+		}
+		r.Members++
+		m := offline.Message{To: member, From: from, Content: content, Group: group, AddTime: now}
+		d, err := h.table.Deliver(member, from, frame, func() error { return h.store.Enqueue(m) })
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		if d.Stored {
+			r.Stored++
+		} else {
+			r.Pushed++
+			h.metrics.FramesOut("group", d.Pushed)
+		}
+	}
+	if r.Pushed > 0 {
+		h.metrics.Pushed()
+	}
+	if firstErr != nil {
+		h.log.Error().Err(firstErr).Str("group", group).Int("members", r.Members).Int("reached", r.Pushed+r.Stored).
+			Msg("group message reached only some members")
+		return r, storeError(firstErr)
+	}
+	return r, nil
+}

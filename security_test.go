@@ -1,0 +1,162 @@
+package main
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/gorilla/websocket"
+
+	"chatserver/config"
+)
+
+func token(t *testing.T, key, sub string, exp time.Time) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": sub, "exp": exp.Unix()}).SignedString([]byte(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestJWTAtInit: with auth.mode jwt, init needs a token for the account it
+// claims, in the frame or on the URL; every bad token is refused and binds
+// nothing.
+func TestJWTAtInit(t *testing.T) {
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) {
+			ts := startServer(t, backend, func(c *config.Config) {
+				c.Auth.Mode = "jwt"
+				c.Auth.JWTSecret = "site-secret"
+			})
+			hour := time.Now().Add(time.Hour)
+			none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{"sub": "alice", "exp": hour.Unix()}).SignedString(jwt.UnsafeAllowNoneSignatureType)
+			refused := map[string]string{
+				"no token":      "",
+				"bad signature": token(t, "guessed", "alice", hour),
+				"expired":       token(t, "site-secret", "alice", time.Now().Add(-time.Hour)),
+				"wrong subject": token(t, "site-secret", "mallory", hour),
+				"alg none":      none,
+			}
+			for name, tok := range refused {
+				c := dial(t, ts.url)
+				c.sendJSON(map[string]string{"flag": "init", "from": "alice", "token": tok})
+				if f := c.next(5 * time.Second); f["code"] != "unauthorized" {
+					t.Fatalf("%s: init -> %v; want unauthorized", name, f)
+				}
+				c.send(`{"flag":"msg","from":"alice","to":"bob","content":"x"}`)
+				if f := c.next(5 * time.Second); f["code"] != "not_initialized" {
+					t.Fatalf("%s: after a refused init, msg -> %v; want not_initialized", name, f)
+				}
+			}
+			// In the frame.
+			alice := dial(t, ts.url)
+			alice.sendJSON(map[string]string{"flag": "init", "from": "alice", "token": token(t, "site-secret", "alice", hour)})
+			alice.sync()
+			// On the URL.
+			bob := dial(t, ts.url+"?token="+token(t, "site-secret", "bob", hour))
+			bob.send(`{"flag":"init","from":"bob"}`)
+			bob.sync()
+			alice.send(`{"flag":"msg","from":"alice","to":"bob","content":"authenticated"}`)
+			if f := bob.next(5 * time.Second); f["content"] != "authenticated" {
+				t.Fatalf("bob got %v", f)
+			}
+			// After init, only as itself.
+			alice.send(`{"flag":"msg","from":"bob","to":"alice","content":"spoof"}`)
+			if f := alice.next(5 * time.Second); f["code"] != "wrong_sender" {
+				t.Fatalf("spoofed from -> %v", f)
+			}
+		})
+	}
+}
+
+// TestBroadcastPermission: only listed accounts may send "all"; the default
+// list is empty; "*" restores the legacy "anyone".
+func TestBroadcastPermission(t *testing.T) {
+	ts := startServer(t, "embedded", func(c *config.Config) { c.Broadcast.Allowed = []string{"admin"} })
+	admin, _ := login(t, ts, "admin", "")
+	user, _ := login(t, ts, "user", "")
+	user.send(`{"flag":"all","from":"user","content":"free crypto"}`)
+	if f := user.next(5 * time.Second); f["code"] != "forbidden" {
+		t.Fatalf("broadcast by user -> %v; want forbidden", f)
+	}
+	admin.send(`{"flag":"all","from":"admin","content":"notice"}`)
+	if f := user.next(5 * time.Second); f["content"] != "notice" {
+		t.Fatalf("user got %v; want the admin's notice", f)
+	}
+
+	def := startServer(t, "embedded", nil)
+	someone, _ := login(t, def, "admin", "")
+	someone.send(`{"flag":"all","from":"admin","content":"x"}`)
+	if f := someone.next(5 * time.Second); f["code"] != "forbidden" {
+		t.Fatalf("broadcast with the default (empty) list -> %v; want forbidden", f)
+	}
+
+	legacy := startServer(t, "embedded", func(c *config.Config) { c.Broadcast.Allowed = []string{"*"} })
+	anyone, _ := login(t, legacy, "anyone", "")
+	anyone.send(`{"flag":"all","from":"anyone","content":"hi all"}`)
+	if f := anyone.next(5 * time.Second); f["content"] != "hi all" {
+		t.Fatalf("with * anyone may broadcast: got %v", f)
+	}
+}
+
+// TestLimits: frames per second, connections per IP, content length and
+// allowed origins, each with its error and nothing else disturbed.
+func TestLimits(t *testing.T) {
+	ts := startServer(t, "embedded", func(c *config.Config) {
+		c.Limits.FramesPerSecond, c.Limits.FrameBurst = 5, 5
+		c.Limits.ConnectionsPerIP = 3
+		c.Limits.MaxContentBytes = 100
+		c.Limits.AllowedOrigins = []string{"https://chat.example.com"}
+	})
+	alice, _ := login(t, ts, "alice", "") // init + ping: 2 of the burst
+	bob, _ := login(t, ts, "bob", "")
+	for i := 0; i < 10; i++ {
+		alice.sendJSON(map[string]string{"flag": "msg", "from": "alice", "to": "bob", "content": "x"})
+	}
+	time.Sleep(1100 * time.Millisecond) // the bucket refills; the ping below passes
+	limited := 0
+	for _, f := range alice.sync() {
+		if f["code"] != "rate_limited" {
+			t.Fatalf("alice got %v; want only rate_limited errors", f)
+		}
+		limited++
+	}
+	for i := 0; i < 10-limited; i++ {
+		if f := bob.next(time.Second); f["content"] != "x" {
+			t.Fatalf("bob got %v", f)
+		}
+	}
+	if limited < 5 {
+		t.Fatalf("only %d of 10 frames over the limit were refused", limited)
+	}
+	time.Sleep(time.Second) // the bucket refills
+	alice.send(`{"flag":"msg","from":"alice","to":"bob","content":"` + strings.Repeat("y", 101) + `"}`)
+	if f := alice.next(time.Second); f["code"] != "too_long" {
+		t.Fatalf("101-byte content -> %v; want too_long", f)
+	}
+
+	// Connections per IP: alice and bob hold 2; one more fits, the next is refused.
+	dial(t, ts.url)
+	_, res, err := websocket.DefaultDialer.Dial(ts.url, nil)
+	if err == nil || res == nil || res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("4th connection from one IP: %v, %v; want HTTP 429", err, res)
+	}
+
+	// Origins: a browser from elsewhere is refused; the allowed one and
+	// non-browsers (no Origin) get in.
+	h := http.Header{"Origin": {"https://evil.example.net"}}
+	_ = bob.ws.Close()
+	_ = alice.ws.Close()
+	time.Sleep(200 * time.Millisecond)
+	if _, res, err := websocket.DefaultDialer.Dial(ts.url, h); err == nil || res == nil || res.StatusCode != http.StatusForbidden {
+		t.Fatalf("foreign origin: %v, %v; want HTTP 403", err, res)
+	}
+	ok, _, err := websocket.DefaultDialer.Dial(ts.url, http.Header{"Origin": {"https://chat.example.com"}})
+	if err != nil {
+		t.Fatalf("allowed origin refused: %v", err)
+	}
+	_ = ok.Close()
+}
