@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Summarizes bench/compare.sh output: median (min-max) of each figure per
+target, as the Markdown tables of docs/benchmarks.md."""
+import glob
+import json
+import os
+import statistics
+import sys
+
+out = sys.argv[1] if len(sys.argv) > 1 else "/tmp/chat-bench"
+targets = ["baseline", "ours", "embedded"]
+
+
+def load(target, scenario):
+    res = []
+    for f in sorted(glob.glob(os.path.join(out, f"{target}-{scenario}-*.json"))):
+        try:
+            with open(f) as fh:
+                res.append(json.load(fh))
+        except (OSError, ValueError):
+            pass
+    return res
+
+
+def get(d, path):
+    for p in path.split("."):
+        if isinstance(d, list):
+            d = d[int(p)]
+        elif isinstance(d, dict):
+            d = d.get(p)
+        else:
+            return None
+        if d is None:
+            return None
+    return d
+
+
+def cell(vals, fmt):
+    vals = [v for v in vals if v is not None]
+    if not vals:
+        return "–"
+    med = statistics.median(vals)
+    if len(vals) == 1:
+        return fmt.format(med)
+    return f"{fmt.format(med)} ({fmt.format(min(vals))}–{fmt.format(max(vals))})"
+
+
+rows = [
+    ("idle", "connect+init, conns/s", "connect.per_sec", "{:,.0f}"),
+    ("idle", "RSS slope, B/conn (5k→19k, after GC)", None, "{:,.0f}"),
+    ("broadcast", "fan-out p50, ms", "broadcast.p50_ms", "{:,.0f}"),
+    ("broadcast", "fan-out p99, ms", "broadcast.p99_ms", "{:,.0f}"),
+    ("broadcast", "deliveries/s", "broadcast.deliveries_per_sec", "{:,.0f}"),
+    ("broadcast", "server CPU-s per 1,000", "cpu.seconds_per_1000_delivered", "{:.4f}"),
+    ("pairs-flat", "flat out: delivered msg/s", "pairs.delivered_per_sec", "{:,.0f}"),
+    ("pairs-flat", "flat out: p99 ms", "pairs.latency_p99_ms", "{:,.1f}"),
+    ("pairs-flat", "flat out: server CPU-s per 1,000", "cpu.seconds_per_1000_delivered", "{:.4f}"),
+    ("pairs-50k", "50k/s offered: delivered msg/s", "pairs.delivered_per_sec", "{:,.0f}"),
+    ("pairs-50k", "50k/s offered: p50 ms", "pairs.latency_p50_ms", "{:,.1f}"),
+    ("pairs-50k", "50k/s offered: p99 ms", "pairs.latency_p99_ms", "{:,.1f}"),
+    ("pairs-20k", "20k/s offered: p50 ms", "pairs.latency_p50_ms", "{:,.1f}"),
+    ("pairs-20k", "20k/s offered: p99 ms", "pairs.latency_p99_ms", "{:,.1f}"),
+    ("offline", "offline rows written/s", "offline.rows_written_per_sec", "{:,.0f}"),
+    ("offline", "offline rows drained/s", "offline.drained_per_sec", "{:,.0f}"),
+    ("offline", "offline server CPU-s per 1,000", "cpu.seconds_per_1000_delivered", "{:.4f}"),
+]
+
+
+def slope(d):
+    steps = get(d, "idle.steps") or []
+    if len(steps) < 2:
+        return None
+    a, b = steps[0], steps[-1]
+    return (b["rss_bytes"] - a["rss_bytes"]) / (b["conns"] - a["conns"])
+
+
+print("| figure | " + " | ".join(targets) + " |")
+print("|---|" + "---|" * len(targets))
+for scenario, label, path, fmt in rows:
+    cells = []
+    for t in targets:
+        ds = load(t, scenario)
+        vals = [slope(d) for d in ds] if path is None else [get(d, path) for d in ds]
+        cells.append(cell(vals, fmt))
+    print(f"| {label} | " + " | ".join(cells) + " |")
+
+bad = []
+for f in glob.glob(os.path.join(out, "*.json")):
+    try:
+        d = json.load(open(f))
+    except ValueError:
+        bad.append(f"{os.path.basename(f)}: no result")
+        continue
+    for k in ("lost", "duplicated", "out_of_order"):
+        for sec in ("pairs", "offline"):
+            v = get(d, f"{sec}.{k}")
+            if v:
+                bad.append(f"{os.path.basename(f)}: {sec}.{k} = {v}")
+    if get(d, "connect.failed"):
+        bad.append(f"{os.path.basename(f)}: {get(d, 'connect.failed')} connects failed")
+print()
+print("Anomalies: " + ("none" if not bad else "; ".join(sorted(bad))))
