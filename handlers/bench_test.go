@@ -21,7 +21,7 @@ func (discard) RemoteAddr() string      { return "bench" }
 
 type nopStore struct{ memStore }
 
-func (*nopStore) Enqueue(offline.Message) error { return nil }
+func (*nopStore) Enqueue(offline.Message) (uint64, error) { return 0, nil }
 
 func benchHandler(b *testing.B) (*Handler, *hub.Table) {
 	table := hub.NewTable(100)

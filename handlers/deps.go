@@ -11,8 +11,9 @@ import (
 // Store is what the handlers need from the offline pool: the batch writer for
 // new messages and the table for the drain.
 type Store interface {
-	Enqueue(m offline.Message) error
+	Enqueue(m offline.Message) (ticket uint64, err error)
 	Flush(ctx context.Context) error
+	WaitWritten(ctx context.Context, ticket uint64) error
 	HasPending(ctx context.Context, account string) (bool, error)
 	Pending(ctx context.Context, account, from string, afterID int64, limit int) (rows []offline.Row, next int64, more bool, err error)
 	MarkSent(ctx context.Context, ids []int64) error

@@ -6,8 +6,12 @@
 package handlers
 
 import (
+	"crypto/rand"
+	"encoding/base32"
 	"runtime/debug"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -64,6 +68,9 @@ type Handler struct {
 	started      time.Time
 	broadcasters map[string]bool
 	interval     int64 // rate limit: ns between frames
+	acks         *ackMemory
+	run          string        // random per process, the prefix of generated message ids
+	seq          atomic.Uint64 // generated message ids
 }
 
 // Deps are the handler's collaborators. Metrics may be nil.
@@ -84,6 +91,8 @@ func New(cfg Config, d Deps) *Handler {
 		cfg: cfg, table: d.Table, store: d.Store, presence: d.Presence, groups: d.Groups,
 		metrics: d.Metrics, log: d.Log, now: time.Now, started: time.Now(),
 		broadcasters: make(map[string]bool, len(cfg.Broadcasters)),
+		acks:         newAckMemory(),
+		run:          runPrefix(),
 	}
 	for _, a := range cfg.Broadcasters {
 		h.broadcasters[a] = true
@@ -102,7 +111,7 @@ func (h *Handler) Handle(c *hub.Conn, text bool, data []byte) {
 		if p := recover(); p != nil {
 			h.log.Error().Str("conn", c.ID()).Str("account", c.Account()).Interface("panic", p).
 				Bytes("stack", debug.Stack()).Msg("handler panic; frame refused")
-			h.reply(c, errorPayload(newError(CodeInternal, "internal error; it has been logged")))
+			h.reply(c, errorPayload(newError(CodeInternal, "internal error; it has been logged"), ""))
 		}
 	}()
 	if h.interval > 0 && !c.Allow(int64(time.Since(h.started)), h.interval, h.cfg.FrameBurst) {
@@ -127,7 +136,7 @@ func (h *Handler) Handle(c *hub.Conn, text bool, data []byte) {
 			h.log.Error().Err(err).Str("conn", c.ID()).Str("account", c.Account()).Str("flag", f.Flag).
 				Msg("frame failed")
 		}
-		h.fail(c, f.Flag, e)
+		h.failCID(c, f.Flag, e, f.CID)
 	}
 }
 
@@ -161,11 +170,14 @@ func (h *Handler) Closed(c *hub.Conn) {
 	}
 }
 
-func (h *Handler) fail(c *hub.Conn, flag string, e *Error) {
+func (h *Handler) fail(c *hub.Conn, flag string, e *Error) { h.failCID(c, flag, e, "") }
+
+// failCID sends an error frame, carrying the frame's cid when it had one.
+func (h *Handler) failCID(c *hub.Conn, flag string, e *Error, cid string) {
 	h.metrics.Error(e.Code)
 	h.log.Debug().Str("conn", c.ID()).Str("account", c.Account()).Str("flag", flag).
 		Str("code", e.Code).Msg(e.Message)
-	h.reply(c, errorPayload(e))
+	h.reply(c, errorPayload(e, cid))
 }
 
 // reply sends a frame to c alone. A failed write means c is closing: nothing to do.
@@ -207,4 +219,16 @@ func flagLabel(flag string, heart bool) string {
 		}
 	}
 	return "unknown"
+}
+
+func runPrefix() string {
+	var b [5]byte
+	_, _ = rand.Read(b[:])
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+// newID gives a message sent without a cid its id: unique across restarts (the
+// random run prefix) and nodes.
+func (h *Handler) newID() string {
+	return h.run + strconv.FormatUint(h.seq.Add(1), 36)
 }

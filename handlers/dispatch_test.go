@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"chatserver/offline"
 	"strings"
 	"sync"
 	"testing"
@@ -101,8 +102,8 @@ func TestLegacyFlow(t *testing.T) {
 	bob, bc := fx.conn("b")
 	fx.send(bob, `{"flag":"init","from":"bob","to":"alice"}`)
 	got := bc.payloads(t)
-	if len(got) != 1 || got[0]["from"] != "alice" || got[0]["content"] != "while you were out" || len(got[0]) != 2 {
-		t.Fatalf("bob's drain = %v; want exactly {from:alice, content:while you were out}", got)
+	if id, _ := got[0]["id"].(string); len(got) != 1 || got[0]["from"] != "alice" || got[0]["content"] != "while you were out" || id == "" || len(got[0]) != 3 {
+		t.Fatalf("bob's drain = %v; want the legacy {from:alice, content:...} plus its id", got)
 	}
 	if fx.store.unsent() != 0 {
 		t.Fatal("drained row still unsent")
@@ -226,5 +227,44 @@ func TestDrainSettlesUnderAStream(t *testing.T) {
 	}
 	if fx.store.unsent() != 0 {
 		t.Fatalf("%d rows left unsent", fx.store.unsent())
+	}
+}
+
+// TestSenderAcks: a msg with a cid is acknowledged with the message's id and
+// whether it was pushed or stored; a retried cid is acknowledged again and not
+// delivered twice; an error carries the cid; frames without a cid get no ack.
+func TestSenderAcks(t *testing.T) {
+	fx := newFixture(t)
+	alice, ac := fx.conn("a")
+	fx.send(alice, `{"flag":"init","from":"alice"}`)
+	bob, bc := fx.conn("b")
+	fx.send(bob, `{"flag":"init","from":"bob"}`)
+
+	fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"one","cid":"c1"}`)
+	got := ac.payloads(t)
+	if len(got) != 1 || got[0]["flag"] != "ack" || got[0]["cid"] != "c1" || got[0]["status"] != "pushed" {
+		t.Fatalf("ack = %v; want pushed ack for c1", got)
+	}
+	id := got[0]["id"]
+	fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"one","cid":"c1"}`) // retry
+	if again := ac.payloads(t); len(again) != 1 || again[0]["id"] != id || again[0]["status"] != "pushed" {
+		t.Fatalf("retry ack = %v; want the same ack", again)
+	}
+	if b := bc.payloads(t); len(b) != 1 || b[0]["id"] != id {
+		t.Fatalf("bob got %v; want the message once, with the acked id", b)
+	}
+	fx.send(alice, `{"flag":"msg","from":"alice","to":"zed","content":"later","cid":7}`)
+	if got := ac.payloads(t); len(got) != 1 || got[0]["status"] != "stored" || got[0]["cid"] != "7" {
+		t.Fatalf("offline ack = %v; want stored", got)
+	}
+	fx.store.enqErr = offline.ErrBusy
+	fx.send(alice, `{"flag":"msg","from":"alice","to":"zed","content":"x","cid":"c9"}`)
+	if got := ac.payloads(t); len(got) != 1 || got[0]["code"] != CodeBusy || got[0]["cid"] != "c9" {
+		t.Fatalf("busy = %v; want an error carrying cid c9", got)
+	}
+	fx.store.enqErr = nil
+	fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"legacy"}`)
+	if got := ac.payloads(t); len(got) != 0 {
+		t.Fatalf("a frame without cid got %v; want no ack", got)
 	}
 }

@@ -8,26 +8,23 @@ import (
 // The frames the server sends. Each is built by appending, once per message: a
 // message to many connections is encoded one time.
 
-// pushPayload is what a recipient gets for a message: the legacy
-// {"from":"alice","content":"hi"}.
-func pushPayload(from, content string) []byte {
-	b := make([]byte, 0, 24+len(from)+len(content))
+// messagePayload is what a recipient gets: the legacy {"from","content"}, then
+// "group" for a group message and "id", the message's id, which old clients
+// ignore and new ones use to acknowledge and to drop duplicates.
+func messagePayload(from, content, group, id string) []byte {
+	b := make([]byte, 0, 48+len(from)+len(content)+len(group)+len(id))
 	b = append(b, `{"from":`...)
 	b = appendString(b, from)
 	b = append(b, `,"content":`...)
 	b = appendString(b, content)
-	return append(b, '}')
-}
-
-// groupPayload is a group message: the legacy fields plus "group".
-func groupPayload(from, content, group string) []byte {
-	b := make([]byte, 0, 40+len(from)+len(content)+len(group))
-	b = append(b, `{"from":`...)
-	b = appendString(b, from)
-	b = append(b, `,"content":`...)
-	b = appendString(b, content)
-	b = append(b, `,"group":`...)
-	b = appendString(b, group)
+	if group != "" {
+		b = append(b, `,"group":`...)
+		b = appendString(b, group)
+	}
+	if id != "" {
+		b = append(b, `,"id":`...)
+		b = appendString(b, id)
+	}
 	return append(b, '}')
 }
 
@@ -42,12 +39,16 @@ func announcePayload(from, content string) []byte {
 	return append(b, `,"flag":"all"}`...)
 }
 
-func errorPayload(e *Error) []byte {
-	b := make([]byte, 0, 40+len(e.Code)+len(e.Message))
+func errorPayload(e *Error, cid string) []byte {
+	b := make([]byte, 0, 48+len(e.Code)+len(e.Message)+len(cid))
 	b = append(b, `{"flag":"error","code":`...)
 	b = appendString(b, e.Code)
 	b = append(b, `,"message":`...)
 	b = appendString(b, e.Message)
+	if cid != "" {
+		b = append(b, `,"cid":`...)
+		b = appendString(b, cid)
+	}
 	return append(b, '}')
 }
 

@@ -31,17 +31,18 @@ type memStore struct {
 
 func newMemStore() *memStore { return &memStore{status: map[int64]int{}} }
 
-func (m *memStore) Enqueue(msg offline.Message) error {
+func (m *memStore) Enqueue(msg offline.Message) (uint64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.enqErr != nil {
-		return m.enqErr
+		return 0, m.enqErr
 	}
 	m.nextID++
-	m.rows = append(m.rows, offline.Row{ID: m.nextID, To: msg.To, From: msg.From, Content: msg.Content})
-	return nil
+	m.rows = append(m.rows, offline.Row{ID: m.nextID, To: msg.To, From: msg.From, Content: msg.Content, Group: msg.Group, MsgID: msg.ID})
+	return uint64(m.nextID), nil
 }
-func (m *memStore) Flush(context.Context) error { return nil }
+func (m *memStore) WaitWritten(context.Context, uint64) error { return nil }
+func (m *memStore) Flush(context.Context) error               { return nil }
 func (m *memStore) HasPending(context.Context, string) (bool, error) {
 	return true, nil // the fake always reads; the real probe is tested in offline/
 }

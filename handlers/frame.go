@@ -18,6 +18,7 @@ type Frame struct {
 	To      string
 	Content string
 	Token   string // init: a JWT when auth.mode is jwt
+	CID     string // msg, group: the sender's own id, asking for an ack
 
 	hasFrom, hasTo, hasContent bool
 }
@@ -57,6 +58,12 @@ func Decode(data []byte) (Frame, *Error) {
 	}
 	if f.Token, _, e = text(raw.token, "token"); e != nil {
 		return f, e
+	}
+	if f.CID, _, e = account(raw.cid, "cid"); e != nil {
+		return f, e
+	}
+	if len(f.CID) > 128 {
+		return f, newError(CodeBadField, "cid is longer than 128 bytes")
 	}
 	if f.Flag == "" && !f.Heart {
 		return f, newError(CodeMissingField, "flag is required (init, msg, all, online, ping)")

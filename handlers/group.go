@@ -30,8 +30,20 @@ func (h *Handler) group(c *hub.Conn, f *Frame) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, err = h.PushGroup(ctx, from, f.To, f.Content, true)
-	return err
+	if f.CID == "" {
+		_, err = h.PushGroup(ctx, from, f.To, f.Content, true)
+		return err
+	}
+	id := messageID(from, f.CID)
+	if status, ok := h.acks.seen(from, f.CID); ok {
+		h.reply(c, ackPayload(f.CID, id, status))
+		return nil
+	}
+	r, ticket, err := h.pushGroup(ctx, from, f.To, f.Content, id, true)
+	if err != nil {
+		return err
+	}
+	return h.settle(c, from, f.CID, id, r.Stored > 0, ticket)
 }
 
 // PushGroup delivers content from `from` to every member of group but from:
@@ -40,30 +52,35 @@ func (h *Handler) group(c *hub.Conn, f *Frame) error {
 // be a member (a client); the side API may send as anyone. The member list
 // comes from the cache, so a group of thousands costs no query per member.
 func (h *Handler) PushGroup(ctx context.Context, from, group, content string, memberOnly bool) (GroupResult, error) {
-	var r GroupResult
+	r, _, err := h.pushGroup(ctx, from, group, content, h.newID(), memberOnly)
+	return r, err
+}
+
+// pushGroup returns the ticket of the last offline row it queued.
+func (h *Handler) pushGroup(ctx context.Context, from, group, content, id string, memberOnly bool) (r GroupResult, ticket uint64, err error) {
 	if e := checkAccount(from, "from", h.cfg.MaxAccountChars); e != nil {
-		return r, e
+		return r, 0, e
 	}
 	if e := checkAccount(group, "group", 64); e != nil {
-		return r, e
+		return r, 0, e
 	}
 	if e := h.checkContent(content); e != nil {
-		return r, e
+		return r, 0, e
 	}
 	set, err := h.groups.Get(ctx, group)
 	if err != nil {
-		return r, err
+		return r, 0, err
 	}
 	if set.Len() == 0 {
 		if memberOnly {
-			return r, newError(CodeForbidden, "you are not a member of group "+quote(group))
+			return r, 0, newError(CodeForbidden, "you are not a member of group "+quote(group))
 		}
-		return r, newError(CodeNotFound, "group "+quote(group)+" has no members")
+		return r, 0, newError(CodeNotFound, "group "+quote(group)+" has no members")
 	}
 	if memberOnly && !set.Has(from) {
-		return r, newError(CodeForbidden, "you are not a member of group "+quote(group))
+		return r, 0, newError(CodeForbidden, "you are not a member of group "+quote(group))
 	}
-	frame := hub.TextFrame(groupPayload(from, content, group))
+	frame := hub.TextFrame(messagePayload(from, content, group, id))
 	now := h.now().Unix()
 	var firstErr error
 	for _, member := range set.Members() {
@@ -71,8 +88,14 @@ func (h *Handler) PushGroup(ctx context.Context, from, group, content string, me
 			continue
 		}
 		r.Members++
-		m := offline.Message{To: member, From: from, Content: content, Group: group, AddTime: now}
-		d, err := h.table.Deliver(member, from, frame, func() error { return h.store.Enqueue(m) })
+		m := offline.Message{To: member, From: from, Content: content, Group: group, ID: id, AddTime: now}
+		d, err := h.table.Deliver(member, from, frame, func() error {
+			t, err := h.store.Enqueue(m)
+			if err == nil {
+				ticket = t
+			}
+			return err
+		})
 		if err != nil {
 			if firstErr == nil {
 				firstErr = err
@@ -92,7 +115,7 @@ func (h *Handler) PushGroup(ctx context.Context, from, group, content string, me
 	if firstErr != nil {
 		h.log.Error().Err(firstErr).Str("group", group).Int("members", r.Members).Int("reached", r.Pushed+r.Stored).
 			Msg("group message reached only some members")
-		return r, storeError(firstErr)
+		return r, ticket, storeError(firstErr)
 	}
-	return r, nil
+	return r, ticket, nil
 }

@@ -121,11 +121,7 @@ func (h *Handler) drainOnce(ctx context.Context, c *hub.Conn, account, peer stri
 		ids := make([]int64, 0, len(rows))
 		var sendErr error
 		for _, r := range rows {
-			payload := pushPayload(r.From, r.Content)
-			if r.Group != "" {
-				payload = groupPayload(r.From, r.Content, r.Group)
-			}
-			if sendErr = c.Send(payload); sendErr != nil {
+			if sendErr = c.Send(messagePayload(r.From, r.Content, r.Group, r.MessageID())); sendErr != nil {
 				break
 			}
 			ids = append(ids, r.ID)

@@ -22,31 +22,51 @@ func (h *Handler) msg(c *hub.Conn, f *Frame) error {
 	if !f.hasContent {
 		return newError(CodeMissingField, "content is required")
 	}
-	_, err = h.Push(from, f.To, f.Content)
-	return err
+	if f.CID == "" {
+		_, err = h.Push(from, f.To, f.Content)
+		return err
+	}
+	id := messageID(from, f.CID)
+	if status, ok := h.acks.seen(from, f.CID); ok { // a retry: acknowledge again, deliver once
+		h.reply(c, ackPayload(f.CID, id, status))
+		return nil
+	}
+	stored, ticket, err := h.push(from, f.To, f.Content, id)
+	if err != nil {
+		return err
+	}
+	return h.settle(c, from, f.CID, id, stored, ticket)
 }
 
 // Push delivers content from one account to another, as a msg frame does (the
 // side API's /api/push). It reports whether the message was stored offline
 // rather than pushed. Bad input is a *Error and changes nothing.
 func (h *Handler) Push(from, to, content string) (stored bool, err error) {
+	stored, _, err = h.push(from, to, content, h.newID())
+	return stored, err
+}
+
+func (h *Handler) push(from, to, content, id string) (stored bool, ticket uint64, err error) {
 	if e := checkAccount(from, "from", h.cfg.MaxAccountChars); e != nil {
-		return false, e
+		return false, 0, e
 	}
 	if e := checkAccount(to, "to", h.cfg.MaxAccountChars); e != nil {
-		return false, e
+		return false, 0, e
 	}
 	if e := h.checkContent(content); e != nil {
-		return false, e
+		return false, 0, e
 	}
-	frame := hub.TextFrame(pushPayload(from, content))
-	m := offline.Message{To: to, From: from, Content: content, AddTime: h.now().Unix()}
-	d, err := h.table.Deliver(to, from, frame, func() error { return h.store.Enqueue(m) })
+	frame := hub.TextFrame(messagePayload(from, content, "", id))
+	m := offline.Message{To: to, From: from, Content: content, ID: id, AddTime: h.now().Unix()}
+	d, err := h.table.Deliver(to, from, frame, func() (err error) {
+		ticket, err = h.store.Enqueue(m)
+		return err
+	})
 	if err != nil {
-		return false, storeError(err)
+		return false, 0, storeError(err)
 	}
 	h.counted(d, "push")
-	return d.Stored, nil
+	return d.Stored, ticket, nil
 }
 
 // counted records a delivery in the metrics.

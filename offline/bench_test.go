@@ -19,7 +19,7 @@ func BenchmarkWriterEnqueue(b *testing.B) {
 	m := Message{To: "bob", From: "alice", Content: "hello there, how are you doing today?", AddTime: 1}
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := w.Enqueue(m); err != nil {
+		if _, err := w.Enqueue(m); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/go-sql-driver/mysql"
@@ -20,6 +21,7 @@ import (
 type Message struct {
 	To, From, Content string
 	Group             string // the group of a group message, "" for one-to-one
+	ID                string // the id the server gave the message
 	AddTime           int64  // unix seconds
 }
 
@@ -30,7 +32,17 @@ type Row struct {
 	From    string
 	Content string
 	Group   string // "" for one-to-one messages (and every legacy row)
+	MsgID   string // the server's message id; "" for legacy rows
 	AddTime int64
+}
+
+// MessageID is the id clients see: the server's, or "o<row id>" for a row
+// written by the PHP side.
+func (r Row) MessageID() string {
+	if r.MsgID != "" {
+		return r.MsgID
+	}
+	return "o" + strconv.FormatInt(r.ID, 10)
 }
 
 // Dialect names the SQL engine behind a Store.
@@ -157,11 +169,11 @@ func (s *Store) prepare(ctx context.Context) error {
 func buildQueries(table string) queries {
 	t := "`" + table + "`"
 	return queries{
-		insertPrefix: "INSERT INTO " + t + " (`to`, `from`, `content`, `status`, `addtime`, `group`) VALUES ",
-		insertRow:    "(?, ?, ?, 0, ?, ?)",
-		pending: "SELECT `id`, `to`, `from`, `content`, `addtime`, `group` FROM " + t +
+		insertPrefix: "INSERT INTO " + t + " (`to`, `from`, `content`, `status`, `addtime`, `group`, `msg_id`) VALUES ",
+		insertRow:    "(?, ?, ?, 0, ?, ?, ?)",
+		pending: "SELECT `id`, `to`, `from`, `content`, `addtime`, `group`, `msg_id` FROM " + t +
 			" WHERE `to` = ? AND `status` = 0 AND `id` > ? ORDER BY `id` LIMIT ?",
-		pendingFrom: "SELECT `id`, `to`, `from`, `content`, `addtime`, `group` FROM " + t +
+		pendingFrom: "SELECT `id`, `to`, `from`, `content`, `addtime`, `group`, `msg_id` FROM " + t +
 			" WHERE `to` = ? AND `status` = 0 AND `id` > ? AND `from` = ? ORDER BY `id` LIMIT ?",
 		markPrefix: "UPDATE " + t + " SET `status` = 1 WHERE `id` IN (",
 	}
@@ -213,13 +225,14 @@ func (s *Store) insertStatement(msgs []Message) (string, []any) {
 	var b strings.Builder
 	b.Grow(len(s.q.insertPrefix) + len(msgs)*(len(s.q.insertRow)+1))
 	b.WriteString(s.q.insertPrefix)
-	args := make([]any, 0, len(msgs)*5)
+	args := make([]any, 0, len(msgs)*6)
 	for i, m := range msgs {
 		if i > 0 {
 			b.WriteByte(',')
 		}
 		b.WriteString(s.q.insertRow)
-		args = append(args, m.To, m.From, m.Content, m.AddTime, sql.NullString{String: m.Group, Valid: m.Group != ""})
+		args = append(args, m.To, m.From, m.Content, m.AddTime,
+			sql.NullString{String: m.Group, Valid: m.Group != ""}, sql.NullString{String: m.ID, Valid: m.ID != ""})
 	}
 	return b.String(), args
 }
@@ -248,11 +261,11 @@ func (s *Store) Pending(ctx context.Context, account, from string, afterID int64
 	n := 0
 	for r.Next() {
 		var (
-			row                    Row
-			to, fr, content, group sql.NullString
-			addtime                sql.NullInt64
+			row                           Row
+			to, fr, content, group, msgID sql.NullString
+			addtime                       sql.NullInt64
 		)
-		if err := r.Scan(&row.ID, &to, &fr, &content, &addtime, &group); err != nil {
+		if err := r.Scan(&row.ID, &to, &fr, &content, &addtime, &group, &msgID); err != nil {
 			return nil, afterID, false, fmt.Errorf("offline: scan pending for %q: %w", account, err)
 		}
 		n++
@@ -260,7 +273,7 @@ func (s *Store) Pending(ctx context.Context, account, from string, afterID int64
 		if to.String != account || (from != "" && fr.String != from) {
 			continue
 		}
-		row.To, row.From, row.Content, row.AddTime, row.Group = to.String, fr.String, content.String, addtime.Int64, group.String
+		row.To, row.From, row.Content, row.AddTime, row.Group, row.MsgID = to.String, fr.String, content.String, addtime.Int64, group.String, msgID.String
 		rows = append(rows, row)
 	}
 	if err := r.Err(); err != nil {

@@ -186,7 +186,7 @@ func testWriter(t *testing.T, s *offline.Store) {
 	ctx := context.Background()
 	w := offline.NewWriter(s, offline.WriterConfig{BatchSize: 100}, zerolog.New(zerolog.NewTestWriter(t)))
 	for i := 0; i < 1000; i++ {
-		if err := w.Enqueue(offline.Message{To: "bob", From: "alice", Content: fmt.Sprint(i)}); err != nil {
+		if _, err := w.Enqueue(offline.Message{To: "bob", From: "alice", Content: fmt.Sprint(i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -207,13 +207,13 @@ func testWriter(t *testing.T, s *offline.Store) {
 			t.Fatalf("row %d = %q; want %q", i, r.Content, fmt.Sprint(i))
 		}
 	}
-	if err := w.Enqueue(offline.Message{To: "bob", From: "alice", Content: "last"}); err != nil {
+	if _, err := w.Enqueue(offline.Message{To: "bob", From: "alice", Content: "last"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Close(fctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Enqueue(offline.Message{To: "bob"}); err != offline.ErrClosed {
+	if _, err := w.Enqueue(offline.Message{To: "bob"}); err != offline.ErrClosed {
 		t.Fatalf("enqueue after close = %v; want ErrClosed", err)
 	}
 	rows, _, _, _ = s.Pending(ctx, "bob", "", 0, 2000)

@@ -89,31 +89,41 @@ func NewWriter(store inserter, cfg WriterConfig, log zerolog.Logger) *Writer {
 	return w
 }
 
-// Enqueue queues m for writing. It never blocks.
-func (w *Writer) Enqueue(m Message) error {
+// Enqueue queues m for writing and returns its ticket for WaitWritten. It
+// never blocks.
+func (w *Writer) Enqueue(m Message) (uint64, error) {
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
-		return ErrClosed
+		return 0, ErrClosed
 	}
 	if len(w.queue) >= w.cfg.QueueLimit {
 		w.mu.Unlock()
-		return ErrBusy
+		return 0, ErrBusy
 	}
 	w.queue = append(w.queue, m)
 	w.enqueued++
+	ticket := w.enqueued
 	w.mu.Unlock()
 	select {
 	case w.wake <- struct{}{}:
 	default:
 	}
-	return nil
+	return ticket, nil
 }
 
 // Flush waits until every message enqueued before the call is in the database.
 func (w *Writer) Flush(ctx context.Context) error {
 	w.mu.Lock()
 	target := w.enqueued
+	w.mu.Unlock()
+	return w.WaitWritten(ctx, target)
+}
+
+// WaitWritten waits until the message with the given ticket (and every one
+// before it) is committed to the database.
+func (w *Writer) WaitWritten(ctx context.Context, target uint64) error {
+	w.mu.Lock()
 	for w.written < target {
 		ch := w.progress
 		w.mu.Unlock()

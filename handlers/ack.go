@@ -1,0 +1,119 @@
+package handlers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"sync"
+	"time"
+
+	"chatserver/hub"
+)
+
+// Sender acknowledgements. A client that puts its own "cid" on a msg or group
+// frame gets {"flag":"ack","cid":...,"id":...,"status":"pushed"|"stored"} once
+// the message is written to every live connection of the recipient or
+// committed to the offline table, or an error frame carrying the cid. A cid the
+// same sender used before is answered with the first ack and not delivered
+// again. Legacy frames (no cid) get no ack, as before.
+
+// messageID is the id of a message sent with a cid: derived from the sender and
+// the cid, so a retry after a reconnect, or to another node, or after a
+// restart, carries the same id and receivers can drop the duplicate.
+func messageID(from, cid string) string {
+	sum := sha256.Sum256([]byte(from + "\x00" + cid))
+	return base64.RawURLEncoding.EncodeToString(sum[:12])
+}
+
+func ackPayload(cid, id, status string) []byte {
+	b := make([]byte, 0, 48+len(cid)+len(id))
+	b = append(b, `{"flag":"ack","cid":`...)
+	b = appendString(b, cid)
+	b = append(b, `,"id":`...)
+	b = appendString(b, id)
+	b = append(b, `,"status":`...)
+	b = appendString(b, status)
+	return append(b, '}')
+}
+
+// settle waits, for a sender who asked for an ack, until a stored message is
+// committed; then the ack is sent and remembered.
+func (h *Handler) settle(c *hub.Conn, from, cid, id string, stored bool, ticket uint64) error {
+	status := "pushed"
+	if stored {
+		status = "stored"
+		ctx, cancel := context.WithTimeout(context.Background(), h.cfg.DrainTimeout)
+		defer cancel()
+		if err := h.store.WaitWritten(ctx, ticket); err != nil {
+			// Queued but not yet committed: do not claim it is durable. It will
+			// still be written (and delivered) once the database answers.
+			return newError(CodeUnavailable, "the message is queued but not yet stored; do not resend it before reconnecting")
+		}
+	}
+	h.acks.remember(from, cid, status)
+	h.reply(c, ackPayload(cid, id, status))
+	return nil
+}
+
+// ackMemory remembers, per sender, the cids it used recently and what became of
+// them, so that a retried frame is acknowledged again and not delivered twice.
+type ackMemory struct {
+	mu      sync.Mutex
+	senders map[string]*sentCIDs
+	inserts int
+	now     func() time.Time
+}
+
+type sentCIDs struct {
+	last   time.Time
+	status map[string]string // cid -> pushed|stored
+	order  []string          // oldest first, bounded by cidsPerSender
+}
+
+const (
+	cidsPerSender = 512
+	cidMemory     = 10 * time.Minute
+)
+
+func newAckMemory() *ackMemory {
+	return &ackMemory{senders: make(map[string]*sentCIDs), now: time.Now}
+}
+
+func (m *ackMemory) seen(from, cid string) (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.senders[from]
+	if s == nil {
+		return "", false
+	}
+	st, ok := s.status[cid]
+	return st, ok
+}
+
+func (m *ackMemory) remember(from, cid, status string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	s := m.senders[from]
+	if s == nil {
+		s = &sentCIDs{status: make(map[string]string)}
+		m.senders[from] = s
+	}
+	s.last = now
+	if _, ok := s.status[cid]; !ok {
+		s.order = append(s.order, cid)
+		if len(s.order) > cidsPerSender {
+			delete(s.status, s.order[0])
+			s.order = s.order[1:]
+		}
+	}
+	s.status[cid] = status
+	m.inserts++
+	if m.inserts%4096 == 0 {
+		for a, x := range m.senders {
+			if now.Sub(x.last) > cidMemory {
+				delete(m.senders, a)
+			}
+		}
+	}
+}
