@@ -71,14 +71,14 @@ func start(ctx context.Context, cfg config.Config, log zerolog.Logger) (a *app, 
 	if err := a.openStore(ctx); err != nil {
 		return nil, err
 	}
-	if err := a.openPresence(ctx, node); err != nil {
+	table := hub.NewTable(cfg.Offline.DrainQueue)
+	if err := a.openPresence(node, table); err != nil {
 		return nil, err
 	}
 	a.writer = offline.NewWriter(a.store, offline.WriterConfig{
 		BatchSize: cfg.Offline.BatchSize, QueueLimit: cfg.Offline.QueueLimit,
 	}, log.With().Str("component", "offline").Logger())
 
-	table := hub.NewTable(cfg.Offline.DrainQueue)
 	a.metrics = metrics.New(
 		func() float64 { return float64(table.Len()) },
 		func() float64 { return float64(a.writer.Depth()) },
@@ -184,22 +184,34 @@ func (a *app) openStore(ctx context.Context) error {
 	return nil
 }
 
-func (a *app) openPresence(ctx context.Context, node string) error {
+// openPresence connects the account map. Redis being unreachable does not stop
+// the server: local delivery needs no Redis, and the node's entries are written
+// (rebuilt from the table) once Redis answers.
+func (a *app) openPresence(node string, table *hub.Table) error {
 	plog := a.log.With().Str("component", "presence").Logger()
 	if a.cfg.Redis.Addr == "" {
 		a.presence = presence.NewLocal(node)
 		return nil
 	}
+	setRedisLogger(plog)
 	a.rdb = redis.NewClient(&redis.Options{
 		Addr: a.cfg.Redis.Addr, Username: a.cfg.Redis.Username, Password: a.cfg.Redis.Password, DB: a.cfg.Redis.DB,
 	})
-	if err := a.rdb.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("redis %s: %w", a.cfg.Redis.Addr, err)
-	}
-	p := presence.NewRedis(a.rdb, a.cfg.Redis.KeyPrefix, node, plog)
+	p := presence.NewRedis(a.rdb, a.cfg.Redis.KeyPrefix, node, plog, func() []presence.Binding {
+		bs := table.Bindings()
+		out := make([]presence.Binding, len(bs))
+		for i, b := range bs {
+			out[i] = presence.Binding{Account: b.Account, Conn: b.Conn}
+		}
+		return out
+	})
 	a.presence = p
-	if err := p.ClearNode(ctx); err != nil {
-		return err
+	// A start is a rebuild from an empty table: clear what a previous run of
+	// this node left, set the liveness key.
+	if err := p.Rebuild(); err != nil {
+		plog.Error().Err(err).Str("redis_addr", a.cfg.Redis.Addr).
+			Msg("Redis unreachable at start: serving with local delivery; the account map is written when Redis is back")
+		p.MarkStale()
 	}
 	return nil
 }

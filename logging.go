@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"runtime/debug"
 	"time"
 
 	"github.com/lesismal/nbio/logging"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"chatserver/config"
@@ -34,6 +36,15 @@ func (l nbioLogger) Error(format string, v ...any) { l.log.Error().Msgf(format, 
 
 // setNBIOLogger is the one place nbio's global logger is set.
 func setNBIOLogger(log zerolog.Logger) { logging.SetLogger(nbioLogger{log}) }
+
+// redisLogger routes go-redis's package-level logger (pool dial errors) into
+// ours, at warn: our own presence logs already say what an outage means.
+type redisLogger struct{ log zerolog.Logger }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) { l.log.Warn().Msgf(format, v...) }
+
+// setRedisLogger is the one place go-redis's global logger is set.
+func setRedisLogger(log zerolog.Logger) { redis.SetLogger(redisLogger{log}) }
 
 // applyRuntime sets GOMEMLIMIT and GOGC from the configuration.
 func applyRuntime(c config.Runtime, log zerolog.Logger) error {

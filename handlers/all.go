@@ -70,7 +70,10 @@ func (h *Handler) Online(ctx context.Context, account string) (bool, error) {
 	}
 	entries, err := h.presence.Lookup(ctx, account)
 	if err != nil {
-		return false, err
+		// The shared map is unreachable: answer from this node, which is all
+		// a single node needs, and say so in the log.
+		h.log.Warn().Err(err).Str("account", account).Msg("online: account map unreachable; answering from this node")
+		return false, nil
 	}
 	for _, e := range entries {
 		// Our own entries are authoritative in the table; one that is not

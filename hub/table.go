@@ -250,3 +250,23 @@ func (t *Table) Idle(before uint32) []*Conn {
 	}
 	return out
 }
+
+// Binding is one bound connection: its account and id.
+type Binding struct{ Account, Conn string }
+
+// Bindings lists every bound connection on this node (for re-registering them
+// in the shared account map after it was unreachable).
+func (t *Table) Bindings() []Binding {
+	var out []Binding
+	for i := range t.accounts {
+		s := &t.accounts[i]
+		s.mu.Lock()
+		for account, e := range s.m {
+			for c := e.head; c != nil; c = c.sibling {
+				out = append(out, Binding{Account: account, Conn: c.id})
+			}
+		}
+		s.mu.Unlock()
+	}
+	return out
+}

@@ -37,7 +37,7 @@ func TestAccountMapContract(t *testing.T) {
 		"redis": func(t *testing.T) factory {
 			rdb, prefix := servicetest.Redis(t)
 			return func(t *testing.T, node string) accountMap {
-				r := presence.NewRedis(rdb, prefix, node, zerolog.New(zerolog.NewTestWriter(t)))
+				r := presence.NewRedis(rdb, prefix, node, zerolog.New(zerolog.NewTestWriter(t)), nil)
 				t.Cleanup(func() { _ = r.Close(context.Background()) })
 				return r
 			}

@@ -2,6 +2,7 @@ package presence
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -36,6 +37,26 @@ type Redis struct {
 	done    chan struct{}
 
 	observe func(time.Duration) // pipeline latency, for metrics; may be nil
+
+	// snapshot lists this node's live connections; after Redis was unreachable
+	// the node's entries are rebuilt from it. nil: no resync.
+	snapshot func() []Binding
+	failing  bool // guarded by mu: a write failed, rebuild before going on
+}
+
+// Binding is an account and one of its connection ids on this node.
+type Binding struct{ Account, Conn string }
+
+// MarkStale makes the writer rebuild this node's entries at its next chance
+// (used when Redis was unreachable at start).
+func (r *Redis) MarkStale() {
+	r.mu.Lock()
+	r.failing = true
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
 }
 
 // ObserveLatency reports each pipeline's latency to fn. Call it before use.
@@ -51,10 +72,13 @@ type op struct {
 // operations are dropped (and the node re-registers once issue-5 recovery runs).
 const maxOps = 1 << 20
 
-// NewRedis starts the writer goroutine for node's entries.
-func NewRedis(rdb redis.UniversalClient, prefix, node string, log zerolog.Logger) *Redis {
+// NewRedis starts the writer goroutine for node's entries. snapshot, if not
+// nil, lists the node's live connections: when Redis comes back after being
+// unreachable (or was down at start, see MarkStale) the node's entries are
+// rebuilt from it.
+func NewRedis(rdb redis.UniversalClient, prefix, node string, log zerolog.Logger, snapshot func() []Binding) *Redis {
 	r := &Redis{
-		rdb: rdb, prefix: prefix, node: node, log: log,
+		rdb: rdb, prefix: prefix, node: node, log: log, snapshot: snapshot,
 		moved: make(chan struct{}),
 		wake:  make(chan struct{}, 1),
 		done:  make(chan struct{}),
@@ -65,6 +89,16 @@ func NewRedis(rdb redis.UniversalClient, prefix, node string, log zerolog.Logger
 
 func (r *Redis) accountKey(account string) string { return r.prefix + "acct:" + account }
 func (r *Redis) nodeKey() string                  { return r.prefix + "node:" + r.node }
+func (r *Redis) aliveKey() string                 { return r.prefix + "alive:" + r.node }
+
+// The node's liveness key says "this node is up and its entries are in the
+// map". It is refreshed every aliveEvery and expires after aliveTTL. Finding it
+// gone means Redis lost its data (a restart without persistence, a flush, a
+// failover): the node's entries are rebuilt from its live connections.
+const (
+	aliveEvery = 5 * time.Second
+	aliveTTL   = 15 * time.Second
+)
 
 // Register queues the entry for a newly bound connection.
 func (r *Redis) Register(account, conn string) {
@@ -174,7 +208,19 @@ func (r *Redis) Ping(ctx context.Context) error {
 // Close sends what is queued (until ctx ends) and stops the writer. It does not
 // close the client, which the caller owns.
 func (r *Redis) Close(ctx context.Context) error {
-	err := r.Sync(ctx)
+	r.mu.Lock()
+	failing := r.failing
+	r.mu.Unlock()
+	// Waiting long for an unreachable Redis would only delay the shutdown: the
+	// next start of this node clears whatever its entries are then.
+	if !failing {
+		sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		failing = r.Sync(sctx) != nil
+		cancel()
+	}
+	if failing {
+		r.log.Warn().Msg("Redis unreachable at shutdown: this node's account map entries are cleared at its next start")
+	}
 	r.mu.Lock()
 	r.closed = true
 	r.mu.Unlock()
@@ -184,16 +230,32 @@ func (r *Redis) Close(ctx context.Context) error {
 	}
 	select {
 	case <-r.done:
+	case <-time.After(time.Second):
 	case <-ctx.Done():
 	}
-	return err
+	return nil
 }
 
 func (r *Redis) run() {
 	defer close(r.done)
+	tick := time.NewTicker(aliveEvery)
+	defer tick.Stop()
 	backoff := 50 * time.Millisecond
 	for {
 		r.mu.Lock()
+		if r.failing && r.snapshot != nil {
+			r.mu.Unlock()
+			if err := r.resync(); err != nil {
+				r.log.Warn().Err(err).Dur("retry_in", backoff).Msg("Redis still unreachable; local delivery goes on, the account map will be rebuilt")
+				if r.sleep(backoff) {
+					return
+				}
+				backoff = min(backoff*2, 5*time.Second)
+			} else {
+				backoff = 50 * time.Millisecond
+			}
+			continue
+		}
 		n := min(len(r.ops), 1000)
 		if n == 0 {
 			closed := r.closed
@@ -201,7 +263,11 @@ func (r *Redis) run() {
 			if closed {
 				return
 			}
-			<-r.wake
+			select {
+			case <-r.wake:
+			case <-tick.C:
+				r.heartbeat()
+			}
 			continue
 		}
 		batch := r.ops[:n:n]
@@ -214,14 +280,13 @@ func (r *Redis) run() {
 		}
 		if err != nil {
 			r.log.Warn().Err(err).Int("ops", n).Dur("retry_in", backoff).Msg("presence write to Redis failed; retrying")
-			time.Sleep(backoff)
-			backoff = min(backoff*2, 5*time.Second)
 			r.mu.Lock()
-			stop := r.closed
+			r.failing = true
 			r.mu.Unlock()
-			if stop {
+			if r.sleep(backoff) {
 				return
 			}
+			backoff = min(backoff*2, 5*time.Second)
 			continue
 		}
 		backoff = 50 * time.Millisecond
@@ -257,4 +322,88 @@ func (r *Redis) apply(batch []op) error {
 		return fmt.Errorf("presence: apply %d ops: %w", len(batch), err)
 	}
 	return nil
+}
+
+// heartbeat refreshes the liveness key; if it is gone, Redis lost the node's
+// entries and they are rebuilt.
+func (r *Redis) heartbeat() {
+	if r.snapshot == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := r.rdb.SetArgs(ctx, r.aliveKey(), "1", redis.SetArgs{Mode: "XX", TTL: aliveTTL}).Err()
+	if err == nil {
+		return
+	}
+	if errors.Is(err, redis.Nil) {
+		r.log.Warn().Msg("this node's liveness key is gone from Redis (restarted or flushed?): rebuilding its entries")
+	}
+	r.markFailing()
+}
+
+// sleep waits d; it reports true if the writer was closed meanwhile.
+func (r *Redis) sleep(d time.Duration) bool {
+	time.Sleep(d)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed
+}
+
+// Rebuild clears what earlier runs of this node left in the map and writes the
+// live connections (none at start) and the liveness key. Call it at start,
+// before the first connection; later rebuilds happen by themselves.
+func (r *Redis) Rebuild() error { return r.resync() }
+
+// resync rebuilds this node's entries after an outage: the queued operations are
+// superseded by a snapshot of the live connections, so closes and opens missed
+// while Redis was away cannot leave a stale entry or a missing one. Operations
+// queued after the snapshot are applied after it, in order.
+func (r *Redis) resync() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := r.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("presence: resync: %w", err)
+	}
+	r.mu.Lock()
+	dropped := len(r.ops)
+	r.applied += uint64(dropped)
+	r.ops = nil
+	r.mu.Unlock()
+	if err := r.ClearNode(ctx); err != nil {
+		r.markFailing()
+		return err
+	}
+	live := r.snapshot()
+	now := time.Now().UnixMilli()
+	if err := r.rdb.Set(ctx, r.aliveKey(), "1", aliveTTL).Err(); err != nil {
+		r.markFailing()
+		return fmt.Errorf("presence: resync: %w", err)
+	}
+	for len(live) > 0 {
+		chunk := live[:min(len(live), 1000)]
+		live = live[len(chunk):]
+		pipe := r.rdb.Pipeline()
+		for _, e := range chunk {
+			pipe.HSet(ctx, r.accountKey(e.Account), Entry{Node: r.node, Conn: e.Conn}.field(), strconv.FormatInt(now, 10))
+			pipe.SAdd(ctx, r.nodeKey(), e.Account)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			r.markFailing()
+			return fmt.Errorf("presence: resync: %w", err)
+		}
+	}
+	r.mu.Lock()
+	r.failing = false
+	close(r.moved)
+	r.moved = make(chan struct{})
+	r.mu.Unlock()
+	r.log.Info().Int("superseded_ops", dropped).Msg("Redis reachable again: this node's account map entries rebuilt")
+	return nil
+}
+
+func (r *Redis) markFailing() {
+	r.mu.Lock()
+	r.failing = true
+	r.mu.Unlock()
 }
