@@ -54,8 +54,24 @@ ensure_mariadb() {
 	command -v mariadb >/dev/null && mariadb -h 127.0.0.1 -uroot -e 'CREATE DATABASE IF NOT EXISTS test' >/dev/null 2>&1 || true
 }
 
+# The browser test (browser_test.go) drives Debian's Chromium with playwright-core
+# from web/test; a browser downloaded by npm would not run here.
+ensure_browser() {
+	[ -x /usr/bin/chromium ] || apt_install chromium
+	if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+		log "the browser test needs Node.js 20 or newer (playwright-core 1.65); the machine image has it"
+		command -v node >/dev/null || apt_install nodejs npm
+	fi
+	if [ ! -d web/test/node_modules ] || [ web/test/package-lock.json -nt web/test/node_modules ]; then
+		log "npm ci in web/test"
+		(cd web/test && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+		touch web/test/node_modules
+	fi
+}
+
 ensure_redis
 ensure_mariadb
+ensure_browser
 
 export CHAT_TEST_REQUIRE_SERVICES=1
 log "go vet ./..."

@@ -1,0 +1,415 @@
+// The chat page. Every text that comes from the server or the user is put into
+// the page with textContent (el() below), never parsed as HTML.
+import { ChatClient } from './chat.js';
+
+const ONLINE_POLL_MS = 10000; // how often the open conversation's peer is asked about
+const KEEP = 200;             // messages kept per conversation (this tab only)
+const ERROR_SHOWN_MS = 10000;
+
+const SESSION = 'chat.session';       // sessionStorage: {account, token} of this tab
+const LAST_ACCOUNT = 'chat.account';  // localStorage: prefills the sign-in form
+const historyKey = (account) => 'chat.history.' + account; // sessionStorage
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  me: $('me'), conn: $('conn'), retry: $('retry'), signout: $('signout'),
+  notice: $('notice'), noticeFrom: $('notice-from'), noticeText: $('notice-text'), noticeClose: $('notice-close'),
+  errors: $('errors'),
+  login: $('login'), loginForm: $('login-form'), account: $('account'), token: $('token'), loginError: $('login-error'),
+  chat: $('chat'), openForm: $('open-form'), openKind: $('open-kind'), openName: $('open-name'), known: $('known'),
+  convs: $('convs'), convsEmpty: $('convs-empty'),
+  back: $('back'), convTitle: $('conv-title'), presence: $('presence'), convEmpty: $('conv-empty'),
+  messages: $('messages'), composer: $('composer'), text: $('text'),
+};
+
+let client = null;
+let me = '';
+let convs = new Map();  // key -> {key, kind: user|group|all, id, messages, unread, online, last}
+let active = null;      // key of the open conversation
+const pending = new Map(); // client record id -> message object waiting to be written
+let countdown = null;
+let saveTimer = null;
+
+// el builds an element whose text is set with textContent only.
+function el(tag, className, text) {
+  const e = document.createElement(tag);
+  if (className) e.className = className;
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  return e;
+}
+
+const keyOf = (kind, id) => (kind === 'all' ? 'all' : kind + ':' + id);
+
+function conversation(kind, id) {
+  const key = keyOf(kind, id);
+  let c = convs.get(key);
+  if (!c) {
+    c = { key, kind, id: kind === 'all' ? '' : String(id), messages: [], unread: 0, online: null, last: 0 };
+    convs.set(key, c);
+  }
+  return c;
+}
+
+function titleOf(c) {
+  if (c.kind === 'all') return 'Announcements';
+  if (c.kind === 'group') return c.id + ' (group)';
+  return c.id;
+}
+
+function timeOf(ms) {
+  return new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+}
+
+// ---- connection ----
+
+function start(account, token) {
+  me = account;
+  try {
+    localStorage.setItem(LAST_ACCOUNT, account);
+    sessionStorage.setItem(SESSION, JSON.stringify({ account, token }));
+  } catch (e) { /* storage disabled: the page still works */ }
+  restore();
+  client = new ChatClient({ account, token: token || undefined });
+  client.on('state', onState);
+  client.on('message', (m) => received(conversation('user', m.from), { dir: 'in', from: m.from, text: m.content, offline: m.offline }));
+  client.on('group', (m) => received(conversation('group', m.group), { dir: 'in', from: m.from, text: m.content, offline: m.offline }));
+  client.on('announcement', (m) => {
+    received(conversation('all'), { dir: 'announce', from: m.from, text: m.content });
+    showNotice(m.from, m.content);
+  });
+  client.on('online', onOnline);
+  client.on('error', (e) => showError(e.code, e.message));
+  client.on('sent', onSent);
+  client.on('open', () => pollPresence());
+  ui.me.textContent = account;
+  ui.login.hidden = true;
+  ui.chat.hidden = false;
+  ui.signout.hidden = false;
+  ui.loginError.textContent = '';
+  ui.chat.classList.toggle('show-conv', active !== null); // a reload keeps the open conversation
+  render();
+  client.connect();
+}
+
+function signOut(reason) {
+  if (client) client.close();
+  client = null;
+  try {
+    sessionStorage.removeItem(SESSION);
+    if (me) sessionStorage.removeItem(historyKey(me));
+  } catch (e) { /* ignore */ }
+  me = '';
+  convs = new Map();
+  active = null;
+  pending.clear();
+  ui.me.textContent = '';
+  ui.chat.hidden = true;
+  ui.signout.hidden = true;
+  ui.retry.hidden = true;
+  ui.login.hidden = false;
+  ui.loginError.textContent = reason || '';
+  setConn('closed', 'Offline');
+  document.title = 'Chat';
+  ui.account.focus();
+}
+
+function setConn(state, text) {
+  ui.conn.dataset.state = state;
+  ui.conn.textContent = text;
+}
+
+function onState(s) {
+  clearInterval(countdown);
+  countdown = null;
+  ui.retry.hidden = s.state !== 'reconnecting';
+  switch (s.state) {
+    case 'connecting':
+      setConn('connecting', s.attempt > 0 ? 'Connecting… (attempt ' + (s.attempt + 1) + ')' : 'Connecting…');
+      break;
+    case 'online':
+      setConn('online', 'Online');
+      break;
+    case 'reconnecting': {
+      const at = Date.now() + s.delay;
+      const tick = () => setConn('reconnecting', 'Reconnecting in ' + Math.max(0, Math.ceil((at - Date.now()) / 1000)) + ' s');
+      tick();
+      countdown = setInterval(tick, 250);
+      break;
+    }
+    case 'closed':
+      setConn('closed', 'Offline');
+      if (s.error) signOut('The server refused the sign-in (' + s.error + '). Check the account and the token.');
+      break;
+  }
+}
+
+// ---- messages ----
+
+function received(c, m) {
+  m.at = Date.now();
+  const open = c.key === active && document.visibilityState === 'visible';
+  if (!open && m.dir !== 'out') c.unread++;
+  add(c, m);
+}
+
+function add(c, m) {
+  c.messages.push(m);
+  if (c.messages.length > KEEP) c.messages.splice(0, c.messages.length - KEEP);
+  c.last = m.at;
+  if (c.key === active) {
+    ui.messages.append(bubble(c, m));
+    scrollDown();
+  }
+  renderList();
+  save();
+}
+
+function send(text) {
+  const c = convs.get(active);
+  if (!client || !c || c.kind === 'all') return;
+  const rec = c.kind === 'group' ? client.sendGroup(c.id, text) : client.send(c.id, text);
+  if (!rec) return; // queue full: an error is shown
+  const m = { dir: 'out', from: me, text, at: Date.now(), status: rec.status, rid: rec.id };
+  if (rec.status === 'queued') pending.set(rec.id, m);
+  add(c, m);
+}
+
+function onSent(rec) {
+  const m = pending.get(rec.id);
+  if (!m) return;
+  pending.delete(rec.id);
+  m.status = 'sent';
+  const li = ui.messages.querySelector('li[data-rid="' + Number(rec.id) + '"]');
+  if (li) li.replaceWith(bubble(convs.get(active), m));
+  save();
+}
+
+function onOnline(a) {
+  const c = convs.get(keyOf('user', a.to));
+  if (!c) return;
+  c.online = a.online;
+  renderList();
+  if (c.key === active) renderPresence(c);
+}
+
+function pollPresence() {
+  const c = convs.get(active);
+  if (client && c && c.kind === 'user') client.online(c.id);
+}
+
+// ---- rendering ----
+
+function bubble(c, m) {
+  const li = el('li', 'msg ' + m.dir);
+  li.dataset.status = m.status || '';
+  if (m.rid) li.dataset.rid = String(m.rid);
+  if (m.offline) li.dataset.offline = 'true';
+  if (m.dir === 'announce' || (c.kind === 'group' && m.dir === 'in')) li.append(el('span', 'who', m.from));
+  li.append(el('span', 'body', m.text));
+  let meta = timeOf(m.at);
+  if (m.status === 'queued') meta += ' · waiting for the connection';
+  if (m.status === 'failed') meta += ' · not sent';
+  if (m.offline) meta += ' · received while you were away';
+  li.append(el('span', 'meta', meta));
+  return li;
+}
+
+function renderList() {
+  const list = [...convs.values()].sort((a, b) => b.last - a.last);
+  const items = list.map((c) => {
+    const b = el('button');
+    b.type = 'button';
+    b.dataset.key = c.key;
+    if (c.key === active) b.setAttribute('aria-current', 'true');
+    const dot = el('span', 'dot');
+    dot.dataset.kind = c.kind;
+    if (c.kind === 'user' && c.online !== null) dot.dataset.online = String(c.online);
+    const last = c.messages[c.messages.length - 1];
+    b.append(dot, el('span', 'title', titleOf(c)), el('span', 'preview', last ? (last.dir === 'out' ? 'You: ' : '') + last.text : ''));
+    if (c.unread > 0) b.append(el('span', 'badge', c.unread));
+    b.addEventListener('click', () => openConversation(c.key));
+    const li = el('li');
+    li.append(b);
+    return li;
+  });
+  ui.convs.replaceChildren(...items);
+  ui.convsEmpty.hidden = items.length > 0;
+  ui.known.replaceChildren(...list.filter((c) => c.kind !== 'all').map((c) => {
+    const o = el('option');
+    o.value = c.id;
+    return o;
+  }));
+  const unread = list.reduce((n, c) => n + c.unread, 0);
+  document.title = unread > 0 ? '(' + unread + ') Chat' : 'Chat';
+}
+
+function renderPresence(c) {
+  if (!c || c.kind !== 'user') {
+    ui.presence.textContent = c && c.kind === 'group' ? 'group' : '';
+    ui.presence.dataset.online = '';
+    return;
+  }
+  ui.presence.dataset.online = c.online === null ? '' : String(c.online);
+  ui.presence.textContent = c.online === null ? '' : c.online ? 'online' : 'offline';
+}
+
+function renderConversation() {
+  const c = convs.get(active);
+  ui.convEmpty.hidden = !!c;
+  ui.composer.hidden = !c || c.kind === 'all';
+  ui.convTitle.textContent = c ? titleOf(c) : '';
+  renderPresence(c);
+  ui.messages.replaceChildren(...(c ? c.messages.map((m) => bubble(c, m)) : []));
+  scrollDown();
+}
+
+function render() {
+  renderList();
+  renderConversation();
+}
+
+function scrollDown() {
+  ui.messages.scrollTop = ui.messages.scrollHeight;
+}
+
+function openConversation(key) {
+  active = key;
+  const c = convs.get(key);
+  if (c) c.unread = 0;
+  ui.chat.classList.add('show-conv');
+  render();
+  pollPresence();
+  save();
+  if (!ui.composer.hidden && window.matchMedia('(min-width: 701px)').matches) ui.text.focus();
+}
+
+function showNotice(from, text) {
+  ui.noticeFrom.textContent = from ? 'from ' + from : '';
+  ui.noticeText.textContent = text;
+  ui.notice.hidden = false;
+}
+
+function showError(code, message) {
+  const li = el('li');
+  li.dataset.code = code;
+  const close = el('button', 'link', '×');
+  close.type = 'button';
+  close.setAttribute('aria-label', 'Dismiss');
+  close.addEventListener('click', () => li.remove());
+  li.append(el('span', 'code', code), el('span', 'text', message), close);
+  ui.errors.append(li);
+  while (ui.errors.children.length > 4) ui.errors.firstElementChild.remove();
+  setTimeout(() => li.remove(), ERROR_SHOWN_MS);
+}
+
+// ---- this tab's copy of the conversations (survives a reload, not the tab) ----
+
+function save() {
+  clearTimeout(saveTimer);
+  const account = me;
+  saveTimer = setTimeout(() => {
+    if (!account || account !== me) return;
+    const data = [...convs.values()].map((c) => ({
+      kind: c.kind, id: c.id, unread: c.unread, last: c.last,
+      messages: c.messages.map((m) => ({ dir: m.dir, from: m.from, text: m.text, at: m.at, status: m.status, offline: m.offline })),
+    }));
+    try {
+      sessionStorage.setItem(historyKey(account), JSON.stringify({ active, convs: data }));
+    } catch (e) { /* full or disabled: keep going without */ }
+  }, 300);
+}
+
+function restore() {
+  convs = new Map();
+  active = null;
+  let saved = null;
+  try {
+    saved = JSON.parse(sessionStorage.getItem(historyKey(me)) || 'null');
+  } catch (e) { /* ignore a broken copy */ }
+  if (!saved || !Array.isArray(saved.convs)) return;
+  for (const s of saved.convs) {
+    if (!s || !['user', 'group', 'all'].includes(s.kind)) continue;
+    const c = conversation(s.kind, s.id);
+    c.unread = Number(s.unread) || 0;
+    c.last = Number(s.last) || 0;
+    c.messages = (Array.isArray(s.messages) ? s.messages : []).map((m) => ({
+      dir: ['in', 'out', 'announce'].includes(m.dir) ? m.dir : 'in',
+      from: String(m.from ?? ''), text: String(m.text ?? ''), at: Number(m.at) || 0,
+      // A message still queued when the tab reloaded was never written.
+      status: m.status === 'queued' ? 'failed' : m.status, offline: !!m.offline,
+    }));
+  }
+  if (typeof saved.active === 'string' && convs.has(saved.active)) active = saved.active;
+}
+
+// ---- wiring ----
+
+ui.loginForm.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const account = ui.account.value.trim();
+  if (!account) return;
+  start(account, ui.token.value.trim());
+  ui.token.value = '';
+});
+
+ui.signout.addEventListener('click', () => signOut(''));
+ui.retry.addEventListener('click', () => client && client.reconnectNow());
+window.addEventListener('online', () => client && client.reconnectNow());
+ui.noticeClose.addEventListener('click', () => { ui.notice.hidden = true; });
+
+ui.openForm.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const id = ui.openName.value.trim();
+  if (!id) return;
+  const kind = ui.openKind.value === 'group' ? 'group' : 'user';
+  conversation(kind, id);
+  ui.openName.value = '';
+  openConversation(keyOf(kind, id));
+});
+
+ui.back.addEventListener('click', () => {
+  active = null;
+  ui.chat.classList.remove('show-conv');
+  render();
+  save();
+});
+
+ui.composer.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const text = ui.text.value;
+  if (!text.trim()) return;
+  send(text);
+  ui.text.value = '';
+  ui.text.focus();
+});
+
+ui.text.addEventListener('keydown', (ev) => {
+  if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
+    ev.preventDefault();
+    ui.composer.requestSubmit();
+  }
+});
+
+document.addEventListener('visibilitychange', () => {
+  const c = convs.get(active);
+  if (document.visibilityState === 'visible' && c && c.unread) {
+    c.unread = 0;
+    renderList();
+    save();
+  }
+});
+
+setInterval(pollPresence, ONLINE_POLL_MS);
+
+(function boot() {
+  let session = null;
+  try {
+    ui.account.value = localStorage.getItem(LAST_ACCOUNT) || '';
+    session = JSON.parse(sessionStorage.getItem(SESSION) || 'null');
+  } catch (e) { /* storage disabled */ }
+  if (session && typeof session.account === 'string' && session.account) {
+    start(session.account, typeof session.token === 'string' ? session.token : '');
+  } else {
+    ui.account.focus();
+  }
+})();

@@ -1,0 +1,408 @@
+// Drives the chat page (web/static) in Debian's headless Chromium against a
+// real server that browser_test.go runs in-process.
+//
+//   node browser.mjs <page URL> <screenshot dir>
+//
+// Environment: CHAT_TEST_CHROMIUM (default /usr/bin/chromium); CHAT_JWT_PAGE and
+// CHAT_JWT_TOKEN (a second server with auth.mode jwt and a token for "dave").
+//
+// Talks to the Go test on stdout/stdin: a line "@@ <step>" asks it to act
+// (stop, start, broadcast) and the script waits for "done <step>". Each passed
+// check prints "ok <name>: <what>"; any failure prints "FAIL ..." and exits 1.
+import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import readline from 'node:readline';
+
+const [base, shots] = process.argv.slice(2);
+if (!base || !shots) {
+  console.error('usage: node browser.mjs <page URL> <screenshot dir>');
+  process.exit(2);
+}
+mkdirSync(shots, { recursive: true });
+
+const WAIT = 10000;
+const deadline = setTimeout(() => {
+  console.log('FAIL: the browser test did not finish within 80 s');
+  process.exit(1);
+}, 80000);
+deadline.unref();
+
+const stdin = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+async function harness(step) {
+  console.log('@@ ' + step);
+  const { value, done } = await stdin.next();
+  if (done || value.trim() !== 'done ' + step) throw new Error(`harness answered ${JSON.stringify(value)} to ${step}`);
+}
+
+let passed = 0;
+function ok(name, what) {
+  passed++;
+  console.log(`ok ${name}: ${what}`);
+}
+function check(cond, what) {
+  if (!cond) throw new Error(what);
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+const dialogs = [];
+const pageErrors = [];
+
+function watch(page, name) {
+  page.who = name;
+  page.on('dialog', async (d) => {
+    dialogs.push(`${name}: ${d.type()} ${d.message()}`);
+    await d.dismiss().catch(() => {});
+  });
+  page.on('pageerror', (err) => pageErrors.push(`${name}: ${err.message}`));
+  page.on('console', (m) => {
+    // The library page is the server's 404 page: its own load error is expected.
+    if (m.type() === 'error' && !m.text().includes('status of 404')) console.log(`[${name} console] ${m.text()}`);
+  });
+  return page;
+}
+
+async function waitFor(page, what, fn, arg, timeout = WAIT) {
+  try {
+    await page.waitForFunction(fn, arg, { timeout, polling: 50 });
+  } catch (e) {
+    const conn = await page.locator('#conn').textContent().catch(() => '?');
+    throw new Error(`${page.who}: timed out after ${timeout} ms waiting for ${what} (connection: ${conn})`);
+  }
+}
+
+const connIs = (page, state, timeout) =>
+  waitFor(page, `connection ${state}`, (s) => document.getElementById('conn').dataset.state === s, state, timeout);
+
+// bubble waits for a message with exactly this text in the open conversation.
+function bubble(page, dir, text, extra = {}, timeout = WAIT) {
+  return waitFor(page, `${dir} bubble ${JSON.stringify(text)} ${JSON.stringify(extra)}`, ([d, t, x]) =>
+    [...document.querySelectorAll('#messages li.msg')].some((li) =>
+      li.classList.contains(d) &&
+      li.querySelector('.body').textContent === t &&
+      Object.entries(x).every(([k, v]) => li.dataset[k] === v)), [dir, text, extra], timeout);
+}
+
+function badge(page, key, n) {
+  return waitFor(page, `unread ${n} on ${key}`, ([k, want]) => {
+    const b = document.querySelector(`#convs button[data-key="${CSS.escape(k)}"] .badge`);
+    return !!b && b.textContent === want;
+  }, [key, String(n)]);
+}
+
+async function login(page, account, token = '') {
+  await page.goto(base);
+  await page.fill('#account', account);
+  await page.fill('#token', token);
+  await page.click('#login-form button[type=submit]');
+  await connIs(page, 'online');
+}
+
+// toList shows the conversation list (on a phone, the list and the open
+// conversation take turns).
+async function toList(page) {
+  if (await page.locator('#back').isVisible()) await page.click('#back');
+}
+
+async function openNew(page, kind, id) {
+  await toList(page);
+  await page.selectOption('#open-kind', kind);
+  await page.fill('#open-name', id);
+  await page.click('#open-form button[type=submit]');
+  await waitFor(page, `conversation ${id} open`, (t) => document.getElementById('conv-title').textContent === t,
+    kind === 'group' ? id + ' (group)' : id);
+}
+
+async function openListed(page, key) {
+  await toList(page);
+  await page.click(`#convs button[data-key="${key}"]`);
+  await waitFor(page, `conversation ${key} open`, (k) =>
+    document.querySelector(`#convs button[aria-current="true"]`)?.dataset.key === k, key);
+}
+
+async function say(page, text) {
+  await page.fill('#text', text);
+  await page.press('#text', 'Enter');
+}
+
+async function shot(page, file) {
+  await page.screenshot({ path: join(shots, file) });
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHAT_TEST_CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  // launch() gives every run a fresh temporary user data dir, removed on close.
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+
+let failed = false;
+try {
+  const desk = await browser.newContext({ viewport: { width: 1100, height: 720 } });
+  const phone = await browser.newContext({ viewport: { width: 390, height: 760 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
+  const alice = watch(await desk.newPage(), 'alice');
+  let bob = watch(await phone.newPage(), 'bob');
+
+  // --- two pages chatting through the server ---
+  await login(alice, 'alice');
+  await bob.goto(base);
+  await shot(bob, 'bob-phone-signin.png');
+  await login(bob, 'bob');
+  await openNew(alice, 'user', 'bob');
+  await waitFor(alice, 'bob shown online', () => document.getElementById('presence').dataset.online === 'true');
+  await say(alice, 'hello bob');
+  await bubble(alice, 'out', 'hello bob', { status: 'sent' });
+  await badge(bob, 'user:alice', 1);
+  await openListed(bob, 'user:alice');
+  await bubble(bob, 'in', 'hello bob');
+  await say(bob, 'hi alice 😀');
+  await bubble(alice, 'in', 'hi alice 😀');
+  check(await bob.locator('#convs button[data-key="user:alice"] .badge').count() === 0, 'bob: unread badge left after opening');
+  ok('two-pages', 'alice and bob chat through the server; unread count, presence and bubbles shown');
+
+  // --- markup arrives as text ---
+  const evil = '<img src=x onerror=alert(1)>';
+  await say(alice, evil);
+  await bubble(bob, 'in', evil);
+  await bubble(alice, 'out', evil);
+  await sleep(300); // an img's onerror would have fired by now
+  for (const p of [alice, bob]) {
+    check(await p.locator('#messages img').count() === 0, `${p.who}: an img element was created in the message list`);
+    check(await p.locator('img').count() === 0, `${p.who}: an img element was created in the page`);
+  }
+  check(dialogs.length === 0, 'a dialog fired: ' + dialogs.join('; '));
+  ok('xss-as-text', 'an <img onerror> message is shown as text; no img element, no dialog');
+
+  // --- groups and error frames ---
+  await openNew(alice, 'group', 'team');
+  await say(alice, 'hello team');
+  await badge(bob, 'group:team', 1);
+  await openListed(bob, 'group:team');
+  await bubble(bob, 'in', 'hello team');
+  check(await bob.locator('#messages li.msg.in .who').last().textContent() === 'alice', 'bob: group message without its sender');
+  ok('group', 'a group message reaches the other member with its sender');
+
+  await openNew(alice, 'group', 'secret');
+  await say(alice, 'psst');
+  await waitFor(alice, 'the forbidden error shown', () => !!document.querySelector('#errors li[data-code="forbidden"]'));
+  ok('error-shown', 'an error frame (forbidden: not a member) is shown to the user');
+
+  // --- announcements ---
+  await harness('broadcast');
+  for (const p of [alice, bob]) {
+    await waitFor(p, 'the announcement banner', () =>
+      !document.getElementById('notice').hidden &&
+      document.getElementById('notice-text').textContent === 'Maintenance at 02:00 <b>not bold</b>');
+    await badge(p, 'all', 1);
+  }
+  ok('announcement', 'a {"flag":"all"} frame is shown as an announcement on both pages');
+
+  // --- the library on its own: classic script, fake transports, mini-program adapter ---
+  const lib = watch(await desk.newPage(), 'lib');
+  // A blank document from the real server (its 404 page: nothing of the chat
+  // page loaded), then chat.umd.js as a classic <script>. (A page made up with
+  // page.route would not do: Chromium's local network access checks block its
+  // WebSockets to loopback.)
+  await lib.goto(base + 'no-such-page');
+  await lib.addScriptTag({ url: '/chat.umd.js' });
+  const libResult = await lib.evaluate(async () => {
+    const out = {};
+    const wait = (ms) => new Promise((r) => setTimeout(r, ms));
+    const until = async (cond, ms = 5000) => {
+      for (const end = Date.now() + ms; Date.now() < end; await wait(10)) if (cond()) return true;
+      return false;
+    };
+    out.global = typeof window.ChatClient === 'function' && window[Symbol.for('chatserver.ChatClient')] === undefined;
+    const mod = await import('/chat.js');
+    out.module = typeof mod.ChatClient === 'function' && mod.default === mod.ChatClient && typeof mod.miniProgramTransport === 'function';
+
+    // A fake socket: we open it, deliver frames and read what was sent.
+    const sockets = [];
+    const fake = (url) => {
+      const s = {
+        url, sent: [], readyState: 0, closed: false, autoPong: false,
+        send(d) {
+          const f = JSON.parse(d);
+          this.sent.push(f);
+          if (this.autoPong && f.flag === 'ping') setTimeout(() => this.deliver({ flag: 'pong' }), 0);
+        },
+        close() { this.readyState = 3; this.closed = true; },
+        open() { this.readyState = 1; this.onopen({}); },
+        deliver(f) { this.onmessage({ data: JSON.stringify(f) }); },
+      };
+      sockets.push(s);
+      return s;
+    };
+    const c = new window.ChatClient({ url: 'ws://fake/', account: 'zed', token: 'tkn', heartbeatMs: 200, reconnectMinMs: 20, reconnectMaxMs: 40, transport: fake });
+    const states = [];
+    c.on('state', (s) => states.push(s.state));
+    const got = [];
+    c.on('message', (m) => got.push(m));
+    c.send('bob', 'q1');
+    c.send('bob', 'q2');
+    c.sendGroup('team', 'q3');
+    c.connect();
+    const s0 = sockets[0];
+    s0.open();
+    s0.deliver({ from: 'bob', content: 'stored', id: 'm1' }); // drained before the pong
+    s0.deliver({ flag: 'pong' });
+    s0.deliver({ from: 'bob', content: 'stored', id: 'm1' }); // re-delivered: dropped
+    s0.deliver({ flag: 'ack', cid: 'x' });                   // a flag it does not know: ignored
+    out.firstFrames = s0.sent.map((f) => [f.flag, f.to || '', f.content || '', f.token || ''].join('|'));
+    out.drained = got.length === 1 && got[0].offline === true && got[0].content === 'stored' && got[0].id === 'm1';
+    // Silence: no frame for deadAfterMs (400 ms) means a dead link.
+    out.deadDetected = await until(() => sockets.length >= 2);
+    out.s0closed = s0.closed;
+    c.send('bob', 'q4'); // while reconnecting
+    const s1 = sockets[1];
+    s1.autoPong = true;
+    s1.open();
+    await until(() => s1.sent.length >= 3);
+    out.secondFrames = s1.sent.slice(0, 3).map((f) => [f.flag, f.content || ''].join('|'));
+    const pingsBefore = s1.sent.filter((f) => f.flag === 'ping').length;
+    await wait(700); // heartbeats every 200 ms; pongs keep the link alive
+    out.heartbeats = s1.sent.filter((f) => f.flag === 'ping').length - pingsBefore;
+    out.s1alive = !s1.closed && sockets.length === 2;
+    c.close();
+    out.states = states.join(',');
+
+    // An init refused (bad token): closed for good, no reconnect loop.
+    const refusedSockets = [];
+    const r = new window.ChatClient({ url: 'ws://fake/', account: 'zed', token: 'bad', reconnectMinMs: 10, transport: (u) => { const s = fake(u); refusedSockets.push(s); return s; } });
+    let fatal = null;
+    r.on('error', (e) => { fatal = e; });
+    r.connect();
+    refusedSockets[0].open();
+    refusedSockets[0].deliver({ flag: 'error', code: 'unauthorized', message: 'bad token' });
+    await wait(100);
+    out.refused = r.state === 'closed' && refusedSockets.length === 1 && fatal && fatal.fatal === true;
+
+    // The mini-program adapter, over a wx-like API backed by a real WebSocket.
+    const wx = {
+      connectSocket({ url }) {
+        const ws = new WebSocket(url);
+        return {
+          send({ data }) { ws.send(data); },
+          close({ code, reason }) { ws.close(code, reason); },
+          onOpen(cb) { ws.addEventListener('open', () => cb({})); },
+          onMessage(cb) { ws.addEventListener('message', (e) => cb({ data: e.data })); },
+          onClose(cb) { ws.addEventListener('close', (e) => cb({ code: e.code, reason: e.reason })); },
+          onError(cb) { ws.addEventListener('error', () => cb({ errMsg: 'socket error' })); },
+        };
+      },
+    };
+    const carol = new window.ChatClient({ account: 'carol', transport: window.ChatClient.miniProgramTransport(wx) });
+    const opened = new Promise((res) => carol.on('open', res));
+    carol.connect();
+    out.carolOnline = await Promise.race([opened.then(() => true), wait(5000).then(() => false)]);
+    const sent = new Promise((res) => carol.on('sent', res));
+    carol.send('alice', 'hello from a mini-program');
+    out.carolSent = await Promise.race([sent.then(() => true), wait(5000).then(() => false)]);
+    window.carol = carol;
+    return out;
+  });
+  console.log('library: ' + JSON.stringify(libResult));
+  check(libResult.global, 'chat.umd.js as a classic script did not define window.ChatClient (alone)');
+  check(libResult.module, 'chat.js as an ES module does not export ChatClient, default and miniProgramTransport');
+  ok('library-umd', 'chat.umd.js defines window.ChatClient; chat.js exports it as an ES module');
+  check(libResult.firstFrames.join(' ') === 'init|||tkn ping||| msg|bob|q1| msg|bob|q2| group|team|q3|',
+    'frames after connect: ' + libResult.firstFrames.join(' '));
+  check(libResult.drained, 'a message before the init pong is not marked offline, or a re-delivered id was not dropped');
+  check(libResult.deadDetected && libResult.s0closed, 'a silent link was not closed and redialled');
+  check(libResult.secondFrames.join(' ') === 'init| ping| msg|q4', 're-init then queue: ' + libResult.secondFrames.join(' '));
+  check(libResult.heartbeats >= 2 && libResult.s1alive, `heartbeats ${libResult.heartbeats}, alive ${libResult.s1alive}`);
+  check(/^connecting,online,reconnecting,connecting,online,closed$/.test(libResult.states), 'states: ' + libResult.states);
+  check(libResult.refused, 'a refused init did not stop the client');
+  ok('library-protocol', 'init with token, queue sent in order after the init, drained messages marked, duplicate ids dropped, heartbeat, dead-link redial, re-init, refused init stops');
+  check(libResult.carolOnline && libResult.carolSent, 'the mini-program adapter did not connect or send');
+  await badge(alice, 'user:carol', 1);
+  ok('mini-program-adapter', 'a client on a wx.connectSocket-shaped API reaches alice through the server');
+  await lib.evaluate(() => window.carol.close());
+  await lib.close();
+
+  // --- offline: bob's page closed, the message waits for his next init ---
+  await bob.close();
+  await openListed(alice, 'user:bob');
+  for (const end = Date.now() + WAIT; ;) {
+    if (await alice.locator('#presence[data-online="false"]').count()) break;
+    if (Date.now() > end) throw new Error('alice: bob still shown online after his page closed');
+    await sleep(300);
+    await openListed(alice, 'user:bob'); // opening asks the server again
+  }
+  await say(alice, 'while you were away');
+  await bubble(alice, 'out', 'while you were away', { status: 'sent' });
+  bob = watch(await phone.newPage(), 'bob');
+  await login(bob, 'bob');
+  await badge(bob, 'user:alice', 1);
+  await openListed(bob, 'user:alice');
+  await bubble(bob, 'in', 'while you were away', { offline: 'true' });
+  ok('offline-drain', 'a message to a closed page arrives at its next init, marked as received while away');
+
+  // --- server restart: reconnect, re-init, and the message typed meanwhile ---
+  await harness('stop');
+  for (const p of [alice, bob]) {
+    await waitFor(p, '"Reconnecting in N s"', () => {
+      const c = document.getElementById('conn');
+      return c.dataset.state === 'reconnecting' && /^Reconnecting in \d+ s$/.test(c.textContent);
+    });
+  }
+  await say(alice, 'typed during the outage');
+  await bubble(alice, 'out', 'typed during the outage', { status: 'queued' });
+  await shot(alice, 'alice-outage.png');
+  await harness('start');
+  await connIs(alice, 'online', 20000);
+  await connIs(bob, 'online', 20000);
+  await bubble(alice, 'out', 'typed during the outage', { status: 'sent' });
+  await bubble(bob, 'in', 'typed during the outage');
+  await say(bob, 'back again');
+  await openListed(alice, 'user:bob');
+  await bubble(alice, 'in', 'back again');
+  ok('restart', 'both pages show reconnecting, come back online after the restart; the queued message is delivered after re-init');
+
+  // --- a token in the sign-in form (a second server, auth.mode jwt) ---
+  if (process.env.CHAT_JWT_PAGE) {
+    const jwtBase = process.env.CHAT_JWT_PAGE;
+    const dave = watch(await desk.newPage(), 'dave');
+    await dave.goto(jwtBase);
+    await dave.fill('#account', 'dave');
+    await dave.fill('#token', 'not-a-token');
+    await dave.click('#login-form button[type=submit]');
+    await waitFor(dave, 'the refused sign-in', () =>
+      !document.getElementById('login').hidden && document.getElementById('login-error').textContent.includes('unauthorized'));
+    await dave.fill('#account', 'dave');
+    await dave.fill('#token', process.env.CHAT_JWT_TOKEN || '');
+    await dave.click('#login-form button[type=submit]');
+    await connIs(dave, 'online');
+    await dave.close();
+    ok('token', 'the token field is sent in init: a bad one is refused and shown, a good one signs in');
+  }
+
+  // --- a reload: the tab signs in again and keeps its conversations ---
+  await sleep(400); // the page saves its copy 300 ms after the last change
+  await bob.reload();
+  await connIs(bob, 'online');
+  await bubble(bob, 'out', 'back again');
+  await bubble(bob, 'in', 'while you were away', { offline: 'true' });
+  ok('reload', "a reload signs the tab in again (this tab's session) and restores its conversations");
+
+  // --- screenshots ---
+  await openListed(alice, 'user:bob');
+  await shot(alice, 'alice-desktop.png');
+  await shot(bob, 'bob-phone.png');
+  await toList(bob);
+  await shot(bob, 'bob-phone-list.png');
+  ok('screenshots', 'saved in ' + shots);
+
+  check(dialogs.length === 0, 'dialogs fired: ' + dialogs.join('; '));
+  check(pageErrors.length === 0, 'uncaught errors in the pages: ' + pageErrors.join('; '));
+  console.log(`all ${passed} browser checks passed`);
+} catch (e) {
+  failed = true;
+  console.log('FAIL: ' + (e && e.stack ? e.stack : e));
+  for (const d of dialogs) console.log('dialog: ' + d);
+  for (const p of pageErrors) console.log('page error: ' + p);
+} finally {
+  await browser.close().catch(() => {});
+}
+process.exit(failed ? 1 : 0);
