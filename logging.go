@@ -41,7 +41,9 @@ func setNBIOLogger(log zerolog.Logger) { logging.SetLogger(nbioLogger{log}) }
 // ours, at warn: our own presence logs already say what an outage means.
 type redisLogger struct{ log zerolog.Logger }
 
-func (l redisLogger) Printf(_ context.Context, format string, v ...any) { l.log.Warn().Msgf(format, v...) }
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.log.Warn().Msgf(format, v...)
+}
 
 // setRedisLogger is the one place go-redis's global logger is set.
 func setRedisLogger(log zerolog.Logger) { redis.SetLogger(redisLogger{log}) }
