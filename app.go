@@ -98,6 +98,7 @@ func start(ctx context.Context, cfg config.Config, log zerolog.Logger) (a *app, 
 		Broadcasters:    cfg.Broadcast.Allowed,
 		FramesPerSecond: cfg.Limits.FramesPerSecond,
 		FrameBurst:      cfg.Limits.FrameBurst,
+		MaxUnacked:      cfg.Limits.MaxUnacked,
 	}
 	if cfg.Auth.Mode == "jwt" {
 		v, err := auth.New(auth.Config{Secret: cfg.Auth.JWTSecret, PublicKeyFile: cfg.Auth.JWTPublicKeyFile, Issuer: cfg.Auth.JWTIssuer})

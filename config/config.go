@@ -68,6 +68,7 @@ type Limits struct {
 	ConnectionsPerIP int      `yaml:"connections_per_ip"` // 0 = no limit
 	MaxContentBytes  int      `yaml:"max_content_bytes"`  // message content; 0 = the table's size only
 	MaxGroupSize     int      `yaml:"max_group_size"`     // members per group
+	MaxUnacked       int      `yaml:"max_unacked"`        // per acknowledging connection, then closed
 	AllowedOrigins   []string `yaml:"allowed_origins"`    // browser Origin values; empty = any
 }
 
@@ -160,7 +161,7 @@ func Default() Config {
 		Auth:    Auth{Mode: "none"},
 		Limits: Limits{
 			FramesPerSecond: 20, FrameBurst: 40, ConnectionsPerIP: 256,
-			MaxContentBytes: 16 << 10, MaxGroupSize: 10_000,
+			MaxContentBytes: 16 << 10, MaxGroupSize: 10_000, MaxUnacked: 1000,
 		},
 		Groups: Groups{Table: "app_group_member", CacheTTL: 60 * time.Second},
 	}
@@ -226,6 +227,7 @@ func (c Config) Validate() error {
 	check(c.Limits.MaxContentBytes >= 0 && c.Limits.MaxContentBytes <= c.Server.MaxFrameBytes,
 		"limits.max_content_bytes (%d) must be 0..server.max_frame_bytes (%d)", c.Limits.MaxContentBytes, c.Server.MaxFrameBytes)
 	check(c.Limits.MaxGroupSize > 0, "limits.max_group_size must be positive")
+	check(c.Limits.MaxUnacked > 0, "limits.max_unacked must be positive")
 	check(c.Groups.CacheTTL > 0, "groups.cache_ttl must be positive")
 	switch c.Log.Format {
 	case "json", "console":

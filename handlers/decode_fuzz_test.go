@@ -95,7 +95,7 @@ func FuzzScanMatchesEncodingJSON(f *testing.F) {
 			}
 			return string(b)
 		}
-		for name, fld := range map[string]field{"flag": got.flag, "type": got.typ, "from": got.from, "to": got.to, "content": got.content, "token": got.token, "cid": got.cid} {
+		for name, fld := range map[string]field{"flag": got.flag, "type": got.typ, "from": got.from, "to": got.to, "content": got.content, "token": got.token, "cid": got.cid, "ack": got.ack, "id": got.id} {
 			want, present := ref[name]
 			if !present {
 				if fld.kind != kAbsent {

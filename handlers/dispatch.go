@@ -36,6 +36,9 @@ type Config struct {
 	FramesPerSecond, FrameBurst int
 	// Verifier checks init tokens; nil = auth.mode none (legacy).
 	Verifier Verifier
+	// MaxUnacked bounds what an acknowledging connection may leave unacked;
+	// past it the connection is closed as too slow. Default 1000.
+	MaxUnacked int
 }
 
 func (c Config) withDefaults() Config {
@@ -50,6 +53,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 30 * time.Second
+	}
+	if c.MaxUnacked <= 0 {
+		c.MaxUnacked = 1000
 	}
 	return c
 }
@@ -155,6 +161,8 @@ func (h *Handler) dispatch(c *hub.Conn, f *Frame) error {
 		return nil
 	case "pong":
 		return nil // a client answering a ping of ours, or echoing: nothing to do
+	case "ack":
+		return h.ack(c, f)
 	case "group":
 		return h.group(c, f)
 	default:
@@ -162,9 +170,16 @@ func (h *Handler) dispatch(c *hub.Conn, f *Frame) error {
 	}
 }
 
-// Closed is called once when c has closed.
+// Closed is called once when c has closed. What an acknowledging connection
+// had not acknowledged goes back to the offline pool.
 func (h *Handler) Closed(c *hub.Conn) {
-	account, last := h.table.Remove(c)
+	account, last, requeued, err := h.table.RemoveRequeue(c)
+	if err != nil {
+		h.log.Error().Err(err).Str("account", account).Int("requeued", requeued).
+			Msg("unacknowledged messages of a closed connection could not all be stored again")
+	} else if requeued > 0 {
+		h.log.Debug().Str("account", account).Int("requeued", requeued).Msg("unacknowledged messages stored again")
+	}
 	if account != "" {
 		h.presence.Unregister(account, c.ID(), last)
 	}
@@ -211,7 +226,7 @@ func quote(s string) string { return string(appendString(nil, s)) }
 // flagLabel bounds the metric's label values to the known flags.
 func flagLabel(flag string, heart bool) string {
 	switch flag {
-	case "init", "msg", "group", "all", "online", "ping", "pong":
+	case "init", "msg", "group", "all", "online", "ping", "pong", "ack":
 		return flag
 	case "":
 		if heart {

@@ -19,6 +19,8 @@ type Frame struct {
 	Content string
 	Token   string // init: a JWT when auth.mode is jwt
 	CID     string // msg, group: the sender's own id, asking for an ack
+	Ack     bool   // init: this connection acknowledges what it receives
+	ID      string // ack: the id of the last message received
 
 	hasFrom, hasTo, hasContent bool
 }
@@ -64,6 +66,16 @@ func Decode(data []byte) (Frame, *Error) {
 	}
 	if len(f.CID) > 128 {
 		return f, newError(CodeBadField, "cid is longer than 128 bytes")
+	}
+	switch {
+	case raw.ack.kind == kOther && string(raw.ack.raw) == "true":
+		f.Ack = true
+	case raw.ack.kind == kAbsent || raw.ack.kind == kNull || (raw.ack.kind == kOther && string(raw.ack.raw) == "false"):
+	default:
+		return f, newError(CodeBadField, "ack must be true or false")
+	}
+	if f.ID, _, e = account(raw.id, "id"); e != nil {
+		return f, e
 	}
 	if f.Flag == "" && !f.Heart {
 		return f, newError(CodeMissingField, "flag is required (init, msg, all, online, ping)")

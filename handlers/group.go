@@ -88,14 +88,11 @@ func (h *Handler) pushGroup(ctx context.Context, from, group, content, id string
 			continue
 		}
 		r.Members++
-		m := offline.Message{To: member, From: from, Content: content, Group: group, ID: id, AddTime: now}
-		d, err := h.table.Deliver(member, from, frame, func() error {
-			t, err := h.store.Enqueue(m)
-			if err == nil {
-				ticket = t
-			}
-			return err
-		})
+		it := &message{h: h, m: offline.Message{To: member, From: from, Content: content, Group: group, ID: id, AddTime: now}}
+		d, err := h.table.Deliver(member, from, frame, it)
+		if it.ticket > ticket {
+			ticket = it.ticket
+		}
 		if err != nil {
 			if firstErr == nil {
 				firstErr = err

@@ -63,14 +63,20 @@ func (h *Handler) init(c *hub.Conn, f *Frame) error {
 		h.presence.Register(f.From, c.ID())
 		h.log.Debug().Str("conn", c.ID()).Str("account", f.From).Str("remote", c.RemoteAddr()).Msg("init")
 	}
+	if f.Ack {
+		h.table.EnableAcks(c, h.cfg.MaxUnacked)
+	}
 	return h.drain(c, f.From, peer, seq)
 }
 
 func (h *Handler) drain(c *hub.Conn, account, peer string, seq uint64) error {
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.DrainTimeout)
 	defer cancel()
+	// An acknowledging connection leaves its rows unmarked until acked: later
+	// passes start after the last row pushed, so none is pushed twice.
+	var after int64
 	for pass := 0; pass < unlockedPasses; pass++ {
-		if err := h.drainOnce(ctx, c, account, peer); err != nil {
+		if err := h.drainOnce(ctx, c, account, peer, &after); err != nil {
 			return h.drainFailed(c, account, err)
 		}
 		next, live := h.table.GoLive(c, seq)
@@ -82,7 +88,7 @@ func (h *Handler) drain(c *hub.Conn, account, peer string, seq uint64) error {
 	err := h.table.Settle(c, func() error {
 		sctx, scancel := context.WithTimeout(ctx, settleTimeout)
 		defer scancel()
-		return h.drainOnce(sctx, c, account, peer)
+		return h.drainOnce(sctx, c, account, peer, &after)
 	})
 	if err != nil {
 		return h.drainFailed(c, account, err)
@@ -103,7 +109,7 @@ func (h *Handler) drainFailed(c *hub.Conn, account string, err error) error {
 
 // drainOnce waits for queued offline writes, then pushes every pending row page
 // by page and marks the pushed rows sent.
-func (h *Handler) drainOnce(ctx context.Context, c *hub.Conn, account, peer string) error {
+func (h *Handler) drainOnce(ctx context.Context, c *hub.Conn, account, peer string, resume *int64) error {
 	if err := h.store.Flush(ctx); err != nil {
 		return err
 	}
@@ -111,6 +117,9 @@ func (h *Handler) drainOnce(ctx context.Context, c *hub.Conn, account, peer stri
 		return err
 	}
 	var after int64
+	if c.Acks() {
+		after = *resume
+	}
 	for {
 		start := time.Now()
 		rows, next, more, err := h.store.Pending(ctx, account, peer, after, h.cfg.DrainPage)
@@ -119,12 +128,21 @@ func (h *Handler) drainOnce(ctx context.Context, c *hub.Conn, account, peer stri
 			return err
 		}
 		ids := make([]int64, 0, len(rows))
+		pushed := 0
 		var sendErr error
 		for _, r := range rows {
+			if !c.Track(&drainedRow{id: r.MessageID(), row: r.ID}) {
+				sendErr = errConnGone
+				break
+			}
 			if sendErr = c.Send(messagePayload(r.From, r.Content, r.Group, r.MessageID())); sendErr != nil {
 				break
 			}
-			ids = append(ids, r.ID)
+			*resume = max(*resume, r.ID)
+			pushed++
+			if !c.Acks() {
+				ids = append(ids, r.ID)
+			}
 		}
 		start = time.Now()
 		err = h.store.MarkSent(ctx, ids)
@@ -135,8 +153,8 @@ func (h *Handler) drainOnce(ctx context.Context, c *hub.Conn, account, peer stri
 				Msg("pushed offline rows could not be marked sent; they will be delivered again")
 			return err
 		}
-		h.metrics.OfflineDrained(len(ids))
-		h.metrics.FramesOut("offline", len(ids))
+		h.metrics.OfflineDrained(len(ids)) // acknowledging connections count at their ack
+		h.metrics.FramesOut("offline", pushed)
 		if sendErr != nil {
 			return errConnGone
 		}

@@ -57,16 +57,13 @@ func (h *Handler) push(from, to, content, id string) (stored bool, ticket uint64
 		return false, 0, e
 	}
 	frame := hub.TextFrame(messagePayload(from, content, "", id))
-	m := offline.Message{To: to, From: from, Content: content, ID: id, AddTime: h.now().Unix()}
-	d, err := h.table.Deliver(to, from, frame, func() (err error) {
-		ticket, err = h.store.Enqueue(m)
-		return err
-	})
+	it := &message{h: h, m: offline.Message{To: to, From: from, Content: content, ID: id, AddTime: h.now().Unix()}}
+	d, err := h.table.Deliver(to, from, frame, it)
 	if err != nil {
 		return false, 0, storeError(err)
 	}
 	h.counted(d, "push")
-	return d.Stored, ticket, nil
+	return d.Stored, it.ticket, nil
 }
 
 // counted records a delivery in the metrics.

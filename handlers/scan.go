@@ -9,7 +9,7 @@ import (
 // The frame decoder. Client frames are small flat objects; encoding/json's
 // reflection was a tenth of the server's CPU per message. The input is first
 // checked with json.Valid, so the scanner below only has to walk well-formed
-// JSON: it reads the top-level keys, keeps the seven it knows, and steps over
+// JSON: it reads the top-level keys, keeps the fields it knows, and steps over
 // every other value. Keys match exactly (as PHP's json_decode does); a repeated
 // key keeps its last value.
 
@@ -29,7 +29,7 @@ type field struct {
 	raw  []byte // the value as written (strings with their quotes)
 }
 
-type fields struct{ flag, typ, from, to, content, token, cid field }
+type fields struct{ flag, typ, from, to, content, token, cid, ack, id field }
 
 // scanObject reads the top-level members of a valid JSON object.
 func scanObject(data []byte) fields {
@@ -69,6 +69,10 @@ func scanObject(data []byte) fields {
 			f.token = v
 		case "cid":
 			f.cid = v
+		case "ack":
+			f.ack = v
+		case "id":
+			f.id = v
 		default:
 			if len(key) > 0 && strings.IndexByte(string(key), '\\') >= 0 {
 				f.escapedKey(key, v)
@@ -98,6 +102,10 @@ func (f *fields) escapedKey(raw []byte, v field) {
 		f.token = v
 	case "cid":
 		f.cid = v
+	case "ack":
+		f.ack = v
+	case "id":
+		f.id = v
 	}
 }
 

@@ -47,14 +47,20 @@ type Conn struct {
 	prev, next *Conn
 	seen       atomic.Uint32 // last frame received, in the server's clock (seconds)
 
-	tat      int64   // rate limit: theoretical arrival time of the next frame (ns)
-	urlToken *string // the ?token= of the WebSocket URL, if any (auth at init)
+	tat      int64     // rate limit: theoretical arrival time of the next frame (ns)
+	urlToken *string   // the ?token= of the WebSocket URL, if any (auth at init)
+	inflight *inflight // set once by EnableAcks: written, not yet acknowledged
 }
 
 // drainState exists only while a connection loads its backlog (see Table.Bind).
 type drainState struct {
 	peer  string   // with a peer filter, messages from others go live meanwhile
-	queue [][]byte // live frames held back until the backlog is out
+	queue []queued // live frames held back until the backlog is out
+}
+
+type queued struct {
+	frame []byte
+	item  Item
 }
 
 // NewConn wraps a transport. id must be unique for the life of the deployment

@@ -17,13 +17,14 @@ const CloseQueueFull = 4008
 
 // Deliver routes one message from sender to account. Live connections of the
 // account get frame now; connections still draining their backlog get it after
-// the backlog. If no connection takes it live, store is called (under the
+// the backlog. If no connection takes it live, item.Store is called (under the
 // account's lock, so that a connection going live cannot miss it) and the
-// message waits in the offline store for the next init.
+// message waits in the offline store for the next init. Acknowledging
+// connections keep item until acked, and store it again if they close first.
 //
 // Messages from one sender must be delivered one after another (the handler flow
 // of a connection is serial), which is what keeps them in order.
-func (t *Table) Deliver(account, sender string, frame []byte, store func() error) (Delivery, error) {
+func (t *Table) Deliver(account, sender string, frame []byte, item Item) (Delivery, error) {
 	var (
 		targets []*Conn
 		slow    []*Conn
@@ -46,14 +47,14 @@ func (t *Table) Deliver(account, sender string, frame []byte, store func() error
 			case c.acceptsLive(sender):
 				targets = append(targets, c)
 			case live && len(c.drain.queue) < t.maxQueue:
-				c.drain.queue = append(c.drain.queue, frame)
+				c.drain.queue = append(c.drain.queue, queued{frame, item})
 			case live:
 				slow = append(slow, c)
 			}
 		}
 	}
 	if len(targets) == 0 {
-		err := t.storeLocked(s, account, store)
+		err := t.storeLocked(s, account, item.Store)
 		s.mu.Unlock()
 		closeSlow(slow)
 		if err != nil {
@@ -66,18 +67,29 @@ func (t *Table) Deliver(account, sender string, frame []byte, store func() error
 
 	// Written outside the lock: a socket error closes the connection, and nbio
 	// runs the close callback (which takes this lock) from another goroutine.
-	pushed := 0
+	pushed, taken := 0, false
+	var failed []*Conn
 	for _, c := range targets {
-		if c.WriteFrame(frame) == nil {
+		w, tk := c.writeTracked(frame, item)
+		switch {
+		case w:
 			pushed++
+		case tk:
+			taken = true
+		default:
+			failed = append(failed, c)
 		}
 	}
-	if pushed > 0 {
-		return Delivery{Pushed: pushed}, nil
+	if pushed > 0 || taken {
+		return Delivery{Pushed: pushed, Stored: pushed == 0}, nil
 	}
-	// Every target was closing: store it rather than lose it.
+	// Every target was closing: store it rather than lose it, after what those
+	// connections had not acknowledged (older, so first).
 	s.mu.Lock()
-	err := t.storeLocked(s, account, store)
+	for _, c := range failed {
+		_, _ = t.requeueLocked(s, account, c)
+	}
+	err := t.storeLocked(s, account, item.Store)
 	s.mu.Unlock()
 	if err != nil {
 		return Delivery{}, err

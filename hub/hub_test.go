@@ -3,6 +3,7 @@ package hub
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -40,9 +41,15 @@ func newConn(id string) (*Conn, *sink) {
 // store counts what the table hands to the offline store.
 type store struct{ msgs []string }
 
-func (st *store) fn(m string) func() error {
-	return func() error { st.msgs = append(st.msgs, m); return nil }
+type testItem struct {
+	id string
+	st *store
 }
+
+func (i *testItem) ID() string   { return i.id }
+func (i *testItem) Store() error { i.st.msgs = append(i.st.msgs, i.id); return nil }
+
+func (st *store) fn(m string) Item { return &testItem{m, st} }
 
 func mustBind(t *testing.T, tb *Table, c *Conn, account, peer string) uint64 {
 	t.Helper()
@@ -274,5 +281,50 @@ func TestAllowRate(t *testing.T) {
 	}
 	if ok < 20 || ok > 26 {
 		t.Fatalf("over 2 s at 10/s with burst 5 allowed %d; want about 20-25", ok)
+	}
+}
+
+// TestAcknowledgingConnection: unacked messages of a connection that closes go
+// back to the store, oldest first, before anything newer; acked ones do not.
+func TestAcknowledgingConnection(t *testing.T) {
+	tb := NewTable(10)
+	st := &store{}
+	bob, bs := newConn("b1")
+	tb.Add(bob)
+	seq := mustBind(t, tb, bob, "bob", "")
+	tb.EnableAcks(bob, 100)
+	mustLive(t, tb, bob, seq)
+	for _, m := range []string{"m1", "m2", "m3"} {
+		if d, _ := tb.Deliver("bob", "alice", TextFrame([]byte(m)), st.fn(m)); d.Pushed != 1 {
+			t.Fatalf("deliver %s = %+v", m, d)
+		}
+	}
+	if acked := bob.Ack("m1"); len(acked) != 1 {
+		t.Fatalf("ack m1 removed %d; want 1", len(acked))
+	}
+	// The socket dies: the next write fails; m2, m3 are stored before m4.
+	bs.fail = true
+	d, _ := tb.Deliver("bob", "alice", TextFrame([]byte("m4")), st.fn("m4"))
+	if !d.Stored || strings.Join(st.msgs, ",") != "m2,m3,m4" {
+		t.Fatalf("after the socket died: %+v, stored %v; want m2,m3,m4 in order", d, st.msgs)
+	}
+	if _, _, n, _ := tb.RemoveRequeue(bob); n != 0 {
+		t.Fatalf("close requeued %d more; want 0 (already stored)", n)
+	}
+}
+
+func TestCloseRequeuesUnacked(t *testing.T) {
+	tb := NewTable(10)
+	st := &store{}
+	bob, _ := newConn("b1")
+	tb.Add(bob)
+	seq := mustBind(t, tb, bob, "bob", "")
+	tb.EnableAcks(bob, 2)
+	mustLive(t, tb, bob, seq)
+	tb.Deliver("bob", "alice", TextFrame([]byte("m1")), st.fn("m1"))
+	tb.Deliver("bob", "alice", TextFrame([]byte("m2")), st.fn("m2"))
+	bob.Ack("m1")
+	if _, _, n, _ := tb.RemoveRequeue(bob); n != 1 || strings.Join(st.msgs, ",") != "m2" {
+		t.Fatalf("close requeued %d (%v); want m2 only", n, st.msgs)
 	}
 }

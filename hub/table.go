@@ -76,7 +76,16 @@ func (t *Table) Add(c *Conn) {
 
 // Remove takes a closed connection off the table. It returns the account it was
 // bound to ("" if none) and whether it was that account's last connection here.
+// An acknowledging connection's unacked messages go back to the offline pool
+// first (see RemoveRequeue).
 func (t *Table) Remove(c *Conn) (account string, last bool) {
+	account, last, _, _ = t.RemoveRequeue(c)
+	return account, last
+}
+
+// RemoveRequeue is Remove, also reporting how many unacknowledged messages were
+// stored again and the first error doing so.
+func (t *Table) RemoveRequeue(c *Conn) (account string, last bool, requeued int, err error) {
 	s := t.listShard(c)
 	s.mu.Lock()
 	if c.prev != nil || s.head == c {
@@ -94,14 +103,14 @@ func (t *Table) Remove(c *Conn) (account string, last bool) {
 	s.mu.Unlock()
 
 	if c.account == "" {
-		return "", false
+		return "", false, 0, nil
 	}
 	as := t.accountShard(c.account)
 	as.mu.Lock()
 	defer as.mu.Unlock()
 	e, ok := as.m[c.account]
 	if !ok {
-		return c.account, false
+		return c.account, false, 0, nil
 	}
 	if e.head == c {
 		e.head = c.sibling
@@ -116,10 +125,13 @@ func (t *Table) Remove(c *Conn) (account string, last bool) {
 	c.sibling, c.drain = nil, nil
 	if e.head == nil {
 		delete(as.m, c.account)
-		return c.account, true
+	} else {
+		as.m[c.account] = e
 	}
-	as.m[c.account] = e
-	return c.account, false
+	// After the removal: with no live connection left the messages go to the
+	// pool, where the next init finds them in order.
+	requeued, err = t.requeueLocked(as, c.account, c)
+	return c.account, e.head == nil, requeued, err
 }
 
 // ErrRebind is returned by Bind when a connection already speaks for another account.
@@ -186,8 +198,8 @@ func (t *Table) flushQueueLocked(c *Conn) {
 	if c.drain == nil {
 		return
 	}
-	for _, f := range c.drain.queue {
-		if err := c.WriteFrame(f); err != nil {
+	for _, q := range c.drain.queue {
+		if w, _ := c.writeTracked(q.frame, q.item); !w {
 			break // closing; Remove cleans up
 		}
 	}

@@ -1,0 +1,73 @@
+package handlers
+
+import (
+	"context"
+
+	"chatserver/hub"
+	"chatserver/offline"
+)
+
+// Receiver acknowledgements, opt-in per connection with {"flag":"init",...,
+// "ack":true}: the connection answers {"flag":"ack","id":...} for what it got
+// (cumulative: an ack covers that message and every earlier one). Messages it
+// has not acknowledged when it closes go back to the offline pool and come again
+// at the next init, in order; offline rows pushed to it are marked sent when
+// acknowledged, not when written. Connections without "ack" keep the legacy
+// behaviour: written means delivered.
+
+// message is a live message on its way: hub.Item for the table.
+type message struct {
+	h      *Handler
+	m      offline.Message
+	ticket uint64 // of the last Store, for a sender waiting on a durable ack
+}
+
+func (it *message) ID() string { return it.m.ID }
+
+func (it *message) Store() error {
+	t, err := it.h.store.Enqueue(it.m)
+	if err == nil {
+		it.ticket = t
+	}
+	return err
+}
+
+// drainedRow is an offline row pushed to an acknowledging connection: it stays
+// in the table until acknowledged, so there is nothing to store again.
+type drainedRow struct {
+	id  string
+	row int64
+}
+
+func (r *drainedRow) ID() string   { return r.id }
+func (r *drainedRow) Store() error { return nil }
+
+// ack handles {"flag":"ack","id":...} from an acknowledging connection.
+func (h *Handler) ack(c *hub.Conn, f *Frame) error {
+	if _, e := bound(c); e != nil {
+		return e
+	}
+	if f.ID == "" {
+		return newError(CodeMissingField, "id is required: the id of the last message received")
+	}
+	if !c.Acks() {
+		return nil // a legacy connection has nothing to acknowledge; ignore
+	}
+	var rows []int64
+	for _, it := range c.Ack(f.ID) {
+		if r, ok := it.(*drainedRow); ok {
+			rows = append(rows, r.row)
+		}
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.DrainTimeout)
+	defer cancel()
+	if err := h.store.MarkSent(ctx, rows); err != nil {
+		// Acknowledged but not marked: they will come again at the next init.
+		h.log.Error().Err(err).Str("account", c.Account()).Int("rows", len(rows)).Msg("acknowledged rows could not be marked sent")
+	}
+	h.metrics.OfflineDrained(len(rows))
+	return nil
+}
