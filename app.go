@@ -42,6 +42,7 @@ type app struct {
 	cfg      config.Config
 	log      zerolog.Logger
 	store    *offline.Store
+	spool    *offline.Store
 	writer   *offline.Writer
 	rdb      *redis.Client
 	presence interface {
@@ -76,12 +77,16 @@ func start(ctx context.Context, cfg config.Config, log zerolog.Logger) (a *app, 
 		return nil, err
 	}
 	a.writer = offline.NewWriter(a.store, offline.WriterConfig{
-		BatchSize: cfg.Offline.BatchSize, QueueLimit: cfg.Offline.QueueLimit,
+		BatchSize: cfg.Offline.BatchSize, QueueLimit: cfg.Offline.QueueLimit, SpoolLimit: cfg.Offline.SpoolMaxRows,
 	}, log.With().Str("component", "offline").Logger())
 
+	if err := a.openSpool(ctx); err != nil {
+		return nil, err
+	}
 	a.metrics = metrics.New(
 		func() float64 { return float64(table.Len()) },
 		func() float64 { return float64(a.writer.Depth()) },
+		func() float64 { return float64(a.writer.Spooled()) },
 	)
 	a.writer.Observe(a.metrics)
 	if r, ok := a.presence.(*presence.Redis); ok {
@@ -139,6 +144,39 @@ func start(ctx context.Context, cfg config.Config, log zerolog.Logger) (a *app, 
 	return a, nil
 }
 
+// openSpool gives the MySQL pool its disk spool (see offline/spool.go). Rows a
+// previous run left there are moved to MySQL first.
+func (a *app) openSpool(ctx context.Context) error {
+	if a.cfg.MySQL.DSN == "" || a.cfg.Offline.SpoolPath == "" {
+		return nil
+	}
+	if dir := filepath.Dir(a.cfg.Offline.SpoolPath); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+	}
+	sp, err := offline.Open(ctx, offline.SQLite, a.cfg.Offline.SpoolPath, a.cfg.Offline.Table+"_spool")
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	sub, _ := fs.Sub(sqlFiles, "sql")
+	if err := sp.Migrate(ctx, sub, map[string]string{"group_table": a.cfg.Groups.Table}); err != nil {
+		_ = sp.Close()
+		return fmt.Errorf("spool: %w", err)
+	}
+	held, err := sp.Count(ctx)
+	if err != nil {
+		_ = sp.Close()
+		return fmt.Errorf("spool: %w", err)
+	}
+	if held > 0 {
+		a.log.Warn().Int("rows", held).Str("path", a.cfg.Offline.SpoolPath).Msg("spool holds messages from a previous run; moving them to MySQL")
+	}
+	a.spool = sp
+	a.writer.UseSpool(sp, held)
+	return nil
+}
+
 // startAPI starts the side API when a secret is configured.
 func (a *app) startAPI() error {
 	alog := a.log.With().Str("component", "api").Logger()
@@ -147,6 +185,14 @@ func (a *app) startAPI() error {
 		return nil
 	}
 	checks := []api.Check{{Name: "sql", Ping: a.store.Ping}}
+	if a.spool != nil {
+		checks = append(checks, api.Check{Name: "spool", Ping: func(context.Context) error {
+			if n := a.writer.Spooled(); n > 0 {
+				return fmt.Errorf("%d messages wait in the spool for MySQL", n)
+			}
+			return nil
+		}})
+	}
 	if a.rdb != nil {
 		checks = append(checks, api.Check{Name: "redis", Ping: func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() }})
 	}
@@ -277,6 +323,9 @@ func (a *app) closeStores() {
 	}
 	if a.store != nil {
 		_ = a.store.Close()
+	}
+	if a.spool != nil {
+		_ = a.spool.Close()
 	}
 }
 

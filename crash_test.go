@@ -86,6 +86,7 @@ func TestSIGKILLLosesNoAckedMessage(t *testing.T) {
 		"CHAT_REDIS_KEY_PREFIX=" + prefix,
 		"CHAT_LIMITS_FRAMES_PER_SECOND=0",
 		"CHAT_LOG_LEVEL=warn",
+		"CHAT_OFFLINE_SPOOL_PATH=" + filepath.Join(t.TempDir(), "spool.db"),
 	}
 	url := "ws://" + addr + "/"
 	srv := startProc(t, bin, env, addr)

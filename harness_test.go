@@ -47,6 +47,7 @@ func startServer(t *testing.T, backend string, mutate func(*config.Config)) *tes
 		cfg.Embed.Path = filepath.Join(t.TempDir(), "chat.db")
 	case "redis+mariadb":
 		cfg.MySQL.DSN = servicetest.MySQLDSN(t)
+		cfg.Offline.SpoolPath = filepath.Join(t.TempDir(), "spool.db")
 		_, prefix := servicetest.Redis(t)
 		cfg.Redis.Addr = servicetest.RedisAddr(t)
 		cfg.Redis.KeyPrefix = prefix

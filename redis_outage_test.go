@@ -86,6 +86,24 @@ func TestRedisOutage(t *testing.T) {
 	eventually(t, "alice and bob registered", func() bool { return strings.Join(entries(t, rs.addr, prefix), " ") == "alice=1 bob=1" })
 
 	rs.stop()
+	// Acknowledged messages during the outage: to bob (online) and dave
+	// (offline); every one arrives once, in order.
+	for i := 0; i < 50; i++ {
+		for _, to := range []string{"bob", "dave"} {
+			alice.sendJSON(map[string]string{"flag": "msg", "from": "alice", "to": to, "content": fmt.Sprint(i), "cid": to + fmt.Sprint(i)})
+			if f := alice.next(5 * time.Second); f["flag"] != "ack" {
+				t.Fatalf("during the outage alice got %v; want an ack", f)
+			}
+		}
+	}
+	for i := 0; i < 50; i++ {
+		if f := bob.next(5 * time.Second); f["content"] != fmt.Sprint(i) {
+			t.Fatalf("bob's message %d = %v", i, f)
+		}
+	}
+	if _, got := login(t, ts, "dave", ""); len(got) != 50 || got[0]["content"] != "0" || got[49]["content"] != "49" {
+		t.Fatalf("dave drained %d messages; want 0..49", len(got))
+	}
 	alice.send(`{"flag":"msg","from":"alice","to":"bob","content":"during the outage"}`)
 	if f := bob.next(5 * time.Second); f["content"] != "during the outage" {
 		t.Fatalf("bob got %v", f)
@@ -101,9 +119,9 @@ func TestRedisOutage(t *testing.T) {
 	startOwnRedis(t, rs.addr) // back, and empty
 	var last string
 	deadline := time.Now().Add(20 * time.Second)
-	for last != "alice=1 carol=1" {
+	for last != "alice=1 carol=1 dave=1" {
 		if time.Now().After(deadline) {
-			t.Fatalf("entries after Redis came back: %q; want alice=1 carol=1", last)
+			t.Fatalf("entries after Redis came back: %q; want alice=1 carol=1 dave=1", last)
 		}
 		time.Sleep(50 * time.Millisecond)
 		last = strings.Join(entries(t, rs.addr, prefix), " ")

@@ -127,6 +127,12 @@ type Offline struct {
 	DrainPage    int           `yaml:"drain_page"`
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
 	DrainQueue   int           `yaml:"drain_queue"`
+	// SpoolPath is a local SQLite file that holds offline messages while MySQL
+	// cannot be written (empty: no spool; MySQL outages then hold messages in
+	// memory only, up to queue_limit). Not used by the embedded default.
+	SpoolPath string `yaml:"spool_path"`
+	// SpoolMaxRows bounds the spool; past it senders get busy.
+	SpoolMaxRows int `yaml:"spool_max_rows"`
 }
 
 // Log sets the log output.
@@ -153,12 +159,13 @@ func Default() Config {
 			MaxConnections:      1_000_000,
 			ShutdownTimeout:     10 * time.Second,
 		},
-		Redis:   Redis{KeyPrefix: "chat:"},
-		Embed:   Embed{Path: "data/chat.db"},
-		Offline: Offline{Table: "app_offline", BatchSize: 500, QueueLimit: 100_000, DrainPage: 500, DrainTimeout: 30 * time.Second, DrainQueue: 10_000},
-		Log:     Log{Level: "info", Format: "json"},
-		API:     API{Addr: "127.0.0.1:9053"},
-		Auth:    Auth{Mode: "none"},
+		Redis: Redis{KeyPrefix: "chat:"},
+		Embed: Embed{Path: "data/chat.db"},
+		Offline: Offline{Table: "app_offline", BatchSize: 500, QueueLimit: 100_000, DrainPage: 500, DrainTimeout: 30 * time.Second, DrainQueue: 10_000,
+			SpoolPath: "data/spool.db", SpoolMaxRows: 1_000_000},
+		Log:  Log{Level: "info", Format: "json"},
+		API:  API{Addr: "127.0.0.1:9053"},
+		Auth: Auth{Mode: "none"},
 		Limits: Limits{
 			FramesPerSecond: 20, FrameBurst: 40, ConnectionsPerIP: 256,
 			MaxContentBytes: 16 << 10, MaxGroupSize: 10_000, MaxUnacked: 1000,

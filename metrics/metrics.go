@@ -38,8 +38,9 @@ var (
 	knownKinds = []string{"push", "group", "all", "offline", "reply"}
 )
 
-// New registers the collectors. connections and offlineDepth are read at scrape time.
-func New(connections func() float64, offlineDepth func() float64) *Metrics {
+// New registers the collectors. connections, offlineDepth and spooled are read
+// at scrape time.
+func New(connections, offlineDepth, spooled func() float64) *Metrics {
 	r := prometheus.NewRegistry()
 	m := &Metrics{
 		Registry: r,
@@ -90,6 +91,9 @@ func New(connections func() float64, offlineDepth func() float64) *Metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "chat_offline_queue_depth", Help: "Offline messages accepted but not yet written.",
 		}, offlineDepth),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "chat_offline_spool_rows", Help: "Offline messages in the disk spool, waiting for MySQL.",
+		}, spooled),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

@@ -27,6 +27,9 @@ type inserter interface {
 type WriterConfig struct {
 	BatchSize  int // rows per INSERT; default 500
 	QueueLimit int // messages waiting before Enqueue says ErrBusy; default 100000
+	// SpoolLimit bounds the rows held in the spool (with a spool); past it
+	// Enqueue says ErrBusy. Default 1,000,000.
+	SpoolLimit int
 }
 
 func (c WriterConfig) withDefaults() WriterConfig {
@@ -35,6 +38,9 @@ func (c WriterConfig) withDefaults() WriterConfig {
 	}
 	if c.QueueLimit <= 0 {
 		c.QueueLimit = 100_000
+	}
+	if c.SpoolLimit <= 0 {
+		c.SpoolLimit = 1_000_000
 	}
 	return c
 }
@@ -59,6 +65,35 @@ type Writer struct {
 	done chan struct{}
 
 	observer observer
+
+	spool   spooler   // nil: retry the database in place
+	spooled int       // guarded by mu: rows in the spool
+	retryAt time.Time // owned by run: next attempt to move the spool
+}
+
+// UseSpool makes the writer commit batches to spool while the database cannot
+// be written, and move them back in order once it can. held is the number of
+// rows already in the spool (a previous run's). Call it before the first
+// Enqueue.
+func (w *Writer) UseSpool(spool spooler, held int) {
+	w.mu.Lock()
+	w.spool, w.spooled = spool, held
+	w.mu.Unlock()
+	w.signal()
+}
+
+// Spooled is the number of rows waiting in the spool for the database.
+func (w *Writer) Spooled() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.spooled
+}
+
+func (w *Writer) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
 }
 
 // observer counts what the writer does (metrics.Metrics); may be nil.
@@ -97,7 +132,7 @@ func (w *Writer) Enqueue(m Message) (uint64, error) {
 		w.mu.Unlock()
 		return 0, ErrClosed
 	}
-	if len(w.queue) >= w.cfg.QueueLimit {
+	if len(w.queue) >= w.cfg.QueueLimit || (w.spool != nil && w.spooled+len(w.queue) >= w.cfg.SpoolLimit) {
 		w.mu.Unlock()
 		return 0, ErrBusy
 	}
@@ -168,14 +203,28 @@ func (w *Writer) run() {
 	ctx := context.Background()
 	for {
 		w.mu.Lock()
+		spooled := w.spooled
+		w.mu.Unlock()
+		if spooled > 0 && !time.Now().Before(w.retryAt) {
+			w.unspool(ctx)
+		}
+		w.mu.Lock()
 		n := min(len(w.queue), w.cfg.BatchSize)
 		if n == 0 {
 			closed := w.closed
+			spooled = w.spooled
 			w.mu.Unlock()
-			if closed {
+			if closed { // spooled rows stay on disk for the next start
 				return
 			}
-			<-w.wake
+			if spooled > 0 {
+				select {
+				case <-w.wake:
+				case <-time.After(time.Until(w.retryAt) + time.Millisecond):
+				}
+			} else {
+				<-w.wake
+			}
 			continue
 		}
 		batch := w.queue[:n:n]
@@ -205,6 +254,10 @@ func (w *Writer) run() {
 // database refuses as data are split off, logged with their content's size and
 // given up on, so that one bad row cannot block every other.
 func (w *Writer) write(ctx context.Context, batch []Message) {
+	if w.spool != nil {
+		w.writeOrSpool(ctx, batch)
+		return
+	}
 	backoff := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := w.store.Insert(ctx, batch)
@@ -230,5 +283,82 @@ func (w *Writer) write(ctx context.Context, batch []Message) {
 			Msg("offline write failed; retrying")
 		time.Sleep(backoff)
 		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// writeOrSpool writes batch to the database, or, when that fails (or rows are
+// already spooled: they go first), commits it to the spool.
+func (w *Writer) writeOrSpool(ctx context.Context, batch []Message) {
+	w.mu.Lock()
+	spooled := w.spooled
+	w.mu.Unlock()
+	if spooled == 0 {
+		dctx, cancel := context.WithTimeout(ctx, directTimeout)
+		err := w.store.Insert(dctx, batch)
+		cancel()
+		switch {
+		case err == nil:
+			return
+		case permanent(err) && len(batch) > 1:
+			for i := range batch {
+				w.writeOrSpool(ctx, batch[i:i+1])
+			}
+			return
+		case permanent(err):
+			m := batch[0]
+			w.log.Error().Err(err).Str("to", m.To).Str("from", m.From).Int("content_bytes", len(m.Content)).
+				Msg("offline row refused by the database; message dropped")
+			return
+		}
+		w.log.Warn().Err(err).Int("rows", len(batch)).Msg("offline database unreachable; spooling to disk until it is back")
+		w.retryAt = time.Now().Add(time.Second)
+	}
+	backoff := 50 * time.Millisecond
+	for {
+		err := w.spool.Insert(ctx, batch)
+		if err == nil {
+			w.mu.Lock()
+			w.spooled += len(batch)
+			w.mu.Unlock()
+			return
+		}
+		w.log.Error().Err(err).Int("rows", len(batch)).Dur("retry_in", backoff).Msg("spool write failed; retrying")
+		time.Sleep(backoff)
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// unspool moves the oldest spooled rows to the database; on failure it waits
+// before the next try.
+func (w *Writer) unspool(ctx context.Context) {
+	rows, err := w.spool.Oldest(ctx, w.cfg.BatchSize)
+	if err == nil && len(rows) > 0 {
+		dctx, cancel := context.WithTimeout(ctx, directTimeout)
+		err = w.store.Insert(dctx, rowsToMessages(rows))
+		cancel()
+		if err == nil {
+			ids := make([]int64, len(rows))
+			for i, r := range rows {
+				ids[i] = r.ID
+			}
+			// A crash between the two leaves these rows in both: they would be
+			// delivered twice, with the same ids, which clients can drop.
+			err = w.spool.Delete(ctx, ids)
+		}
+	}
+	if err != nil {
+		w.retryAt = time.Now().Add(time.Second)
+		w.log.Warn().Err(err).Int("spooled", w.Spooled()).Msg("offline database still unreachable; messages wait in the spool")
+		return
+	}
+	w.mu.Lock()
+	w.spooled -= len(rows)
+	if len(rows) == 0 {
+		w.spooled = 0
+	}
+	left := w.spooled
+	w.mu.Unlock()
+	if left == 0 {
+		w.log.Info().Msg("offline database reachable again: the spool is empty")
 	}
 }
