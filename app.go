@@ -18,6 +18,7 @@ import (
 
 	"chatserver/api"
 	"chatserver/auth"
+	"chatserver/cluster"
 	"chatserver/config"
 	"chatserver/groups"
 	"chatserver/handlers"
@@ -52,6 +53,7 @@ type app struct {
 	}
 	srv     *server.Server
 	api     *api.Server
+	stopBus context.CancelFunc
 	metrics *metrics.Metrics
 	handler *handlers.Handler
 	groups  *groups.Cache
@@ -114,11 +116,22 @@ func start(ctx context.Context, cfg config.Config, log zerolog.Logger) (a *app, 
 	} else {
 		log.Warn().Msg("auth.mode is none: any client may claim any account at init (the legacy behaviour); set auth.mode: jwt to require tokens")
 	}
-	a.handler = handlers.New(hcfg, handlers.Deps{
+	deps := handlers.Deps{
 		Table: table, Store: storeAdapter{a.store, a.writer}, Presence: a.presence, Groups: a.groups,
 		Metrics: a.metrics, Log: log.With().Str("component", "handlers").Logger(),
-	})
+	}
+	var bus *cluster.Bus
+	if cfg.Cluster.Enabled {
+		bus = cluster.New(a.rdb, cfg.Redis.KeyPrefix, node, log.With().Str("component", "cluster").Logger())
+		deps.Remote = bus
+	}
+	a.handler = handlers.New(hcfg, deps)
 	h := a.handler
+	if bus != nil {
+		bctx, cancel := context.WithCancel(context.Background())
+		a.stopBus = cancel
+		go bus.Run(bctx, h.Receive)
+	}
 
 	setNBIOLogger(log.With().Str("component", "nbio").Logger())
 	a.srv = server.New(server.Config{
@@ -274,6 +287,7 @@ func (a *app) logStart(node string) {
 	} else {
 		ev = ev.Str("store", "embedded").Str("path", a.cfg.Embed.Path)
 	}
+	ev = ev.Bool("cluster", a.cfg.Cluster.Enabled)
 	if a.cfg.Redis.Addr != "" {
 		ev = ev.Str("presence", "redis").Str("redis_addr", a.cfg.Redis.Addr).Str("key_prefix", a.cfg.Redis.KeyPrefix)
 	} else {
@@ -289,6 +303,9 @@ func (a *app) Addr() string { return a.srv.Addr() }
 // writer is flushed, then the account map, then the databases.
 func (a *app) Close(ctx context.Context) error {
 	var errs []error
+	if a.stopBus != nil {
+		a.stopBus()
+	}
 	if a.api != nil {
 		if err := a.api.Shutdown(ctx); err != nil {
 			errs = append(errs, err)

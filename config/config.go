@@ -31,6 +31,15 @@ type Config struct {
 	Broadcast Broadcast `yaml:"broadcast"`
 	Limits    Limits    `yaml:"limits"`
 	Groups    Groups    `yaml:"groups"`
+	Cluster   Cluster   `yaml:"cluster"`
+}
+
+// Cluster runs several nodes behind one address, sharing Redis and MySQL.
+type Cluster struct {
+	// Enabled routes messages to accounts connected on other nodes through Redis
+	// pub/sub (needs redis.addr). Off: this node alone; an account not connected
+	// here gets its messages stored offline.
+	Enabled bool `yaml:"enabled"`
 }
 
 // API is the HTTP side API for the PHP application.
@@ -236,6 +245,8 @@ func (c Config) Validate() error {
 	check(c.Limits.MaxGroupSize > 0, "limits.max_group_size must be positive")
 	check(c.Limits.MaxUnacked > 0, "limits.max_unacked must be positive")
 	check(c.Groups.CacheTTL > 0, "groups.cache_ttl must be positive")
+	check(!c.Cluster.Enabled || c.Redis.Addr != "", "cluster.enabled needs redis.addr: the nodes meet in Redis")
+	check(!c.Cluster.Enabled || c.MySQL.DSN != "", "cluster.enabled needs mysql.dsn: the nodes share the offline pool")
 	switch c.Log.Format {
 	case "json", "console":
 	default:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"chatserver/cluster"
 	"chatserver/hub"
 )
 
@@ -36,6 +37,13 @@ func (h *Handler) Announce(from, content string) (int, error) {
 	start := time.Now()
 	n := h.table.Broadcast(hub.TextFrame(announcePayload(from, content)))
 	took := time.Since(start)
+	if h.remote != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), remoteTimeout)
+		defer cancel()
+		if err := h.remote.Broadcast(ctx, cluster.Envelope{Kind: "all", From: from, Content: content}); err != nil {
+			h.log.Error().Err(err).Msg("announcement not sent to the other nodes")
+		}
+	}
 	h.metrics.Fanout(took)
 	h.metrics.FramesOut("all", n)
 	h.log.Info().Str("account", from).Int("connections", n).Dur("took", took).Msg("announcement")

@@ -68,6 +68,7 @@ type Handler struct {
 	store        Store
 	presence     Presence
 	groups       Groups
+	remote       Remote
 	metrics      *metrics.Metrics
 	log          zerolog.Logger
 	now          func() time.Time
@@ -85,6 +86,7 @@ type Deps struct {
 	Store    Store
 	Presence Presence
 	Groups   Groups
+	Remote   Remote // nil: a single node
 	Metrics  *metrics.Metrics
 	Log      zerolog.Logger
 }
@@ -94,7 +96,7 @@ type Deps struct {
 func New(cfg Config, d Deps) *Handler {
 	cfg = cfg.withDefaults()
 	h := &Handler{
-		cfg: cfg, table: d.Table, store: d.Store, presence: d.Presence, groups: d.Groups,
+		cfg: cfg, table: d.Table, store: d.Store, presence: d.Presence, groups: d.Groups, remote: d.Remote,
 		metrics: d.Metrics, log: d.Log, now: time.Now, started: time.Now(),
 		broadcasters: make(map[string]bool, len(cfg.Broadcasters)),
 		acks:         newAckMemory(),

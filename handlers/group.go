@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"chatserver/hub"
-	"chatserver/offline"
 )
 
 // GroupResult says what became of a group message.
@@ -80,32 +79,15 @@ func (h *Handler) pushGroup(ctx context.Context, from, group, content, id string
 	if memberOnly && !set.Has(from) {
 		return r, 0, newError(CodeForbidden, "you are not a member of group "+quote(group))
 	}
-	frame := hub.TextFrame(messagePayload(from, content, group, id))
-	now := h.now().Unix()
-	var firstErr error
-	for _, member := range set.Members() {
-		if member == from {
-			continue
-		}
-		r.Members++
-		it := &message{h: h, m: offline.Message{To: member, From: from, Content: content, Group: group, ID: id, AddTime: now}}
-		d, err := h.table.Deliver(member, from, frame, it)
-		if it.ticket > ticket {
-			ticket = it.ticket
-		}
-		if err != nil {
-			if firstErr == nil {
-				firstErr = err
-			}
-			continue
-		}
-		if d.Stored {
-			r.Stored++
-		} else {
-			r.Pushed++
-			h.metrics.FramesOut("group", d.Pushed)
+	members := make([]string, 0, set.Len())
+	for _, m := range set.Members() {
+		if m != from {
+			members = append(members, m)
 		}
 	}
+	var firstErr error
+	r, ticket, firstErr = h.fanout(from, content, group, id, members, h.now().Unix())
+	r.Members = len(members)
 	if r.Pushed > 0 {
 		h.metrics.Pushed()
 	}

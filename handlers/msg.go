@@ -56,14 +56,14 @@ func (h *Handler) push(from, to, content, id string) (stored bool, ticket uint64
 	if e := h.checkContent(content); e != nil {
 		return false, 0, e
 	}
-	frame := hub.TextFrame(messagePayload(from, content, "", id))
-	it := &message{h: h, m: offline.Message{To: to, From: from, Content: content, ID: id, AddTime: h.now().Unix()}}
-	d, err := h.table.Deliver(to, from, frame, it)
+	r, ticket, err := h.fanout(from, content, "", id, []string{to}, h.now().Unix())
 	if err != nil {
 		return false, 0, storeError(err)
 	}
-	h.counted(d, "push")
-	return d.Stored, it.ticket, nil
+	if r.Pushed > 0 {
+		h.metrics.Pushed()
+	}
+	return r.Stored > 0, ticket, nil
 }
 
 // counted records a delivery in the metrics.
