@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -45,7 +46,7 @@ type app struct {
 	store    *offline.Store
 	spool    *offline.Store
 	writer   *offline.Writer
-	rdb      *redis.Client
+	rdb      redis.UniversalClient
 	presence interface {
 		handlers.Presence
 		ClearNode(context.Context) error
@@ -254,9 +255,18 @@ func (a *app) openPresence(node string, table *hub.Table) error {
 		return nil
 	}
 	setRedisLogger(plog)
-	a.rdb = redis.NewClient(&redis.Options{
-		Addr: a.cfg.Redis.Addr, Username: a.cfg.Redis.Username, Password: a.cfg.Redis.Password, DB: a.cfg.Redis.DB,
-	})
+	// Several addresses: a Redis Cluster (every key we use is one key per
+	// command, and pub/sub is cluster-wide PUBLISH).
+	addrs := strings.Split(a.cfg.Redis.Addr, ",")
+	if len(addrs) > 1 {
+		a.rdb = redis.NewClusterClient(&redis.ClusterOptions{
+			Addrs: addrs, Username: a.cfg.Redis.Username, Password: a.cfg.Redis.Password,
+		})
+	} else {
+		a.rdb = redis.NewClient(&redis.Options{
+			Addr: a.cfg.Redis.Addr, Username: a.cfg.Redis.Username, Password: a.cfg.Redis.Password, DB: a.cfg.Redis.DB,
+		})
+	}
 	p := presence.NewRedis(a.rdb, a.cfg.Redis.KeyPrefix, node, plog, func() []presence.Binding {
 		bs := table.Bindings()
 		out := make([]presence.Binding, len(bs))
