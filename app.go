@@ -61,10 +61,16 @@ type app struct {
 }
 
 // start opens the stores, migrates, and starts listening.
-func start(ctx context.Context, cfg config.Config, log zerolog.Logger) (a *app, err error) {
-	a = &app{cfg: cfg, log: log}
+func start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *app, err error) {
+	a := &app{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
+			if a.stopBus != nil {
+				a.stopBus()
+			}
+			if a.srv != nil {
+				_ = a.srv.Shutdown(context.Background())
+			}
 			a.closeStores()
 		}
 	}()

@@ -176,3 +176,36 @@ func TestClusterNodeKilled(t *testing.T) {
 		return len(fields) == 1 && fields[0][:3] == "n2|"
 	})
 }
+
+// TestNodesStartTogether: three nodes started at the same moment on a fresh
+// database all come up (one migrates, the others wait on its lock).
+func TestNodesStartTogether(t *testing.T) {
+	base := startServer(t, "redis+mariadb", nil) // makes the database and prefix
+	dsn, prefix := base.cfg.MySQL.DSN, base.cfg.Redis.KeyPrefix
+	db := base.app.store.DB()
+	if _, err := db.Exec("DROP TABLE app_offline, app_group_member"); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 3)
+	for i := 0; i < 3; i++ {
+		go func() {
+			cfg := base.cfg
+			cfg.Node, cfg.Cluster.Enabled = fmt.Sprint("together", i), true
+			cfg.Server.Addr, cfg.API.Addr = "127.0.0.1:0", "127.0.0.1:0"
+			cfg.MySQL.DSN, cfg.Redis.KeyPrefix = dsn, prefix
+			cfg.Offline.SpoolPath = t.TempDir() + "/spool.db"
+			a, err := start(context.Background(), cfg, base.app.log)
+			if err == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				err = a.Close(ctx)
+			}
+			errs <- err
+		}()
+	}
+	for i := 0; i < 3; i++ {
+		if err := <-errs; err != nil {
+			t.Fatalf("a node failed to start next to the others: %v", err)
+		}
+	}
+}

@@ -30,6 +30,15 @@ func (s *Store) Migrate(ctx context.Context, migrations fs.FS, names map[string]
 		repl = append(repl, "{"+k+"}", v)
 	}
 	r := strings.NewReplacer(repl...)
+	if s.dialect == MySQL {
+		// Several nodes starting at once must not run the same ALTER twice:
+		// one migrates, the others wait for it and then find nothing to do.
+		unlock, err := s.lock(ctx, "chat_migrate_"+s.table)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
 	dir := string(s.dialect)
 	files, err := fs.Glob(migrations, dir+"/*.sql")
 	if err != nil {
@@ -141,4 +150,24 @@ func (s *Store) mysqlLimits(ctx context.Context) (Limits, error) {
 		return Limits{}, fmt.Errorf("offline: table %s lacks one of the columns from, to, content", s.table)
 	}
 	return l, nil
+}
+
+// lock takes a MySQL named lock (GET_LOCK) for the length of the migrations.
+func (s *Store) lock(ctx context.Context, name string) (func(), error) {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("offline: migration lock: %w", err)
+	}
+	var got sql.NullInt64
+	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, 120)", name).Scan(&got); err != nil || got.Int64 != 1 {
+		_ = conn.Close()
+		if err == nil {
+			err = fmt.Errorf("timed out waiting for another node's migrations")
+		}
+		return nil, fmt.Errorf("offline: migration lock: %w", err)
+	}
+	return func() {
+		_, _ = conn.ExecContext(context.Background(), "SELECT RELEASE_LOCK(?)", name)
+		_ = conn.Close()
+	}, nil
 }

@@ -86,7 +86,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	}
 	var srcIPs, steps string
 	fs.StringVar(&c.scenario, "scenario", "", "scenario (alternative to the first argument)")
-	fs.StringVar(&c.addr, "addr", "127.0.0.1:9100", "server host:port (loopback or the server under test)")
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:9100", "server host:port (loopback or the server under test); several nodes: a comma-separated list, each account connects to one by a hash of its name")
 	fs.StringVar(&c.path, "path", "/", "WebSocket path")
 	fs.IntVar(&c.conns, "conns", 1000, "connections (idle, broadcast; pairs default -conns/2 pairs)")
 	fs.StringVar(&c.prefix, "prefix", "", "account prefix, [A-Za-z0-9.-] (default: random per run)")
@@ -155,8 +155,10 @@ func (c *config) validate() error {
 	if !prefixRE.MatchString(c.prefix) || !prefixRE.MatchString(c.broadcaster) {
 		return errors.New("-prefix and -broadcaster: 1-32 characters of [A-Za-z0-9.-]")
 	}
-	if _, _, err := net.SplitHostPort(c.addr); err != nil {
-		return fmt.Errorf("-addr %q: %w", c.addr, err)
+	for _, a := range strings.Split(c.addr, ",") {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("-addr %q: %w", a, err)
+		}
 	}
 	for _, ip := range c.srcIPs {
 		if net.ParseIP(ip) == nil && ip != "off" {

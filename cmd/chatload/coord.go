@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"sync"
 	"time"
 )
@@ -32,7 +33,7 @@ func runScenario(ctx context.Context, cfg *config, log io.Writer) (*result, erro
 	case len(cfg.srcIPs) == 1 && cfg.srcIPs[0] == "off":
 		cfg.srcIPs = nil
 	case cfg.srcIPs == nil:
-		cfg.srcIPs = autoSrcIPs(cfg.addr, total)
+		cfg.srcIPs = autoSrcIPs(strings.Split(cfg.addr, ",")[0], total)
 	}
 	p, err := startPool(ctx, n, log)
 	if err != nil {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,11 +74,12 @@ func (wk *worker) dial(ctx context.Context, account string, idx int) error {
 		wk.st.failed.Add(1)
 		return fmt.Errorf("%s: %w", account, err)
 	}
-	raw, err := d.DialContext(ctx, "tcp", s.Addr)
+	addr := pickAddr(s.Addr, account)
+	raw, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return fail(err)
 	}
-	req, key, err := upgradeRequest(s.Addr, s.Path)
+	req, key, err := upgradeRequest(addr, s.Path)
 	if err != nil {
 		_ = raw.Close()
 		return fail(err)
@@ -180,4 +183,16 @@ func (wk *worker) conn(account string) (*wsConn, error) {
 		return nil, fmt.Errorf("%s: %w", account, errNoConn)
 	}
 	return c, nil
+}
+
+// pickAddr chooses the node an account connects to when -addr lists several:
+// a hash of the account, so with N nodes about (N-1)/N of the pairs cross nodes.
+func pickAddr(addrs, account string) string {
+	if !strings.Contains(addrs, ",") {
+		return addrs
+	}
+	list := strings.Split(addrs, ",")
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(account))
+	return list[int(h.Sum32())%len(list)]
 }
