@@ -19,6 +19,7 @@ import (
 
 	"chatserver/api"
 	"chatserver/auth"
+	"chatserver/certs"
 	"chatserver/cluster"
 	"chatserver/config"
 	"chatserver/groups"
@@ -55,6 +56,7 @@ type app struct {
 	srv     *server.Server
 	api     *api.Server
 	stopBus context.CancelFunc
+	certs   *certs.Store
 	metrics *metrics.Metrics
 	handler *handlers.Handler
 	groups  *groups.Cache
@@ -141,7 +143,13 @@ func start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *app, 
 	}
 
 	setNBIOLogger(log.With().Str("component", "nbio").Logger())
+	scfg, err := a.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
 	a.srv = server.New(server.Config{
+		TLSAddr:             scfg.TLSAddr,
+		TLSConfig:           scfg.TLSConfig,
 		Addr:                cfg.Server.Addr,
 		IdleTimeout:         cfg.Server.IdleTimeout,
 		MaxFrameBytes:       cfg.Server.MaxFrameBytes,
@@ -162,6 +170,41 @@ func start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *app, 
 	}
 	a.logStart(node)
 	return a, nil
+}
+
+// tlsConfig loads the certificate when TLS is configured, for the wss listener
+// (and the side API).
+func (a *app) tlsConfig() (server.Config, error) {
+	var sc server.Config
+	if a.cfg.TLS.Addr == "" && !a.cfg.TLS.API {
+		return sc, nil
+	}
+	st, err := certs.Load(a.cfg.TLS.CertFile, a.cfg.TLS.KeyFile)
+	if err != nil {
+		return sc, err
+	}
+	a.certs = st
+	v, err := certs.Version(a.cfg.TLS.MinVersion)
+	if err != nil {
+		return sc, err
+	}
+	if a.cfg.TLS.Addr != "" {
+		sc.TLSAddr, sc.TLSConfig = a.cfg.TLS.Addr, st.NBIOConfig(v)
+	}
+	return sc, nil
+}
+
+// ReloadCerts reads the certificate files again (SIGHUP, or a change seen by
+// the poll); on error the old certificate stays and the log says why.
+func (a *app) ReloadCerts() {
+	if a.certs == nil {
+		return
+	}
+	if err := a.certs.Reload(); err != nil {
+		a.log.Error().Err(err).Msg("TLS certificate not reloaded; the previous one stays in use")
+		return
+	}
+	a.log.Info().Str("cert_file", a.cfg.TLS.CertFile).Msg("TLS certificate reloaded; new handshakes use it")
 }
 
 // openSpool gives the MySQL pool its disk spool (see offline/spool.go). Rows a
@@ -216,7 +259,12 @@ func (a *app) startAPI() error {
 	if a.rdb != nil {
 		checks = append(checks, api.Check{Name: "redis", Ping: func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() }})
 	}
-	a.api = api.New(api.Config{Addr: a.cfg.API.Addr, Secret: a.cfg.API.Secret}, api.Deps{
+	acfg := api.Config{Addr: a.cfg.API.Addr, Secret: a.cfg.API.Secret}
+	if a.cfg.TLS.API {
+		v, _ := certs.Version(a.cfg.TLS.MinVersion)
+		acfg.TLS = a.certs.StdConfig(v)
+	}
+	a.api = api.New(acfg, api.Deps{
 		Chat: a.handler, Unread: a.store, Members: a.groups, Checks: checks,
 		Metrics: promhttp.HandlerFor(a.metrics.Registry, promhttp.HandlerOpts{}), Errors: a.metrics, Log: alog,
 	})
@@ -308,6 +356,9 @@ func (a *app) logStart(node string) {
 		ev = ev.Str("presence", "redis").Str("redis_addr", a.cfg.Redis.Addr).Str("key_prefix", a.cfg.Redis.KeyPrefix)
 	} else {
 		ev = ev.Str("presence", "in-process")
+	}
+	if a.srv.TLSAddr() != "" {
+		ev = ev.Str("tls_addr", a.srv.TLSAddr()).Str("tls_min_version", a.cfg.TLS.MinVersion)
 	}
 	ev.Str("table", a.cfg.Offline.Table).Msg("chat server listening")
 }

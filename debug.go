@@ -68,3 +68,30 @@ func watchGCSignal(ctx context.Context, log zerolog.Logger) {
 		}
 	}()
 }
+
+// watchCerts reloads the TLS certificate on SIGHUP, and when its files change
+// (a stat every 10 s), until ctx ends.
+func watchCerts(ctx context.Context, a *app) {
+	if a.certs == nil {
+		return
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		tick := time.NewTicker(10 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				a.ReloadCerts()
+			case <-tick.C:
+				if a.certs.Changed() {
+					a.ReloadCerts()
+				}
+			}
+		}
+	}()
+}

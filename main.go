@@ -57,6 +57,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, env func(string) 
 	if err != nil {
 		return err
 	}
+	watchCerts(ctx, a)
 	<-ctx.Done()
 	log.Info().Msg("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)

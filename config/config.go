@@ -32,6 +32,16 @@ type Config struct {
 	Limits    Limits    `yaml:"limits"`
 	Groups    Groups    `yaml:"groups"`
 	Cluster   Cluster   `yaml:"cluster"`
+	TLS       TLS       `yaml:"tls"`
+}
+
+// TLS serves wss:// natively, on the same event loops as ws://.
+type TLS struct {
+	Addr       string `yaml:"addr"`        // wss listener, e.g. ":9443"; empty: none
+	CertFile   string `yaml:"cert_file"`   // PEM certificate chain
+	KeyFile    string `yaml:"key_file"`    // PEM private key
+	MinVersion string `yaml:"min_version"` // "1.2" or "1.3"
+	API        bool   `yaml:"api"`         // serve the side API over TLS too, with the same certificate
 }
 
 // Cluster runs several nodes behind one address, sharing Redis and MySQL.
@@ -180,6 +190,7 @@ func Default() Config {
 			MaxContentBytes: 16 << 10, MaxGroupSize: 10_000, MaxUnacked: 1000,
 		},
 		Groups: Groups{Table: "app_group_member", CacheTTL: 60 * time.Second},
+		TLS:    TLS{MinVersion: "1.2"},
 	}
 }
 
@@ -247,6 +258,9 @@ func (c Config) Validate() error {
 	check(c.Groups.CacheTTL > 0, "groups.cache_ttl must be positive")
 	check(!c.Cluster.Enabled || c.Redis.Addr != "", "cluster.enabled needs redis.addr: the nodes meet in Redis")
 	check(!c.Cluster.Enabled || c.MySQL.DSN != "", "cluster.enabled needs mysql.dsn: the nodes share the offline pool")
+	check(c.TLS.MinVersion == "1.2" || c.TLS.MinVersion == "1.3", "tls.min_version %q: want 1.2 or 1.3", c.TLS.MinVersion)
+	check((c.TLS.Addr == "" && !c.TLS.API) || (c.TLS.CertFile != "" && c.TLS.KeyFile != ""),
+		"tls.addr or tls.api is set: tls.cert_file and tls.key_file are needed")
 	switch c.Log.Format {
 	case "json", "console":
 	default:

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lesismal/llib/std/crypto/tls"
 	"github.com/lesismal/nbio/nbhttp"
 	"github.com/lesismal/nbio/nbhttp/websocket"
 	"github.com/rs/zerolog"
@@ -36,6 +37,10 @@ type Config struct {
 	MaxConnections      int           // default 1,000,000
 	ConnectionsPerIP    int           // WebSocket connections from one address at once; 0 = no limit
 	AllowedOrigins      []string      // browser Origin values allowed; empty = any
+	// TLSAddr, with TLSConfig, adds a wss:// listener served by the same event
+	// loops (nbio's non-blocking TLS); empty: none.
+	TLSAddr   string
+	TLSConfig *tls.Config
 	// Pages serves plain HTTP requests (the chat page and its files); nil: a
 	// short text page on / and 404 elsewhere. WebSocket upgrades on / and /ws
 	// never reach it.
@@ -116,9 +121,15 @@ func New(cfg Config, table *hub.Table, hooks Hooks, log zerolog.Logger) *Server 
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", s.serveHTTP)
+	var tlsAddrs []string
+	if cfg.TLSAddr != "" {
+		tlsAddrs = []string{cfg.TLSAddr}
+	}
 	s.engine = nbhttp.NewEngine(nbhttp.Config{
 		Network:                 "tcp",
 		Addrs:                   []string{cfg.Addr},
+		AddrsTLS:                tlsAddrs,
+		TLSConfig:               cfg.TLSConfig,
 		Handler:                 mux,
 		IOMod:                   nbhttp.IOModNonBlocking,
 		NPoller:                 cfg.Pollers,
@@ -154,6 +165,14 @@ func (s *Server) Start() error {
 // Addr is the address the server listens on (with the real port when the
 // configured one was 0).
 func (s *Server) Addr() string { return s.engine.Addrs[0] }
+
+// TLSAddr is the wss:// listener's address, or "".
+func (s *Server) TLSAddr() string {
+	if len(s.engine.AddrsTLS) == 0 {
+		return ""
+	}
+	return s.engine.AddrsTLS[0]
+}
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	wsPath := r.URL.Path == "/" || r.URL.Path == "/ws"
