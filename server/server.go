@@ -222,6 +222,7 @@ func (s *Server) onOpen(ws *websocket.Conn) {
 		_ = ws.Close()
 		return
 	}
+	releaseHandshake(ws)
 	c := hub.NewConn(s.run+"-"+strconv.FormatUint(s.nextID.Add(1), 36), transport{ws})
 	c.Touch(s.now())
 	ws.SetSession(c)
