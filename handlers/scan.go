@@ -54,40 +54,15 @@ func scanObject(data []byte) fields {
 		k := kindOf(data[i])
 		i = skipValue(data, i)
 		v := field{kind: k, raw: data[valStart:i]}
-		switch string(key) { // no allocation: the compiler compares in place
-		case "flag":
-			f.flag = v
-		case "type":
-			f.typ = v
-		case "from":
-			f.from = v
-		case "to":
-			f.to = v
-		case "content":
-			f.content = v
-		case "token":
-			f.token = v
-		case "cid":
-			f.cid = v
-		case "ack":
-			f.ack = v
-		case "id":
-			f.id = v
-		default:
-			if len(key) > 0 && strings.IndexByte(string(key), '\\') >= 0 {
-				f.escapedKey(key, v)
-			}
+		if !f.set(string(key), v) && strings.IndexByte(string(key), '\\') >= 0 {
+			f.escapedKey(key, v)
 		}
 	}
 }
 
-// escapedKey handles a key written with escapes ("\u0066lag" is "flag").
-func (f *fields) escapedKey(raw []byte, v field) {
-	var key string
-	if json.Unmarshal(append(append([]byte{'"'}, raw...), '"'), &key) != nil {
-		return
-	}
-	switch key {
+// set stores v under a known key and reports whether the key was known.
+func (f *fields) set(key string, v field) bool {
+	switch key { // a []byte converted in the switch: no allocation
 	case "flag":
 		f.flag = v
 	case "type":
@@ -106,6 +81,17 @@ func (f *fields) escapedKey(raw []byte, v field) {
 		f.ack = v
 	case "id":
 		f.id = v
+	default:
+		return false
+	}
+	return true
+}
+
+// escapedKey handles a key written with escapes ("\u0066lag" is "flag").
+func (f *fields) escapedKey(raw []byte, v field) {
+	var key string
+	if json.Unmarshal(append(append([]byte{'"'}, raw...), '"'), &key) == nil {
+		f.set(key, v)
 	}
 }
 
