@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -159,5 +161,23 @@ func TestOffline(t *testing.T) {
 				t.Fatalf("offline = %+v", o)
 			}
 		})
+	}
+}
+
+// TestTLS: -tls -insecure loads a wss:// server (a fake with a test
+// certificate): offline delivery and pairs, nothing lost.
+func TestTLS(t *testing.T) {
+	f := &fakeServer{answerPing: true, online: map[string]*fakeConn{}, stored: map[string][]fakeMsg{}}
+	srv := httptest.NewTLSServer(http.HandlerFunc(f.serve))
+	t.Cleanup(srv.Close)
+	addr := strings.TrimPrefix(srv.URL, "https://")
+	r := runTool(t, "offline", "-addr", addr, "-tls", "-insecure", "-messages", "50", "-accounts", "5",
+		"-offline-wait", "300ms", "-drain-timeout", "10s", "-workers", "1")
+	if o := r.Offline; o == nil || o.Delivered != 50 || o.Lost != 0 || o.OutOfOrder != 0 {
+		t.Fatalf("offline over TLS = %+v", r.Offline)
+	}
+	r = runTool(t, "pairs", "-addr", addr, "-tls", "-insecure", "-pairs", "5", "-rate", "500", "-duration", "1s", "-workers", "1", "-grace", "5s")
+	if p := r.Pairs; p == nil || p.Sent == 0 || p.Delivered != p.Sent || p.Lost != 0 {
+		t.Fatalf("pairs over TLS = %+v", r.Pairs)
 	}
 }

@@ -39,6 +39,8 @@ type config struct {
 	steps     []int // idle
 	settleMax time.Duration
 	gcSignal  bool
+	tls       bool
+	insecure  bool
 	hold      time.Duration
 
 	k            int // broadcast
@@ -105,6 +107,8 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.broadcaster, "broadcaster", "admin", "account that sends \"all\" frames")
 	fs.DurationVar(&c.maxTime, "max-time", 30*time.Minute, "hard limit for the whole run")
 	fs.StringVar(&steps, "steps", "", "idle: connection counts to sample at, e.g. 5000,10000,19000")
+	fs.BoolVar(&c.tls, "tls", false, "connect with TLS (wss://)")
+	fs.BoolVar(&c.insecure, "insecure", false, "with -tls: accept any certificate (a test certificate)")
 	fs.BoolVar(&c.gcSignal, "gc-signal", false, "idle: send SIGUSR1 to -pid before each sample (chatserver and the baseline then run a full GC and return free memory to the OS)")
 	fs.DurationVar(&c.settleMax, "settle-max", 20*time.Second, "idle: max wait for the server RSS to settle at a step")
 	fs.DurationVar(&c.hold, "hold", 0, "idle: keep the connections open this long after the last step")

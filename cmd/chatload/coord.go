@@ -109,7 +109,7 @@ func autoSrcIPs(addr string, total int) []string {
 
 func (c *coord) setup(ctx context.Context) error {
 	s := &setupArgs{
-		Addr: c.cfg.addr, Path: c.cfg.path, SrcIPs: c.cfg.srcIPs, DialConc: c.cfg.dialConc,
+		Addr: c.cfg.addr, Path: c.cfg.path, SrcIPs: c.cfg.srcIPs, DialConc: c.cfg.dialConc, TLS: c.cfg.tls, Insecure: c.cfg.insecure,
 		ConnectTimeout: int64(c.cfg.connectTimeout), InitWait: int64(c.cfg.initWait),
 		Heartbeat: int64(c.cfg.heartbeat), AppHeartbeat: c.cfg.appHeartbeat, Size: c.cfg.size,
 	}

@@ -34,6 +34,8 @@ type setupArgs struct {
 	Heartbeat      int64    `json:"heartbeat_ns"`
 	AppHeartbeat   bool     `json:"app_heartbeat"` // {"flag":"ping"} instead of a ping frame
 	Size           int      `json:"size"`          // minimum content length (padding)
+	TLS            bool     `json:"tls"`           // wss://
+	Insecure       bool     `json:"insecure"`      // accept any certificate
 }
 
 // pairSpec names one sender -> receiver stream of N messages (N is used by

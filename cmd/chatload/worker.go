@@ -174,14 +174,8 @@ func (wk *worker) start(ctx context.Context, s *setupArgs) error {
 		}
 	})
 	e.OnClose(func(nc *nbio.Conn, _ error) {
-		c, ok := nc.Session().(*wsConn)
-		if !ok || c.closed.Swap(true) {
-			return
-		}
-		c.signal(errClosedEarly)
-		if c.opened.Load() {
-			wk.st.open.Add(-1)
-			wk.st.closed.Add(1)
+		if c, ok := nc.Session().(*wsConn); ok {
+			wk.closed(c)
 		}
 	})
 	if err := e.Start(); err != nil {
@@ -190,6 +184,18 @@ func (wk *worker) start(ctx context.Context, s *setupArgs) error {
 	wk.engine = e
 	go wk.heartbeat(ctx)
 	return nil
+}
+
+// closed accounts for a connection the server (or the network) closed.
+func (wk *worker) closed(c *wsConn) {
+	if c.closed.Swap(true) {
+		return
+	}
+	c.signal(errClosedEarly)
+	if c.opened.Load() {
+		wk.st.open.Add(-1)
+		wk.st.closed.Add(1)
+	}
 }
 
 func (wk *worker) stop() {

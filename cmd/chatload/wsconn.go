@@ -3,10 +3,9 @@ package main
 import (
 	"bytes"
 	"errors"
+	"io"
 	"sync"
 	"sync/atomic"
-
-	"github.com/lesismal/nbio"
 )
 
 // wsConn is one client WebSocket connection on the worker's nbio engine:
@@ -15,7 +14,7 @@ import (
 // only what the socket does not take at once.
 type wsConn struct {
 	// Static after dial.
-	nc      *nbio.Conn
+	nc      io.WriteCloser // *nbio.Conn, or a *tls.Conn read by its own goroutine (-tls)
 	w       *worker
 	account string
 	slot    int                       // heartbeat slot
