@@ -18,6 +18,9 @@ import (
 func raceSync(e *nbhttp.Engine) {
 	var mu sync.Mutex
 	e.OnOpen(func(net.Conn) { mu.Lock(); mu.Unlock() }) //nolint:staticcheck // an empty critical section is the point
+	// The TLS path builds the TLS connection and its parser after the hook
+	// above; nbio's own open hook runs later, just before the fd is polled.
+	e.Engine.OnOpen(func(*nbio.Conn) { mu.Lock(); mu.Unlock() }) //nolint:staticcheck
 	e.Engine.OnReadBufferAlloc(func(c *nbio.Conn) *[]byte {
 		mu.Lock()
 		mu.Unlock() //nolint:staticcheck

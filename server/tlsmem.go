@@ -2,6 +2,7 @@ package server
 
 import (
 	"reflect"
+	"sync"
 	"unsafe"
 
 	"github.com/lesismal/llib/std/crypto/tls"
@@ -29,6 +30,15 @@ func releaseHandshake(ws *websocket.Conn) {
 		return
 	}
 	v := reflect.ValueOf(tc).Elem()
+	// The poller may be reading the connection's next records right now; llib's
+	// read path (AppendAndRead) holds closeMux throughout, so hold it too.
+	mf := v.FieldByName("closeMux")
+	if !mf.IsValid() || mf.Type() != reflect.TypeOf(sync.Mutex{}) {
+		return
+	}
+	mu := (*sync.Mutex)(unsafe.Pointer(mf.UnsafeAddr()))
+	mu.Lock()
+	defer mu.Unlock()
 	for _, name := range handshakeFields {
 		clearField(v, name)
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"reflect"
+	"sync"
 	"testing"
 
 	"github.com/lesismal/llib/std/crypto/tls"
@@ -17,5 +18,8 @@ func TestReleaseHandshakeFieldsExist(t *testing.T) {
 		if k := f.Type.Kind(); k != reflect.Pointer {
 			t.Fatalf("llib tls.Conn.%s is a %s, not a pointer: review releaseHandshake", name, k)
 		}
+	}
+	if f, ok := typ.FieldByName("closeMux"); !ok || f.Type != reflect.TypeOf(sync.Mutex{}) {
+		t.Fatal("llib tls.Conn has no closeMux sync.Mutex any more: review releaseHandshake (it must hold the read path's lock)")
 	}
 }
