@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"strings"
 )
@@ -110,38 +111,31 @@ func (s *Server) queryAccounts(w http.ResponseWriter, r *http.Request) ([]string
 
 // GET /api/online?account=a&account=b -> {"online":{"a":true,"b":false}}
 func (s *Server) online(w http.ResponseWriter, r *http.Request) {
-	as, ok := s.queryAccounts(w, r)
-	if !ok {
-		return
-	}
-	out := make(map[string]bool, len(as))
-	for _, a := range as {
-		on, err := s.chat.Online(r.Context(), a)
-		if err != nil {
-			s.failErr(w, err)
-			return
-		}
-		out[a] = on
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"online": out})
+	perAccount(s, w, r, "online", s.chat.Online)
 }
 
 // GET /api/unread?account=a -> {"unread":{"a":{"bob":3}}}
 func (s *Server) unreadCounts(w http.ResponseWriter, r *http.Request) {
+	perAccount(s, w, r, "unread", s.unread.Unread)
+}
+
+// perAccount answers {name: {account: get(account)}} for the accounts of the
+// query, or the first error.
+func perAccount[T any](s *Server, w http.ResponseWriter, r *http.Request, name string, get func(context.Context, string) (T, error)) {
 	as, ok := s.queryAccounts(w, r)
 	if !ok {
 		return
 	}
-	out := make(map[string]map[string]int, len(as))
+	out := make(map[string]T, len(as))
 	for _, a := range as {
-		counts, err := s.unread.Unread(r.Context(), a)
+		v, err := get(r.Context(), a)
 		if err != nil {
 			s.failErr(w, err)
 			return
 		}
-		out[a] = counts
+		out[a] = v
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"unread": out})
+	writeJSON(w, http.StatusOK, map[string]any{name: out})
 }
 
 // GET /api/group/{id}/members -> {"group":id,"members":[...]}

@@ -2,7 +2,6 @@ package offline
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -25,15 +24,10 @@ func (s *Store) Oldest(ctx context.Context, limit int) ([]Row, error) {
 	defer r.Close()
 	var rows []Row
 	for r.Next() {
-		var (
-			row                           Row
-			to, fr, content, group, msgID sql.NullString
-			addtime                       sql.NullInt64
-		)
-		if err := r.Scan(&row.ID, &to, &fr, &content, &addtime, &group, &msgID); err != nil {
+		row, err := scanRow(r)
+		if err != nil {
 			return nil, fmt.Errorf("offline: read spool: %w", err)
 		}
-		row.To, row.From, row.Content, row.AddTime, row.Group, row.MsgID = to.String, fr.String, content.String, addtime.Int64, group.String, msgID.String
 		rows = append(rows, row)
 	}
 	if err := r.Err(); err != nil {

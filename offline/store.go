@@ -260,20 +260,15 @@ func (s *Store) Pending(ctx context.Context, account, from string, afterID int64
 	next = afterID
 	n := 0
 	for r.Next() {
-		var (
-			row                           Row
-			to, fr, content, group, msgID sql.NullString
-			addtime                       sql.NullInt64
-		)
-		if err := r.Scan(&row.ID, &to, &fr, &content, &addtime, &group, &msgID); err != nil {
+		row, err := scanRow(r)
+		if err != nil {
 			return nil, afterID, false, fmt.Errorf("offline: scan pending for %q: %w", account, err)
 		}
 		n++
 		next = row.ID
-		if to.String != account || (from != "" && fr.String != from) {
+		if row.To != account || (from != "" && row.From != from) {
 			continue
 		}
-		row.To, row.From, row.Content, row.AddTime, row.Group, row.MsgID = to.String, fr.String, content.String, addtime.Int64, group.String, msgID.String
 		rows = append(rows, row)
 	}
 	if err := r.Err(); err != nil {
@@ -352,4 +347,20 @@ func permanent(err error) bool {
 		}
 	}
 	return false
+}
+
+// scanRow reads one row of the pool's select list (id, to, from, content,
+// addtime, group, msg_id); legacy NULLs read as empty.
+func scanRow(r *sql.Rows) (Row, error) {
+	var (
+		row                           Row
+		to, fr, content, group, msgID sql.NullString
+		addtime                       sql.NullInt64
+	)
+	if err := r.Scan(&row.ID, &to, &fr, &content, &addtime, &group, &msgID); err != nil {
+		return Row{}, err
+	}
+	row.To, row.From, row.Content, row.AddTime = to.String, fr.String, content.String, addtime.Int64
+	row.Group, row.MsgID = group.String, msgID.String
+	return row, nil
 }
