@@ -10,7 +10,6 @@ const (
 	CodeMissingField   = "missing_field"   // a required field is absent or null
 	CodeBadField       = "bad_field"       // a field has the wrong type or an unusable value
 	CodeUnknownFlag    = "unknown_flag"    // flag is none of the known ones
-	CodeNotSupported   = "not_supported"   // a known flag this server does not serve yet
 	CodeBinary         = "binary_frame"    // binary frames are not part of the protocol
 	CodeNotInitialized = "not_initialized" // the frame needs init first
 	CodeWrongSender    = "wrong_sender"    // from is not the account this connection speaks for
