@@ -12,24 +12,33 @@ type message struct {
 	Content *string `json:"content"`
 }
 
-// require names the first missing field, if any.
-func require(fields map[string]*string) string {
-	for _, name := range []string{"from", "to", "content"} {
-		if p, ok := fields[name]; ok && p == nil {
-			return name
-		}
+// readMessage decodes a {from,[to],content} body; it answers 400 itself, naming
+// the first missing field, and returns false.
+func (s *Server) readMessage(w http.ResponseWriter, r *http.Request, withTo bool) (message, bool) {
+	var m message
+	if !s.decode(w, r, &m) {
+		return m, false
 	}
-	return ""
+	missing := ""
+	switch {
+	case m.From == nil:
+		missing = "from"
+	case withTo && m.To == nil:
+		missing = "to"
+	case m.Content == nil:
+		missing = "content"
+	}
+	if missing != "" {
+		s.fail(w, http.StatusBadRequest, "missing_field", missing+" is required")
+		return m, false
+	}
+	return m, true
 }
 
 // POST /api/push {from,to,content} -> {"status":"pushed"|"stored"}
 func (s *Server) push(w http.ResponseWriter, r *http.Request) {
-	var m message
-	if !s.decode(w, r, &m) {
-		return
-	}
-	if f := require(map[string]*string{"from": m.From, "to": m.To, "content": m.Content}); f != "" {
-		s.fail(w, http.StatusBadRequest, "missing_field", f+" is required")
+	m, ok := s.readMessage(w, r, true)
+	if !ok {
 		return
 	}
 	stored, err := s.chat.Push(*m.From, *m.To, *m.Content)
@@ -46,12 +55,8 @@ func (s *Server) push(w http.ResponseWriter, r *http.Request) {
 
 // POST /api/group/{id}/push {from,content} -> {"members":n,"pushed":n,"stored":n}
 func (s *Server) groupPush(w http.ResponseWriter, r *http.Request) {
-	var m message
-	if !s.decode(w, r, &m) {
-		return
-	}
-	if f := require(map[string]*string{"from": m.From, "content": m.Content}); f != "" {
-		s.fail(w, http.StatusBadRequest, "missing_field", f+" is required")
+	m, ok := s.readMessage(w, r, false)
+	if !ok {
 		return
 	}
 	res, err := s.chat.PushGroup(r.Context(), *m.From, r.PathValue("id"), *m.Content, false)
@@ -64,12 +69,8 @@ func (s *Server) groupPush(w http.ResponseWriter, r *http.Request) {
 
 // POST /api/broadcast {from,content} -> {"connections":n}
 func (s *Server) broadcast(w http.ResponseWriter, r *http.Request) {
-	var m message
-	if !s.decode(w, r, &m) {
-		return
-	}
-	if f := require(map[string]*string{"from": m.From, "content": m.Content}); f != "" {
-		s.fail(w, http.StatusBadRequest, "missing_field", f+" is required")
+	m, ok := s.readMessage(w, r, false)
+	if !ok {
 		return
 	}
 	n, err := s.chat.Announce(*m.From, *m.Content)
