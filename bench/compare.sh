@@ -4,15 +4,19 @@
 # the other, each scenario RUNS times with a fresh server per run. Results go to
 # OUT/<target>-<scenario>-<run>.json; bench/summarize.py turns them into the
 # tables of the doc. Loopback only; needs Redis and MariaDB on 127.0.0.1 for the
-# "ours" target (./scripts/test.sh starts them).
+# "ours" targets (./scripts/test.sh starts them). "ours-tls" is "ours" with a
+# wss:// listener (a throwaway certificate from openssl) and chatload -tls.
 #
 #   bench/compare.sh [OUT] [RUNS]        e.g. bench/compare.sh /tmp/bench-out 3
+#   TARGETS="ours ours-tls" SCENARIOS="idle broadcast" bench/compare.sh /tmp/tls 3
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-/tmp/chat-bench}
 runs=${2:-3}
 conns=${CONNS:-19000}
 mysql_root=${MYSQL_ROOT_DSN:-root@tcp(127.0.0.1:3306)/}
+targets=${TARGETS:-baseline ours embedded}
+scenarios=${SCENARIOS:-idle broadcast pairs-flat pairs-50k pairs-20k offline}
 mkdir -p "$out/bin"
 # The load is many connections from few addresses at machine speed: lift the
 # per-IP and per-connection limits, and let the tool's broadcaster broadcast.
@@ -22,7 +26,8 @@ go build -o "$out/bin/chatload" ./cmd/chatload
 go build -o "$out/bin/baseline" ./bench/baseline
 ulimit -n "$(ulimit -Hn)"
 
-start_target() { # target -> sets pid, addr
+start_target() { # target -> sets pid, addr, tlsflags
+	tlsflags=()
 	case $1 in
 	baseline)
 		addr=127.0.0.1:9100
@@ -32,6 +37,17 @@ start_target() { # target -> sets pid, addr
 		addr=127.0.0.1:9052
 		mariadb -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS chatbench; CREATE DATABASE chatbench"
 		CHAT_SERVER_ADDR=$addr CHAT_REDIS_ADDR=127.0.0.1:6379 CHAT_REDIS_KEY_PREFIX="bench$RANDOM:" \
+			CHAT_MYSQL_DSN="${mysql_root}chatbench" CHAT_LOG_LEVEL=warn \
+			"$out/bin/chatserver" >"$out/server.log" 2>&1 &
+		;;
+	ours-tls)
+		addr=127.0.0.1:9443
+		tlsflags=(-tls -insecure)
+		[ -f "$out/cert.pem" ] || openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+			-subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 -keyout "$out/key.pem" -out "$out/cert.pem" 2>/dev/null
+		mariadb -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS chatbench; CREATE DATABASE chatbench"
+		CHAT_SERVER_ADDR=127.0.0.1:9052 CHAT_TLS_ADDR=$addr CHAT_TLS_CERT_FILE="$out/cert.pem" CHAT_TLS_KEY_FILE="$out/key.pem" \
+			CHAT_REDIS_ADDR=127.0.0.1:6379 CHAT_REDIS_KEY_PREFIX="bench$RANDOM:" \
 			CHAT_MYSQL_DSN="${mysql_root}chatbench" CHAT_LOG_LEVEL=warn \
 			"$out/bin/chatserver" >"$out/server.log" 2>&1 &
 		;;
@@ -53,23 +69,25 @@ run() { # target scenario run args...
 	shift 3
 	start_target "$target"
 	echo "== $target $scenario run $n" >&2
-	"$out/bin/chatload" "$@" -addr "$addr" -pid "$pid" -json >"$out/$target-$scenario-$n.json" 2>"$out/$target-$scenario-$n.err" || true
+	"$out/bin/chatload" "$@" "${tlsflags[@]}" -addr "$addr" -pid "$pid" -json >"$out/$target-$scenario-$n.json" 2>"$out/$target-$scenario-$n.err" || true
 	kill -INT "$pid"
 	wait "$pid" || true
 	sleep 2 # let TIME_WAIT and the databases settle
 }
 
+has() { [[ " $scenarios " == *" $1 "* ]]; }
 for n in $(seq "$runs"); do
-	for target in baseline ours embedded; do
-		run "$target" idle "$n" idle -steps 5000,10000,$conns -gc-signal
-		run "$target" broadcast "$n" broadcast -conns "$conns" -k 20
-		run "$target" pairs-flat "$n" pairs -pairs $((conns / 2)) -duration 10s
-		run "$target" pairs-50k "$n" pairs -pairs $((conns / 2)) -rate 50000 -duration 10s
-		run "$target" pairs-20k "$n" pairs -pairs $((conns / 2)) -rate 20000 -duration 10s
-		if [ "$target" = ours ]; then
-			run "$target" offline "$n" offline -messages 100000 -accounts 1000 -mysql-dsn "${mysql_root}chatbench"
-		elif [ "$target" = embedded ]; then
-			run "$target" offline "$n" offline -messages 100000 -accounts 1000 -offline-wait 5s
+	for target in $targets; do
+		has idle && run "$target" idle "$n" idle -steps 5000,10000,$conns -gc-signal
+		has broadcast && run "$target" broadcast "$n" broadcast -conns "$conns" -k 20
+		has pairs-flat && run "$target" pairs-flat "$n" pairs -pairs $((conns / 2)) -duration 10s
+		has pairs-50k && run "$target" pairs-50k "$n" pairs -pairs $((conns / 2)) -rate 50000 -duration 10s
+		has pairs-20k && run "$target" pairs-20k "$n" pairs -pairs $((conns / 2)) -rate 20000 -duration 10s
+		if has offline; then
+			case $target in
+			ours*) run "$target" offline "$n" offline -messages 100000 -accounts 1000 -mysql-dsn "${mysql_root}chatbench" ;;
+			embedded) run "$target" offline "$n" offline -messages 100000 -accounts 1000 -offline-wait 5s ;;
+			esac
 		fi
 	done
 done

@@ -8,7 +8,9 @@ import statistics
 import sys
 
 out = sys.argv[1] if len(sys.argv) > 1 else "/tmp/chat-bench"
-targets = ["baseline", "ours", "embedded"]
+# The targets that have results, in this order.
+targets = [t for t in ["baseline", "ours", "embedded", "ours-tls"]
+           if glob.glob(os.path.join(out, f"{t}-*.json"))]
 
 
 def load(target, scenario):

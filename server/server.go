@@ -130,6 +130,7 @@ func New(cfg Config, table *hub.Table, hooks Hooks, log zerolog.Logger) *Server 
 		Addrs:                   []string{cfg.Addr},
 		AddrsTLS:                tlsAddrs,
 		TLSConfig:               cfg.TLSConfig,
+		TLSAllocator:            newTLSBuffers(), // see tlsalloc.go
 		Handler:                 mux,
 		IOMod:                   nbhttp.IOModNonBlocking,
 		NPoller:                 cfg.Pollers,

@@ -25,8 +25,14 @@ func releaseHandshake(ws *websocket.Conn) {
 	if !ok {
 		return
 	}
-	tc, ok := hc.Conn.(*tls.Conn)
-	if !ok || !tc.ConnectionState().HandshakeComplete {
+	if tc, ok := hc.Conn.(*tls.Conn); ok {
+		releaseTLSState(tc)
+	}
+}
+
+// releaseTLSState drops what a TLS connection holds only for its handshake.
+func releaseTLSState(tc *tls.Conn) {
+	if !tc.ConnectionState().HandshakeComplete {
 		return
 	}
 	v := reflect.ValueOf(tc).Elem()
