@@ -1,7 +1,7 @@
 // Command wssidle holds N idle wss:// (or ws://) connections, each inited as its
 // own account and sending a WebSocket ping every 25 s, until interrupted. It is
-// the stopgap for measuring memory per idle TLS connection until chatload itself
-// speaks TLS (docs/benchmarks.md says how it was used).
+// a second wss client, independent of chatload's, for cross-checking the memory
+// an idle TLS connection costs the server (docs/benchmarks.md says how).
 package main
 
 import (
