@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -179,5 +180,32 @@ func TestTLS(t *testing.T) {
 	r = runTool(t, "pairs", "-addr", addr, "-tls", "-insecure", "-pairs", "5", "-rate", "500", "-duration", "1s", "-workers", "1", "-grace", "5s")
 	if p := r.Pairs; p == nil || p.Sent == 0 || p.Delivered != p.Sent || p.Lost != 0 {
 		t.Fatalf("pairs over TLS = %+v", r.Pairs)
+	}
+}
+
+// TestLossFailsTheRun: a server that drops messages makes the run report the
+// loss, still print its result, and end with a deliveryError (exit status 2),
+// so that a script running chatload cannot mistake a lossy run for a clean one.
+func TestLossFailsTheRun(t *testing.T) {
+	f := &fakeServer{answerPing: true, dropEvery: 7, online: map[string]*fakeConn{}, stored: map[string][]fakeMsg{}}
+	srv := httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(srv.Close)
+	addr := strings.TrimPrefix(srv.URL, "http://")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out, log bytes.Buffer
+	err := run(ctx, []string{"pairs", "-addr", addr, "-pairs", "4", "-rate", "400", "-duration", "1s",
+		"-workers", "1", "-grace", "2s", "-json", "-max-time", "50s"}, nil, &out, &syncWriter{w: &log})
+	var de *deliveryError
+	if !errors.As(err, &de) || !strings.Contains(err.Error(), "messages lost") {
+		t.Fatalf("run over a lossy server: err = %v, want a deliveryError naming the lost messages\n%s", err, log.String())
+	}
+	var r result
+	if jerr := json.Unmarshal(out.Bytes(), &r); jerr != nil || r.Pairs == nil {
+		t.Fatalf("the result must still be printed: %v\n%s", jerr, out.String())
+	}
+	if want := r.Pairs.Sent / 7; r.Pairs.Lost < want-1 || r.Pairs.Lost > want+1 {
+		t.Errorf("sent %d through a server dropping every 7th, lost %d; want about %d", r.Pairs.Sent, r.Pairs.Lost, want)
 	}
 }

@@ -75,6 +75,10 @@ usage: chatload SCENARIO [flags]     SCENARIO: idle | broadcast | pairs | offlin
   offline    -messages to -accounts absent receivers, then they init; rows/s
              written (with -mysql-dsn) and drained, loss and order
 
+exit status: 0 all delivered; 2 the run completed but found failed connects,
+missing broadcast deliveries, or lost, duplicated or reordered messages (the
+result is printed all the same); 1 the run could not be done.
+
 flags:
 `
 

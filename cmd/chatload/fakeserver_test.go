@@ -17,6 +17,9 @@ import (
 // not answer {"flag":"ping"}.
 type fakeServer struct {
 	answerPing bool
+	dropEvery  int // > 0: silently drop every dropEvery-th msg frame
+
+	msgs int // msg frames seen, under mu
 
 	mu     sync.Mutex
 	online map[string]*fakeConn
@@ -77,6 +80,11 @@ func (f *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
 			}
 		case "msg":
 			f.mu.Lock()
+			f.msgs++
+			if f.dropEvery > 0 && f.msgs%f.dropEvery == 0 {
+				f.mu.Unlock()
+				continue
+			}
 			dst := f.online[in.To]
 			if dst == nil {
 				f.stored[in.To] = append(f.stored[in.To], fakeMsg{in.From, in.Content})

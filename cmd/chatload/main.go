@@ -33,6 +33,10 @@ func main() {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "chatload:", err)
 		}
+		var de *deliveryError
+		if errors.As(err, &de) {
+			os.Exit(2) // the run completed and its result is printed: it found loss
+		}
 		os.Exit(1)
 	}
 }
@@ -53,6 +57,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if res != nil {
 		if perr := printResult(stdout, cfg.json, res); perr != nil && err == nil {
 			err = perr
+		}
+		if p := res.problems(); len(p) > 0 && err == nil {
+			err = &deliveryError{problems: p}
 		}
 	}
 	return err

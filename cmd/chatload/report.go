@@ -272,3 +272,42 @@ func deref(p *int64) int64 {
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 func ptr[T any](v T) *T { return &v }
+
+// problems lists what went wrong with delivery in a run that did complete:
+// failed connects, broadcast deliveries that never came, and messages lost,
+// duplicated, reordered or from the wrong sender. Empty when all is well.
+func (r *result) problems() []string {
+	var out []string
+	add := func(n int64, what string) {
+		if n > 0 {
+			out = append(out, fmt.Sprintf("%d %s", n, what))
+		}
+	}
+	if c := r.Connect; c != nil {
+		add(int64(c.Failed), "connects failed")
+	}
+	if b := r.Broadcast; b != nil {
+		add(b.Missing, "broadcast deliveries missing")
+	}
+	if p := r.Pairs; p != nil {
+		add(p.Lost, "messages lost")
+		add(p.Duplicated, "messages duplicated")
+		add(p.OutOfOrder, "messages out of order")
+		add(p.WrongFrom, "messages from the wrong sender")
+	}
+	if o := r.Offline; o != nil {
+		add(o.Lost, "offline messages lost")
+		add(o.Duplicated, "offline messages duplicated")
+		add(o.OutOfOrder, "offline messages out of order")
+		add(o.WrongFrom, "offline messages from the wrong sender")
+	}
+	return out
+}
+
+// deliveryError is a completed run's problems; chatload exits 2 for it, so a
+// script can tell a run that found loss from one that could not run (1).
+type deliveryError struct{ problems []string }
+
+func (e *deliveryError) Error() string {
+	return "delivery problems: " + strings.Join(e.problems, ", ")
+}
