@@ -78,8 +78,12 @@ function start(account, token) {
     showNotice(m.from, m.content);
   });
   client.on('online', onOnline);
-  client.on('error', (e) => showError(e.code, e.message));
+  client.on('error', (e) => {
+    if (e.record) settle(e.record);
+    showError(e.code, e.message);
+  });
   client.on('sent', onSent);
+  client.on('ack', settle);
   client.on('open', () => pollPresence());
   ui.me.textContent = account;
   ui.login.hidden = true;
@@ -170,16 +174,28 @@ function send(text) {
   const rec = c.kind === 'group' ? client.sendGroup(c.id, text) : client.send(c.id, text);
   if (!rec) return; // queue full: an error is shown
   const m = { dir: 'out', from: me, text, at: Date.now(), status: rec.status, rid: rec.id };
-  if (rec.status === 'queued') pending.set(rec.id, m);
+  pending.set(rec.id, m); // until the server acknowledges it (or refuses it)
   add(c, m);
 }
 
 function onSent(rec) {
   const m = pending.get(rec.id);
   if (!m) return;
+  if (!rec.cid) pending.delete(rec.id); // no ack will come
+  restatus(m, 'sent');
+}
+
+// settle: the server acknowledged a message (pushed or stored) or refused it.
+function settle(rec) {
+  const m = pending.get(rec.id);
+  if (!m || rec.status === 'sent') return; // "not now": it goes again on the next connection
   pending.delete(rec.id);
-  m.status = 'sent';
-  const li = ui.messages.querySelector('li[data-rid="' + Number(rec.id) + '"]');
+  restatus(m, rec.status);
+}
+
+function restatus(m, status) {
+  m.status = status;
+  const li = ui.messages.querySelector('li[data-rid="' + Number(m.rid) + '"]');
   if (li) li.replaceWith(bubble(convs.get(active), m));
   save();
 }
@@ -209,6 +225,8 @@ function bubble(c, m) {
   let meta = timeOf(m.at);
   if (m.status === 'queued') meta += ' · waiting for the connection';
   if (m.status === 'failed') meta += ' · not sent';
+  if (m.status === 'pushed') meta += ' · delivered';
+  if (m.status === 'stored') meta += ' · saved for when they connect';
   if (m.offline) meta += ' · received while you were away';
   li.append(el('span', 'meta', meta));
   return li;

@@ -11,7 +11,11 @@
  * link's health with {"flag":"ping"} every heartbeatMs and treats silence (no
  * frame at all for deadAfterMs) as a dead link, reconnects with exponential
  * backoff and jitter, and queues messages sent while disconnected, sending them
- * in order once the server has processed the new init.
+ * in order once the server has processed the new init. Every message and group
+ * message carries a "cid": the server acknowledges it ("ack" event: pushed to the
+ * recipient or stored for later) and the client writes it again after a
+ * reconnect until it is acknowledged; the server drops the repeat, so a message
+ * written just before a link died is neither lost nor delivered twice.
  */
 (function (root, factory) {
   'use strict';
@@ -33,6 +37,10 @@
   'use strict';
 
   var OPEN = 1; // WebSocket.OPEN; not read from the constructor, which may be absent
+
+  // Server error codes on a message that mean "not now" rather than "never": the
+  // message stays unacknowledged and is written again at the next connection.
+  var TRANSIENT = { busy: true, unavailable: true, rate_limited: true };
 
   // Server error codes that refuse the init itself: reconnecting would only be
   // refused again, so the client stops (state "closed") and says why.
@@ -116,10 +124,14 @@
     this._retry = null;
     this._pumpTimer = null;
     this._seen = { set: Object.create(null), order: [] }; // message ids delivered lately
+    this._unacked = [];        // records written, not yet acknowledged by the server, oldest first
+    // cids must not repeat across page loads (the server remembers a sender's
+    // recent cids): a random prefix per client object.
+    this._cidBase = Math.random().toString(36).slice(2, 10) + now().toString(36);
   }
 
   /** Subscribe; returns a function that unsubscribes. Events: state, open,
-   *  message, group, announcement, online, error, close, sent, pong, frame. */
+   *  message, group, announcement, online, error, close, sent, ack, pong, frame. */
   ChatClient.prototype.on = function (event, fn) {
     (this._handlers[event] = this._handlers[event] || []).push(fn);
     var self = this;
@@ -147,6 +159,7 @@
 
   Object.defineProperty(ChatClient.prototype, 'state', { get: function () { return this._state; } });
   Object.defineProperty(ChatClient.prototype, 'queued', { get: function () { return this._queue.length; } });
+  Object.defineProperty(ChatClient.prototype, 'unacked', { get: function () { return this._unacked.length; } });
 
   ChatClient.prototype._setState = function (state, detail) {
     this._state = state;
@@ -177,9 +190,12 @@
     this._dial();
   };
 
-  /** One-to-one message. Returns the record ({id, to, content, status}) or null
-   *  when the queue is full. status is "queued" until written, then "sent"
-   *  (a "sent" event says when). */
+  /** One-to-one message. Returns the record ({id, cid, to, content, status}) or
+   *  null when the queue is full. status is "queued" until written, then "sent"
+   *  (a "sent" event says when), then "pushed" (on the recipient's connections)
+   *  or "stored" (kept for the recipient's next connection), which an "ack" event
+   *  announces with the server's message id as record.messageId; or "failed"
+   *  (an "error" event with the record says why). */
   ChatClient.prototype.send = function (to, content) {
     return this._enqueue('msg', to, content);
   };
@@ -214,7 +230,10 @@
     var frame = { flag: flag, from: this.account };
     if (to !== null) frame.to = String(to);
     frame.content = String(content);
-    var rec = { id: ++this._seq, flag: flag, to: frame.to === undefined ? null : frame.to, content: frame.content, status: 'queued', frame: frame };
+    var id = ++this._seq;
+    // The server acknowledges msg and group frames that carry a cid ("all" has none).
+    if (flag !== 'all') frame.cid = this._cidBase + '-' + id;
+    var rec = { id: id, cid: frame.cid || null, flag: flag, to: frame.to === undefined ? null : frame.to, content: frame.content, status: 'queued', frame: frame };
     this._queue.push(rec);
     this._pump();
     return rec;
@@ -239,8 +258,11 @@
       var rec = this._queue[0];
       if (!this._write(rec.frame)) return; // the link failed: it stays first in line
       this._queue.shift();
-      rec.status = 'sent';
-      this._emit('sent', rec);
+      if (rec.cid) this._unacked.push(rec);
+      if (rec.status === 'queued') {
+        rec.status = 'sent';
+        this._emit('sent', rec);
+      }
     }
   };
 
@@ -337,6 +359,9 @@
       case 'error':
         this._serverError(f);
         return;
+      case 'ack':
+        this._acked(f);
+        return;
       case 'all':
         this._emit('announcement', { from: f.from, content: f.content });
         return;
@@ -377,13 +402,46 @@
     var reconnected = this._everOnline;
     this._everOnline = true;
     this._lastPing = now();
+    // What the last connection wrote without an acknowledgement goes first, with
+    // the same cids: the server acknowledges what it already had and drops it.
+    if (this._unacked.length) {
+      this._queue = this._unacked.concat(this._queue);
+      this._unacked = [];
+    }
     this._setState('online');
     this._emit('open', { reconnected: reconnected });
     this._pump();
   };
 
+  // _unackedIndex finds a written record by its cid.
+  ChatClient.prototype._unackedIndex = function (cid) {
+    if (cid === undefined || cid === null) return -1;
+    for (var i = 0; i < this._unacked.length; i++) if (this._unacked[i].cid === String(cid)) return i;
+    return -1;
+  };
+
+  ChatClient.prototype._acked = function (f) {
+    var i = this._unackedIndex(f.cid);
+    if (i < 0) return; // not ours, or acknowledged already
+    var rec = this._unacked.splice(i, 1)[0];
+    rec.status = f.status === 'stored' ? 'stored' : 'pushed';
+    rec.messageId = f.id === undefined ? null : String(f.id);
+    this._emit('ack', rec);
+  };
+
   ChatClient.prototype._serverError = function (f) {
     var err = { code: String(f.code || 'unknown'), message: String(f.message || '') };
+    var i = this._unackedIndex(f.cid);
+    if (i >= 0) {
+      // About one message: refused for good, or "not now" (it stays
+      // unacknowledged and goes again with the next connection).
+      var rec = this._unacked[i];
+      err.record = rec;
+      if (!TRANSIENT[err.code]) {
+        this._unacked.splice(i, 1);
+        rec.status = 'failed';
+      }
+    }
     if (this._syncing && FATAL_AT_INIT[err.code]) {
       err.fatal = true;
       this._emit('error', err);

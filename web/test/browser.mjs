@@ -74,13 +74,14 @@ async function waitFor(page, what, fn, arg, timeout = WAIT) {
 const connIs = (page, state, timeout) =>
   waitFor(page, `connection ${state}`, (s) => document.getElementById('conn').dataset.state === s, state, timeout);
 
-// bubble waits for a message with exactly this text in the open conversation.
+// bubble waits for a message with exactly this text in the open conversation;
+// extra: data attributes it must have (a list: any of these values).
 function bubble(page, dir, text, extra = {}, timeout = WAIT) {
   return waitFor(page, `${dir} bubble ${JSON.stringify(text)} ${JSON.stringify(extra)}`, ([d, t, x]) =>
     [...document.querySelectorAll('#messages li.msg')].some((li) =>
       li.classList.contains(d) &&
       li.querySelector('.body').textContent === t &&
-      Object.entries(x).every(([k, v]) => li.dataset[k] === v)), [dir, text, extra], timeout);
+      Object.entries(x).every(([k, v]) => (Array.isArray(v) ? v.includes(li.dataset[k]) : li.dataset[k] === v))), [dir, text, extra], timeout);
 }
 
 function badge(page, key, n) {
@@ -152,14 +153,14 @@ try {
   await openNew(alice, 'user', 'bob');
   await waitFor(alice, 'bob shown online', () => document.getElementById('presence').dataset.online === 'true');
   await say(alice, 'hello bob');
-  await bubble(alice, 'out', 'hello bob', { status: 'sent' });
+  await bubble(alice, 'out', 'hello bob', { status: 'pushed' }); // acknowledged: on bob's connection
   await badge(bob, 'user:alice', 1);
   await openListed(bob, 'user:alice');
   await bubble(bob, 'in', 'hello bob');
   await say(bob, 'hi alice 😀');
   await bubble(alice, 'in', 'hi alice 😀');
   check(await bob.locator('#convs button[data-key="user:alice"] .badge').count() === 0, 'bob: unread badge left after opening');
-  ok('two-pages', 'alice and bob chat through the server; unread count, presence and bubbles shown');
+  ok('two-pages', 'alice and bob chat through the server; unread count, presence, bubbles and the delivered mark shown');
 
   // --- markup arrives as text ---
   const evil = '<img src=x onerror=alert(1)>';
@@ -239,6 +240,10 @@ try {
     c.on('state', (s) => states.push(s.state));
     const got = [];
     c.on('message', (m) => got.push(m));
+    const acks = [];
+    c.on('ack', (r) => acks.push(r));
+    const errors = [];
+    c.on('error', (e) => errors.push(e));
     c.send('bob', 'q1');
     c.send('bob', 'q2');
     c.sendGroup('team', 'q3');
@@ -248,8 +253,14 @@ try {
     s0.deliver({ from: 'bob', content: 'stored', id: 'm1' }); // drained before the pong
     s0.deliver({ flag: 'pong' });
     s0.deliver({ from: 'bob', content: 'stored', id: 'm1' }); // re-delivered: dropped
-    s0.deliver({ flag: 'ack', cid: 'x' });                   // a flag it does not know: ignored
     out.firstFrames = s0.sent.map((f) => [f.flag, f.to || '', f.content || '', f.token || ''].join('|'));
+    // msg and group frames carry distinct cids; the server acknowledges q1 only.
+    const cids = s0.sent.filter((f) => f.flag === 'msg' || f.flag === 'group').map((f) => f.cid);
+    out.cids = cids.length === 3 && cids.every((x) => typeof x === 'string' && x.length > 4) && new Set(cids).size === 3;
+    s0.deliver({ flag: 'ack', cid: 'not-ours', id: 'zz', status: 'pushed' }); // ignored
+    s0.deliver({ flag: 'ack', cid: cids[0], id: 'srv-q1', status: 'stored' });
+    s0.deliver({ flag: 'ack', cid: cids[0], id: 'srv-q1', status: 'stored' }); // a repeat: no second event
+    out.acked = acks.length === 1 && acks[0].content === 'q1' && acks[0].status === 'stored' && acks[0].messageId === 'srv-q1' && c.unacked === 2;
     out.drained = got.length === 1 && got[0].offline === true && got[0].content === 'stored' && got[0].id === 'm1';
     // Silence: no frame for deadAfterMs (400 ms) means a dead link.
     out.deadDetected = await until(() => sockets.length >= 2);
@@ -258,8 +269,19 @@ try {
     const s1 = sockets[1];
     s1.autoPong = true;
     s1.open();
-    await until(() => s1.sent.length >= 3);
-    out.secondFrames = s1.sent.slice(0, 3).map((f) => [f.flag, f.content || ''].join('|'));
+    await until(() => s1.sent.length >= 5);
+    // q2 and q3 were written on the dead link without an ack: written again
+    // first, with the same cids, then q4.
+    out.secondFrames = s1.sent.slice(0, 5).map((f) => [f.flag, f.content || ''].join('|'));
+    out.sameCids = s1.sent[2].cid === cids[1] && s1.sent[3].cid === cids[2];
+    const q4 = s1.sent[4];
+    s1.deliver({ flag: 'ack', cid: cids[1], id: 'srv-q2', status: 'pushed' });
+    s1.deliver({ flag: 'error', code: 'too_long', message: 'content too long', cid: cids[2] }); // q3 refused for good
+    s1.deliver({ flag: 'error', code: 'busy', message: 'try again', cid: q4.cid });             // q4: not now
+    out.afterReconnect = acks.length === 2 && acks[1].content === 'q2' && acks[1].status === 'pushed' &&
+      errors.some((e) => e.code === 'too_long' && e.record && e.record.content === 'q3' && e.record.status === 'failed') &&
+      errors.some((e) => e.code === 'busy' && e.record && e.record.content === 'q4' && e.record.status === 'sent') &&
+      c.unacked === 1;
     const pingsBefore = s1.sent.filter((f) => f.flag === 'ping').length;
     await wait(700); // heartbeats every 200 ms; pongs keep the link alive
     out.heartbeats = s1.sent.filter((f) => f.flag === 'ping').length - pingsBefore;
@@ -297,8 +319,12 @@ try {
     carol.connect();
     out.carolOnline = await Promise.race([opened.then(() => true), wait(5000).then(() => false)]);
     const sent = new Promise((res) => carol.on('sent', res));
+    const acked = new Promise((res) => carol.on('ack', res));
     carol.send('alice', 'hello from a mini-program');
     out.carolSent = await Promise.race([sent.then(() => true), wait(5000).then(() => false)]);
+    // alice's page is open: the real server acknowledges it as pushed.
+    const ack = await Promise.race([acked, wait(5000).then(() => null)]);
+    out.carolAck = ack ? ack.status + '|' + (ack.messageId ? 'id' : 'no id') : 'no ack';
     window.carol = carol;
     return out;
   });
@@ -310,12 +336,17 @@ try {
     'frames after connect: ' + libResult.firstFrames.join(' '));
   check(libResult.drained, 'a message before the init pong is not marked offline, or a re-delivered id was not dropped');
   check(libResult.deadDetected && libResult.s0closed, 'a silent link was not closed and redialled');
-  check(libResult.secondFrames.join(' ') === 'init| ping| msg|q4', 're-init then queue: ' + libResult.secondFrames.join(' '));
+  check(libResult.cids, 'msg and group frames do not carry distinct cids');
+  check(libResult.acked, 'an ack did not mark its message stored (once) with the server id');
+  check(libResult.secondFrames.join(' ') === 'init| ping| msg|q2 group|q3 msg|q4' && libResult.sameCids,
+    're-init, the unacknowledged again with their cids, then the queue: ' + libResult.secondFrames.join(' ') + ' same cids ' + libResult.sameCids);
+  check(libResult.afterReconnect, 'acks and errors after the reconnect: pushed, failed for good, kept for later');
   check(libResult.heartbeats >= 2 && libResult.s1alive, `heartbeats ${libResult.heartbeats}, alive ${libResult.s1alive}`);
   check(/^connecting,online,reconnecting,connecting,online,closed$/.test(libResult.states), 'states: ' + libResult.states);
   check(libResult.refused, 'a refused init did not stop the client');
-  ok('library-protocol', 'init with token, queue sent in order after the init, drained messages marked, duplicate ids dropped, heartbeat, dead-link redial, re-init, refused init stops');
+  ok('library-protocol', 'init with token, queue sent in order after the init, cids and acks, unacknowledged messages written again after a redial, drained messages marked, duplicate ids dropped, heartbeat, dead-link redial, re-init, refused init stops');
   check(libResult.carolOnline && libResult.carolSent, 'the mini-program adapter did not connect or send');
+  check(libResult.carolAck === 'pushed|id', 'the server did not acknowledge carol\'s message as pushed: ' + libResult.carolAck);
   await badge(alice, 'user:carol', 1);
   ok('mini-program-adapter', 'a client on a wx.connectSocket-shaped API reaches alice through the server');
   await lib.evaluate(() => window.carol.close());
@@ -331,7 +362,7 @@ try {
     await openListed(alice, 'user:bob'); // opening asks the server again
   }
   await say(alice, 'while you were away');
-  await bubble(alice, 'out', 'while you were away', { status: 'sent' });
+  await bubble(alice, 'out', 'while you were away', { status: 'stored' }); // acknowledged: in the offline table
   bob = watch(await phone.newPage(), 'bob');
   await login(bob, 'bob');
   await badge(bob, 'user:alice', 1);
@@ -353,7 +384,7 @@ try {
   await harness('start');
   await connIs(alice, 'online', 20000);
   await connIs(bob, 'online', 20000);
-  await bubble(alice, 'out', 'typed during the outage', { status: 'sent' });
+  await bubble(alice, 'out', 'typed during the outage', { status: ['pushed', 'stored'] }); // bob may be back first or not
   await bubble(bob, 'in', 'typed during the outage');
   await say(bob, 'back again');
   await openListed(alice, 'user:bob');
