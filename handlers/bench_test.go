@@ -33,7 +33,7 @@ func benchHandler(b *testing.B) (*Handler, *hub.Table) {
 }
 
 func bind(b *testing.B, h *Handler, table *hub.Table, account string) *hub.Conn {
-	c := hub.NewConn(account, discard{})
+	c := table.NewConn(discard{})
 	table.Add(c)
 	h.Handle(c, true, []byte(`{"flag":"init","from":"`+account+`"}`))
 	if c.Account() != account {
@@ -87,7 +87,7 @@ func BenchmarkBroadcast(b *testing.B) {
 			h, table := benchHandler(b)
 			admin := bind(b, h, table, "admin")
 			for i := 1; i < n; i++ {
-				table.Add(hub.NewConn(fmt.Sprint("c", i), discard{}))
+				table.Add(table.NewConn(discard{}))
 			}
 			frame := []byte(`{"flag":"all","from":"admin","content":"maintenance tonight at 2"}`)
 			b.ReportAllocs()

@@ -117,7 +117,7 @@ func New(cfg Config, d Deps) *Handler {
 func (h *Handler) Handle(c *hub.Conn, text bool, data []byte) {
 	defer func() {
 		if p := recover(); p != nil {
-			h.log.Error().Str("conn", c.ID()).Str("account", c.Account()).Interface("panic", p).
+			h.log.Error().Str("conn", h.table.ConnID(c)).Str("account", c.Account()).Interface("panic", p).
 				Bytes("stack", debug.Stack()).Msg("handler panic; frame refused")
 			h.reply(c, errorPayload(newError(CodeInternal, "internal error; it has been logged"), ""))
 		}
@@ -141,7 +141,7 @@ func (h *Handler) Handle(c *hub.Conn, text bool, data []byte) {
 	if err := h.dispatch(c, &f); err != nil {
 		e, known := asError(err)
 		if !known {
-			h.log.Error().Err(err).Str("conn", c.ID()).Str("account", c.Account()).Str("flag", f.Flag).
+			h.log.Error().Err(err).Str("conn", h.table.ConnID(c)).Str("account", c.Account()).Str("flag", f.Flag).
 				Msg("frame failed")
 		}
 		h.failCID(c, f.Flag, e, f.CID)
@@ -183,7 +183,7 @@ func (h *Handler) Closed(c *hub.Conn) {
 		h.log.Debug().Str("account", account).Int("requeued", requeued).Msg("unacknowledged messages stored again")
 	}
 	if account != "" {
-		h.presence.Unregister(account, c.ID(), last)
+		h.presence.Unregister(account, h.table.ConnID(c), last)
 	}
 }
 
@@ -192,7 +192,7 @@ func (h *Handler) fail(c *hub.Conn, flag string, e *Error) { h.failCID(c, flag, 
 // failCID sends an error frame, carrying the frame's cid when it had one.
 func (h *Handler) failCID(c *hub.Conn, flag string, e *Error, cid string) {
 	h.metrics.Error(e.Code)
-	h.log.Debug().Str("conn", c.ID()).Str("account", c.Account()).Str("flag", flag).
+	h.log.Debug().Str("conn", h.table.ConnID(c)).Str("account", c.Account()).Str("flag", flag).
 		Str("code", e.Code).Msg(e.Message)
 	h.reply(c, errorPayload(e, cid))
 }

@@ -165,9 +165,10 @@ func newFixtureWith(t *testing.T, cfg Config) *fixture {
 	return &fixture{h: h, table: table, store: st}
 }
 
-func (fx *fixture) conn(id string) (*hub.Conn, *fakeConn) {
+// conn makes a connection; its argument only labels it in the test.
+func (fx *fixture) conn(string) (*hub.Conn, *fakeConn) {
 	fc := &fakeConn{}
-	c := hub.NewConn(id, fc)
+	c := fx.table.NewConn(fc)
 	fx.table.Add(c)
 	return c, fc
 }

@@ -60,8 +60,8 @@ func (h *Handler) init(c *hub.Conn, f *Frame) error {
 		return fmt.Errorf("bind %q: %w", f.From, err)
 	}
 	if first {
-		h.presence.Register(f.From, c.ID())
-		h.log.Debug().Str("conn", c.ID()).Str("account", f.From).Str("remote", c.RemoteAddr()).Msg("init")
+		h.presence.Register(f.From, h.table.ConnID(c))
+		h.log.Debug().Str("conn", h.table.ConnID(c)).Str("account", f.From).Str("remote", c.RemoteAddr()).Msg("init")
 	}
 	if f.Ack {
 		h.table.EnableAcks(c, h.cfg.MaxUnacked)
@@ -103,7 +103,7 @@ func (h *Handler) drainFailed(c *hub.Conn, account string, err error) error {
 		return nil
 	}
 	h.table.ForceLive(c)
-	h.log.Error().Err(err).Str("conn", c.ID()).Str("account", account).Msg("offline drain failed")
+	h.log.Error().Err(err).Str("conn", h.table.ConnID(c)).Str("account", account).Msg("offline drain failed")
 	return newError(CodeUnavailable, "offline messages could not be loaded now; they are kept for the next init")
 }
 

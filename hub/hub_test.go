@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"unsafe"
 )
 
 // sink is a handwritten transport: it keeps what was written.
@@ -33,9 +35,13 @@ func (s *sink) got() []string {
 	return append([]string(nil), s.frames...)
 }
 
-func newConn(id string) (*Conn, *sink) {
+// testSeq numbers the tests' connections as Table.NewConn would.
+var testSeq atomic.Uint64
+
+// newConn makes a connection; its argument only labels it in the test.
+func newConn(string) (*Conn, *sink) {
 	s := &sink{}
-	return NewConn(id, s), s
+	return NewConn(testSeq.Add(1), s), s
 }
 
 // store counts what the table hands to the offline store.
@@ -326,5 +332,15 @@ func TestCloseRequeuesUnacked(t *testing.T) {
 	bob.Ack("m1")
 	if _, _, n, _ := tb.RemoveRequeue(bob); n != 1 || strings.Join(st.msgs, ",") != "m2" {
 		t.Fatalf("close requeued %d (%v); want m2 only", n, st.msgs)
+	}
+}
+
+// TestConnStaysInItsSizeClass: hub.Conn is 96 bytes, a size class of the Go
+// allocator; one more field moves every connection to the 112-byte class (16
+// bytes each, 16 MB a million connections). Grow it knowingly: put rarely used
+// state behind Conn.extra, or change this figure and docs/benchmarks.md.
+func TestConnStaysInItsSizeClass(t *testing.T) {
+	if n := unsafe.Sizeof(Conn{}); n > 96 {
+		t.Fatalf("hub.Conn is %d bytes, over 96: every connection now costs the next size class", n)
 	}
 }

@@ -81,31 +81,36 @@ func (f *inflight) close() []Item {
 func (t *Table) EnableAcks(c *Conn, max int) {
 	s := t.accountShard(c.account)
 	s.mu.Lock()
-	if c.inflight == nil {
-		c.inflight = &inflight{max: max}
+	switch {
+	case c.extra == nil:
+		c.extra = &connExtra{inflight: &inflight{max: max}}
+	case c.extra.inflight == nil:
+		c.extra.inflight = &inflight{max: max}
 	}
 	s.mu.Unlock()
 }
 
 // Acks reports whether c acknowledges what it receives.
-func (c *Conn) Acks() bool { return c.inflight != nil }
+func (c *Conn) Acks() bool { return c.acks() != nil }
 
 // Ack removes the message with id, and every one before it, from c's unacked
 // list and returns them.
 func (c *Conn) Ack(id string) []Item {
-	if c.inflight == nil {
+	f := c.acks()
+	if f == nil {
 		return nil
 	}
-	return c.inflight.ackUpTo(id)
+	return f.ackUpTo(id)
 }
 
 // Track records an item written outside Deliver (the drain) on an
 // acknowledging connection; false means c is closed or too far behind.
 func (c *Conn) Track(it Item) bool {
-	if c.inflight == nil {
+	f := c.acks()
+	if f == nil {
 		return true
 	}
-	ok, _ := c.inflight.add(it)
+	ok, _ := f.add(it)
 	return ok
 }
 
@@ -113,10 +118,11 @@ func (c *Conn) Track(it Item) bool {
 // connection. It reports whether the frame is c's now, and whether c's close
 // already took it back (stored).
 func (c *Conn) writeTracked(frame []byte, it Item) (written, taken bool) {
-	if c.inflight == nil || it == nil {
+	f := c.acks()
+	if f == nil || it == nil {
 		return c.WriteFrame(frame) == nil, false
 	}
-	ok, full := c.inflight.add(it)
+	ok, full := f.add(it)
 	if full {
 		c.Close(CloseQueueFull, "too many unacknowledged messages")
 	}
@@ -126,17 +132,18 @@ func (c *Conn) writeTracked(frame []byte, it Item) (written, taken bool) {
 	if c.WriteFrame(frame) == nil {
 		return true, false
 	}
-	return false, !c.inflight.remove(it)
+	return false, !f.remove(it)
 }
 
 // requeueLocked stores what c had not acknowledged, oldest first, and closes
 // its list. Caller holds the account's shard lock (so nothing newer for the
 // account is stored before them).
 func (t *Table) requeueLocked(s *accountShard, account string, c *Conn) (n int, err error) {
-	if c.inflight == nil {
+	f := c.acks()
+	if f == nil {
 		return 0, nil
 	}
-	for _, it := range c.inflight.close() {
+	for _, it := range f.close() {
 		if e := t.storeLocked(s, account, it.Store); e != nil && err == nil {
 			err = e
 		}

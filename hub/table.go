@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 )
 
 const numShards = 256
@@ -20,6 +21,9 @@ type Table struct {
 	accounts [numShards]accountShard
 	lists    [numShards]listShard
 	maxQueue int
+
+	run     string        // this table's run id, the prefix of its connection ids
+	nextSeq atomic.Uint64 // numbers the connections (NewConn)
 }
 
 type accountShard struct {
@@ -46,7 +50,7 @@ type listShard struct {
 // NewTable returns an empty table. maxQueue bounds the live frames held for one
 // connection while its offline backlog drains.
 func NewTable(maxQueue int) *Table {
-	t := &Table{seed: maphash.MakeSeed(), maxQueue: maxQueue}
+	t := &Table{seed: maphash.MakeSeed(), maxQueue: maxQueue, run: runID()}
 	for i := range t.accounts {
 		t.accounts[i].m = make(map[string]entry)
 	}
@@ -58,7 +62,7 @@ func (t *Table) accountShard(account string) *accountShard {
 }
 
 func (t *Table) listShard(c *Conn) *listShard {
-	return &t.lists[maphash.String(t.seed, c.id)%numShards]
+	return &t.lists[c.seq%numShards]
 }
 
 // Add puts an upgraded connection on the broadcast list.
@@ -275,7 +279,7 @@ func (t *Table) Bindings() []Binding {
 		s.mu.Lock()
 		for account, e := range s.m {
 			for c := e.head; c != nil; c = c.sibling {
-				out = append(out, Binding{Account: account, Conn: c.id})
+				out = append(out, Binding{Account: account, Conn: t.ConnID(c)})
 			}
 		}
 		s.mu.Unlock()

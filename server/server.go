@@ -6,12 +6,9 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base32"
 	"fmt"
 	"net/http"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -90,8 +87,6 @@ type Server struct {
 	engine   *nbhttp.Engine
 	upgrader *websocket.Upgrader
 
-	run      string // random per process: connection ids are never reused, even across restarts
-	nextID   atomic.Uint64
 	closing  atomic.Bool
 	inflight atomic.Int64
 
@@ -106,7 +101,7 @@ type Server struct {
 // New builds a server; Start listens.
 func New(cfg Config, table *hub.Table, hooks Hooks, log zerolog.Logger) *Server {
 	cfg = cfg.withDefaults()
-	s := &Server{cfg: cfg, table: table, hooks: hooks, log: log, run: runID(), started: time.Now(), stopSweep: make(chan struct{})}
+	s := &Server{cfg: cfg, table: table, hooks: hooks, log: log, started: time.Now(), stopSweep: make(chan struct{})}
 
 	u := websocket.NewUpgrader()
 	u.KeepaliveTime = 0 // idle connections are swept by heartbeat.go, not a timer each
@@ -146,12 +141,6 @@ func New(cfg Config, table *hub.Table, hooks Hooks, log zerolog.Logger) *Server 
 	})
 	raceSync(s.engine)
 	return s
-}
-
-func runID() string {
-	var b [5]byte
-	_, _ = rand.Read(b[:])
-	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
 }
 
 // Start listens and serves in the background.
@@ -224,7 +213,7 @@ func (s *Server) onOpen(ws *websocket.Conn) {
 		return
 	}
 	releaseHandshake(ws)
-	c := hub.NewConn(s.run+"-"+strconv.FormatUint(s.nextID.Add(1), 36), transport{ws})
+	c := s.table.NewConn(transport{ws})
 	c.Touch(s.now())
 	ws.SetSession(c)
 	s.table.Add(c)

@@ -99,7 +99,7 @@ func TestCloseHookRunsOncePerConnection(t *testing.T) {
 	}
 	select {
 	case c := <-closed:
-		t.Fatalf("OnClose called twice (%s)", c.ID())
+		t.Fatalf("OnClose called twice (%s)", s.table.ConnID(c))
 	case <-time.After(200 * time.Millisecond):
 	}
 }
