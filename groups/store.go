@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"chatserver/internal/sqlin"
 )
 
 // Store runs the membership SQL. All statements are parameterized; the table
@@ -94,13 +96,8 @@ func (s *Store) Remove(ctx context.Context, group string, accounts []string) err
 	for len(accounts) > 0 {
 		chunk := accounts[:min(len(accounts), 1000)]
 		accounts = accounts[len(chunk):]
-		q := "DELETE FROM " + s.table + " WHERE `group_id` = ? AND `account` IN (?" + strings.Repeat(",?", len(chunk)-1) + ")"
-		args := make([]any, 0, 1+len(chunk))
-		args = append(args, group)
-		for _, a := range chunk {
-			args = append(args, a)
-		}
-		if _, err := s.db.ExecContext(ctx, q, args...); err != nil {
+		q, in := sqlin.List("DELETE FROM "+s.table+" WHERE `group_id` = ? AND `account` IN (", chunk)
+		if _, err := s.db.ExecContext(ctx, q, append([]any{group}, in...)...); err != nil {
 			return fmt.Errorf("groups: remove from %q: %w", group, err)
 		}
 	}

@@ -4,7 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
+
+	"chatserver/internal/sqlin"
 )
 
 // In a reconnect storm most accounts have nothing waiting; without the probe
@@ -37,18 +38,8 @@ func newProbe(db *sql.DB, dialect Dialect, table string) *coalescer[string, bool
 // probeQuery returns the accounts (compared byte for byte, whatever the table's
 // collation) that have unsent rows.
 func probeQuery(ctx context.Context, db *sql.DB, prefix string, accounts []string) (map[string]struct{}, error) {
-	var b strings.Builder
-	b.WriteString(prefix)
-	args := make([]any, len(accounts))
-	for i, a := range accounts {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteByte('?')
-		args[i] = a
-	}
-	b.WriteByte(')')
-	rows, err := db.QueryContext(ctx, b.String(), args...)
+	q, args := sqlin.List(prefix, accounts)
+	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("offline: probe %d accounts: %w", len(accounts), err)
 	}

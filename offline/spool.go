@@ -3,8 +3,9 @@ package offline
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
+
+	"chatserver/internal/sqlin"
 )
 
 // Spool methods: the embedded SQLite store doubles as an on-disk spool for
@@ -41,11 +42,7 @@ func (s *Store) Delete(ctx context.Context, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
-	}
-	q := "DELETE FROM `" + s.table + "` WHERE `id` IN (?" + strings.Repeat(",?", len(ids)-1) + ")"
+	q, args := sqlin.List("DELETE FROM `"+s.table+"` WHERE `id` IN (", ids)
 	if _, err := s.db.ExecContext(ctx, q, args...); err != nil {
 		return fmt.Errorf("offline: delete %d spooled rows: %w", len(ids), err)
 	}

@@ -15,6 +15,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
+
+	"chatserver/internal/sqlin"
 )
 
 // Message is one message waiting for its recipient.
@@ -319,18 +321,8 @@ type execer interface {
 }
 
 func (s *Store) markChunk(ctx context.Context, db execer, ids []int64) error {
-	var b strings.Builder
-	b.WriteString(s.q.markPrefix)
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteByte('?')
-		args[i] = id
-	}
-	b.WriteByte(')')
-	if _, err := db.ExecContext(ctx, b.String(), args...); err != nil {
+	q, args := sqlin.List(s.q.markPrefix, ids)
+	if _, err := db.ExecContext(ctx, q, args...); err != nil {
 		return fmt.Errorf("offline: mark %d rows sent: %w", len(ids), err)
 	}
 	return nil
