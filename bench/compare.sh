@@ -33,21 +33,18 @@ start_target() { # target -> sets pid, addr, tlsflags
 		addr=127.0.0.1:9100
 		"$out/bin/baseline" -addr "$addr" >"$out/server.log" 2>&1 &
 		;;
-	ours)
+	ours | ours-tls)
 		addr=127.0.0.1:9052
+		local tlsenv=()
+		if [ "$1" = ours-tls ]; then
+			addr=127.0.0.1:9443
+			tlsflags=(-tls -insecure)
+			[ -f "$out/cert.pem" ] || openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+				-subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 -keyout "$out/key.pem" -out "$out/cert.pem" 2>/dev/null
+			tlsenv=(CHAT_TLS_ADDR=$addr CHAT_TLS_CERT_FILE="$out/cert.pem" CHAT_TLS_KEY_FILE="$out/key.pem")
+		fi
 		mariadb -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS chatbench; CREATE DATABASE chatbench"
-		CHAT_SERVER_ADDR=$addr CHAT_REDIS_ADDR=127.0.0.1:6379 CHAT_REDIS_KEY_PREFIX="bench$RANDOM:" \
-			CHAT_MYSQL_DSN="${mysql_root}chatbench" CHAT_LOG_LEVEL=warn \
-			"$out/bin/chatserver" >"$out/server.log" 2>&1 &
-		;;
-	ours-tls)
-		addr=127.0.0.1:9443
-		tlsflags=(-tls -insecure)
-		[ -f "$out/cert.pem" ] || openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-			-subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 -keyout "$out/key.pem" -out "$out/cert.pem" 2>/dev/null
-		mariadb -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS chatbench; CREATE DATABASE chatbench"
-		CHAT_SERVER_ADDR=127.0.0.1:9052 CHAT_TLS_ADDR=$addr CHAT_TLS_CERT_FILE="$out/cert.pem" CHAT_TLS_KEY_FILE="$out/key.pem" \
-			CHAT_REDIS_ADDR=127.0.0.1:6379 CHAT_REDIS_KEY_PREFIX="bench$RANDOM:" \
+		env "${tlsenv[@]}" CHAT_SERVER_ADDR=127.0.0.1:9052 CHAT_REDIS_ADDR=127.0.0.1:6379 CHAT_REDIS_KEY_PREFIX="bench$RANDOM:" \
 			CHAT_MYSQL_DSN="${mysql_root}chatbench" CHAT_LOG_LEVEL=warn \
 			"$out/bin/chatserver" >"$out/server.log" 2>&1 &
 		;;

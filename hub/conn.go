@@ -27,7 +27,7 @@ var ErrQueueFull = errors.New("hub: drain queue full")
 // thousands, and every byte here is multiplied by that.
 //
 // Ownership of the fields:
-//   - static after NewConn: seq, t.
+//   - static after Table.NewConn: seq, t.
 //   - account: written once by Table.Bind on the connection's own handler flow,
 //     which nbio runs serially per connection; read by that flow and, under the
 //     account's shard lock, by the table.
@@ -70,12 +70,6 @@ type drainState struct {
 type queued struct {
 	frame []byte
 	item  Item
-}
-
-// NewConn wraps a transport as connection number seq of this table (see
-// Table.NewConn, which numbers them; tests may number their own).
-func NewConn(seq uint64, t Transport) *Conn {
-	return &Conn{seq: seq, t: t}
 }
 
 // Account is the account this connection was bound to by init, or "".

@@ -9,7 +9,7 @@ import (
 
 // NewConn wraps a transport as this table's next connection.
 func (t *Table) NewConn(tr Transport) *Conn {
-	return NewConn(t.nextSeq.Add(1), tr)
+	return &Conn{seq: t.nextSeq.Add(1), t: tr}
 }
 
 // ConnID is c's id: unique for the life of the deployment and never reused

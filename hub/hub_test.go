@@ -41,7 +41,7 @@ var testSeq atomic.Uint64
 // newConn makes a connection; its argument only labels it in the test.
 func newConn(string) (*Conn, *sink) {
 	s := &sink{}
-	return NewConn(testSeq.Add(1), s), s
+	return &Conn{seq: testSeq.Add(1), t: s}, s
 }
 
 // store counts what the table hands to the offline store.
