@@ -192,8 +192,10 @@ func (h *Handler) fail(c *hub.Conn, flag string, e *Error) { h.failCID(c, flag, 
 // failCID sends an error frame, carrying the frame's cid when it had one.
 func (h *Handler) failCID(c *hub.Conn, flag string, e *Error, cid string) {
 	h.metrics.Error(e.Code)
-	h.log.Debug().Str("conn", h.table.ConnID(c)).Str("account", c.Account()).Str("flag", flag).
-		Str("code", e.Code).Msg(e.Message)
+	if ev := h.log.Debug(); ev.Enabled() { // the id is built only when it is logged
+		ev.Str("conn", h.table.ConnID(c)).Str("account", c.Account()).Str("flag", flag).
+			Str("code", e.Code).Msg(e.Message)
+	}
 	h.reply(c, errorPayload(e, cid))
 }
 

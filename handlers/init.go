@@ -60,8 +60,9 @@ func (h *Handler) init(c *hub.Conn, f *Frame) error {
 		return fmt.Errorf("bind %q: %w", f.From, err)
 	}
 	if first {
-		h.presence.Register(f.From, h.table.ConnID(c))
-		h.log.Debug().Str("conn", h.table.ConnID(c)).Str("account", f.From).Str("remote", c.RemoteAddr()).Msg("init")
+		id := h.table.ConnID(c)
+		h.presence.Register(f.From, id)
+		h.log.Debug().Str("conn", id).Str("account", f.From).Str("remote", c.RemoteAddr()).Msg("init")
 	}
 	if f.Ack {
 		h.table.EnableAcks(c, h.cfg.MaxUnacked)

@@ -7,6 +7,7 @@ package hub
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"sync/atomic"
 )
 
@@ -125,7 +126,7 @@ func (c *Conn) Send(payload []byte) error {
 // WriteFrame writes a pre-framed message (see TextFrame).
 func (c *Conn) WriteFrame(frame []byte) error {
 	if err := c.t.WriteFrame(frame); err != nil {
-		return fmt.Errorf("hub: write to connection %d: %w", c.seq, err)
+		return fmt.Errorf("hub: write to the connection whose id ends -%s: %w", strconv.FormatUint(c.seq, 36), err)
 	}
 	return nil
 }
