@@ -29,7 +29,7 @@ func BenchmarkWriterEnqueue(b *testing.B) {
 // BenchmarkInsertStatement: building one 500-row INSERT and its arguments,
 // without a database (the statement text and the argument slice).
 func BenchmarkInsertStatement(b *testing.B) {
-	s := &Store{q: buildQueries("app_offline")}
+	s := &Store{q: buildQueries(MySQL, "app_offline")}
 	msgs := make([]Message, 500)
 	for i := range msgs {
 		msgs[i] = Message{To: "bob", From: "alice", Content: "hello there", AddTime: 1}

@@ -82,9 +82,9 @@ type Store struct {
 }
 
 type queries struct {
-	insertPrefix, insertRow string
-	pending, pendingFrom    string
-	markPrefix              string
+	insertPrefix, insertRow, insertSuffix string
+	pending, pendingFrom                  string
+	markPrefix                            string
 }
 
 // maxOpenConns bounds the MySQL connections of one server: the batch writer
@@ -138,7 +138,7 @@ func Open(ctx context.Context, dialect Dialect, dsn, table string) (*Store, erro
 		return nil, fmt.Errorf("offline: connect %s: %w", dialect, err)
 	}
 	s := &Store{db: db, dialect: dialect, table: table, probe: newProbe(db, dialect, table)}
-	s.q = buildQueries(table)
+	s.q = buildQueries(dialect, table)
 	// Drains that finish together share one UPDATE (and one commit).
 	s.marker = newCoalescer("mark sent", maxBatch, func(ctx context.Context, sets [][]int64) ([]struct{}, error) {
 		var ids []int64
@@ -168,11 +168,29 @@ func (s *Store) prepare(ctx context.Context) error {
 	return nil
 }
 
-func buildQueries(table string) queries {
+// buildQueries writes the pool's statements for dialect.
+//
+// The INSERT is idempotent: a row whose (to, msg_id) is already in the table
+// (the unique key uniq_to_msg_id, see the 007/006 migrations) is skipped, so a
+// batch may be written again whenever its first attempt's outcome is unknown (a
+// timeout after the commit, a connection lost before the answer, a crash
+// between the spool's insert into MySQL and its delete). MySQL uses ON DUPLICATE
+// KEY UPDATE with a no-op assignment rather than INSERT IGNORE: IGNORE would
+// also turn data errors (a value too long, a bad character) into warnings and
+// store the row cut, where the writer must see the error. The only unique keys
+// are the primary key, which the INSERT never sets, and uniq_to_msg_id, so only
+// a repeat of a message takes the UPDATE branch. Rows without a msg_id (NULL)
+// never conflict.
+func buildQueries(dialect Dialect, table string) queries {
 	t := "`" + table + "`"
+	suffix := " ON DUPLICATE KEY UPDATE `id` = `id`"
+	if dialect == SQLite {
+		suffix = " ON CONFLICT (`to`, `msg_id`) DO NOTHING"
+	}
 	return queries{
 		insertPrefix: "INSERT INTO " + t + " (`to`, `from`, `content`, `status`, `addtime`, `group`, `msg_id`) VALUES ",
 		insertRow:    "(?, ?, ?, 0, ?, ?, ?)",
+		insertSuffix: suffix,
 		pending: "SELECT `id`, `to`, `from`, `content`, `addtime`, `group`, `msg_id` FROM " + t +
 			" WHERE `to` = ? AND `status` = 0 AND `id` > ? ORDER BY `id` LIMIT ?",
 		pendingFrom: "SELECT `id`, `to`, `from`, `content`, `addtime`, `group`, `msg_id` FROM " + t +
@@ -211,7 +229,9 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // Insert writes msgs in one multi-row INSERT. Rows get ascending ids in the order
-// given, which is the order the drain pushes them in.
+// given, which is the order the drain pushes them in. A message already in the
+// table for the same recipient (same msg_id) is skipped, so writing a batch
+// twice leaves it once; the first row keeps its place in the order.
 func (s *Store) Insert(ctx context.Context, msgs []Message) error {
 	if len(msgs) == 0 {
 		return nil
@@ -225,7 +245,7 @@ func (s *Store) Insert(ctx context.Context, msgs []Message) error {
 
 func (s *Store) insertStatement(msgs []Message) (string, []any) {
 	var b strings.Builder
-	b.Grow(len(s.q.insertPrefix) + len(msgs)*(len(s.q.insertRow)+1))
+	b.Grow(len(s.q.insertPrefix) + len(msgs)*(len(s.q.insertRow)+1) + len(s.q.insertSuffix))
 	b.WriteString(s.q.insertPrefix)
 	args := make([]any, 0, len(msgs)*6)
 	for i, m := range msgs {
@@ -236,6 +256,7 @@ func (s *Store) insertStatement(msgs []Message) (string, []any) {
 		args = append(args, m.To, m.From, m.Content, m.AddTime,
 			sql.NullString{String: m.Group, Valid: m.Group != ""}, sql.NullString{String: m.ID, Valid: m.ID != ""})
 	}
+	b.WriteString(s.q.insertSuffix)
 	return b.String(), args
 }
 
