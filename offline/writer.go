@@ -252,7 +252,9 @@ func (w *Writer) run() {
 
 // write inserts batch, retrying faults with backoff until it is in. Rows the
 // database refuses as data are split off, logged with their content's size and
-// given up on, so that one bad row cannot block every other.
+// given up on, so that one bad row cannot block every other. A fault may come
+// after the commit (the answer lost or late): the retry is safe because Insert
+// skips rows already in the table.
 func (w *Writer) write(ctx context.Context, batch []Message) {
 	if w.spool != nil {
 		w.writeOrSpool(ctx, batch)
@@ -287,7 +289,9 @@ func (w *Writer) write(ctx context.Context, batch []Message) {
 }
 
 // writeOrSpool writes batch to the database, or, when that fails (or rows are
-// already spooled: they go first), commits it to the spool.
+// already spooled: they go first), commits it to the spool. An INSERT that timed
+// out may still commit; its rows are spooled all the same and skipped as
+// repeats when the spool moves them.
 func (w *Writer) writeOrSpool(ctx context.Context, batch []Message) {
 	w.mu.Lock()
 	spooled := w.spooled
@@ -332,33 +336,59 @@ func (w *Writer) writeOrSpool(ctx context.Context, batch []Message) {
 // before the next try.
 func (w *Writer) unspool(ctx context.Context) {
 	rows, err := w.spool.Oldest(ctx, w.cfg.BatchSize)
+	moved := 0
 	if err == nil && len(rows) > 0 {
-		dctx, cancel := context.WithTimeout(ctx, directTimeout)
-		err = w.store.Insert(dctx, rowsToMessages(rows))
-		cancel()
-		if err == nil {
-			ids := make([]int64, len(rows))
-			for i, r := range rows {
-				ids[i] = r.ID
-			}
-			// A crash between the two leaves these rows in both: they would be
-			// delivered twice, with the same ids, which clients can drop.
-			err = w.spool.Delete(ctx, ids)
-		}
-	}
-	if err != nil {
-		w.retryAt = time.Now().Add(time.Second)
-		w.log.Warn().Err(err).Int("spooled", w.Spooled()).Msg("offline database still unreachable; messages wait in the spool")
-		return
+		moved, err = w.moveOut(ctx, rows)
 	}
 	w.mu.Lock()
-	w.spooled -= len(rows)
-	if len(rows) == 0 {
-		w.spooled = 0
+	w.spooled = max(w.spooled-moved, 0)
+	if err == nil && len(rows) == 0 {
+		w.spooled = 0 // the count was high (rows the spool already held were skipped)
 	}
 	left := w.spooled
 	w.mu.Unlock()
+	if err != nil {
+		w.retryAt = time.Now().Add(time.Second)
+		w.log.Warn().Err(err).Int("spooled", left).Msg("offline database still unreachable; messages wait in the spool")
+		return
+	}
 	if left == 0 {
 		w.log.Info().Msg("offline database reachable again: the spool is empty")
 	}
+}
+
+// moveOut inserts rows (the spool's oldest, in order) into the database and
+// deletes them from the spool, and returns how many left it. A crash or a fault
+// between the insert and the delete leaves them in both; the next move inserts
+// them again, and the database skips them as repeats. A batch the database
+// refuses as data is moved row by row and the refused rows are dropped from the
+// spool (logged), as write does, so that one bad row cannot hold the spool, and
+// every newer message, forever.
+func (w *Writer) moveOut(ctx context.Context, rows []Row) (int, error) {
+	dctx, cancel := context.WithTimeout(ctx, directTimeout)
+	err := w.store.Insert(dctx, rowsToMessages(rows))
+	cancel()
+	switch {
+	case permanent(err) && len(rows) > 1:
+		for i := range rows {
+			if _, err := w.moveOut(ctx, rows[i:i+1]); err != nil {
+				return i, err
+			}
+		}
+		return len(rows), nil
+	case permanent(err):
+		r := rows[0]
+		w.log.Error().Err(err).Str("to", r.To).Str("from", r.From).Int("content_bytes", len(r.Content)).
+			Msg("spooled offline row refused by the database; message dropped")
+	case err != nil:
+		return 0, err
+	}
+	ids := make([]int64, len(rows))
+	for i, r := range rows {
+		ids[i] = r.ID
+	}
+	if err := w.spool.Delete(ctx, ids); err != nil {
+		return 0, err
+	}
+	return len(rows), nil
 }
