@@ -133,6 +133,8 @@ func New(cfg Config, table *hub.Table, hooks Hooks, log zerolog.Logger) *Server 
 		MaxWriteBufferSize:      cfg.MaxWriteBufferBytes,
 		MessageHandlerPoolSize:  cfg.HandlerPoolSize,
 		MaxLoad:                 cfg.MaxConnections,
+		ReadLimit:               readLimit(cfg),      // see httplimits.go
+		MaxHTTPBodySize:         maxRequestBodyBytes, // idem
 		KeepaliveTime:           cfg.IdleTimeout,
 		ReleaseWebsocketPayload: true,
 		// Larger than any message we accept or send, so that every message is
@@ -165,6 +167,9 @@ func (s *Server) TLSAddr() string {
 }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if refuseBody(w, r) {
+		return
+	}
 	wsPath := r.URL.Path == "/" || r.URL.Path == "/ws"
 	if !wsPath || !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 		s.servePage(w, r, wsPath)
