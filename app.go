@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -367,38 +368,35 @@ func (a *app) logStart(node string) {
 func (a *app) Addr() string { return a.srv.Addr() }
 
 // Close shuts down in reverse order: connections first (1001), then the offline
-// writer is flushed, then the account map, then the databases.
+// writer is flushed, then the account map, then the databases. Each stage has
+// its own share of server.shutdown_timeout (shutdown.go).
 func (a *app) Close(ctx context.Context) error {
 	var errs []error
 	if a.stopBus != nil {
 		a.stopBus()
 	}
+	plan := planShutdown(time.Now(), shutdownBudget(ctx, a.cfg.Server.ShutdownTimeout))
 	if a.api != nil {
-		if err := a.api.Shutdown(ctx); err != nil {
-			errs = append(errs, err)
-		}
+		errs = append(errs, a.stage(ctx, "side API", plan.api, a.api.Shutdown))
 	}
 	if a.srv != nil {
-		if err := a.srv.Shutdown(ctx); err != nil {
-			errs = append(errs, err)
-		}
+		errs = append(errs, a.stage(ctx, "connections", plan.connections, a.srv.Shutdown))
 	}
 	if a.writer != nil {
-		if err := a.writer.Close(ctx); err != nil {
+		if err := a.stage(ctx, "offline writer", plan.writer, a.writer.Close); err != nil {
 			a.log.Error().Err(err).Msg("offline messages lost at shutdown")
 			errs = append(errs, err)
 		}
 	}
 	if a.presence != nil {
-		if err := a.presence.Close(ctx); err != nil {
-			errs = append(errs, err)
-		}
+		errs = append(errs, a.stage(ctx, "account map", plan.end, a.presence.Close))
 	}
-	a.closeStores()
-	if len(errs) == 0 {
+	errs = append(errs, a.stage(ctx, "databases", plan.databases(time.Now()), a.closeStoresUntil))
+	err := errors.Join(errs...)
+	if err == nil {
 		a.log.Info().Msg("stopped")
 	}
-	return errors.Join(errs...)
+	return err
 }
 
 func (a *app) closeStores() {

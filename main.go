@@ -55,6 +55,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, env func(string) 
 	}
 	a, err := start(ctx, cfg, log)
 	if err != nil {
+		log.Error().Err(err).Msg("start failed")
 		return err
 	}
 	watchCerts(ctx, a)

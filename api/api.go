@@ -81,8 +81,13 @@ type Deps struct {
 	Log     zerolog.Logger
 }
 
-// maxBody bounds a request body.
+// maxBody bounds a request body (a member list of a full group fits); a call
+// announcing more is refused from its header, one sending more is cut off.
 const maxBody = 1 << 20
+
+// maxHeaderBytes bounds a request's header (net/http's default is 1 MiB; our
+// calls carry a bearer secret and little else).
+const maxHeaderBytes = 16 << 10
 
 // New builds the API; Start listens.
 func New(cfg Config, d Deps) *Server {
@@ -107,7 +112,8 @@ func New(cfg Config, d Deps) *Server {
 		s.fail(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	s.srv = &http.Server{
-		Handler:           s.authenticate(mux),
+		Handler:           limitBody(s.authenticate(mux)),
+		MaxHeaderBytes:    maxHeaderBytes,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -143,6 +149,21 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return fmt.Errorf("api: shutdown: %w", err)
 	}
 	return nil
+}
+
+// limitBody refuses a call whose Content-Length passes maxBody with 413 before
+// reading any of it, and caps what a handler can read of any other body.
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > maxBody {
+			w.Header().Set("Connection", "close")
+			writeJSON(w, http.StatusRequestEntityTooLarge, map[string]any{"error": map[string]string{
+				"code": "too_large", "message": fmt.Sprintf("request bodies are limited to %d bytes", maxBody)}})
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		next.ServeHTTP(w, r)
+	})
 }
 
 // authenticate lets a call through only with the right bearer secret, compared
@@ -183,11 +204,13 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 // decode reads a JSON object body into v; it answers 400 itself and returns
 // false on anything else.
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-	dec := json.NewDecoder(r.Body)
+	dec := json.NewDecoder(r.Body) // limited by limitBody
 	if err := dec.Decode(v); err != nil {
 		var te *json.UnmarshalTypeError
+		var mb *http.MaxBytesError
 		switch {
+		case errors.As(err, &mb):
+			s.fail(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request bodies are limited to %d bytes", mb.Limit))
 		case errors.As(err, &te) && te.Field != "":
 			s.fail(w, http.StatusBadRequest, "bad_field", te.Field+" has the wrong type")
 		default:

@@ -76,10 +76,26 @@ func newest(files ...string) time.Time {
 	return t
 }
 
+// TLS12Suites are the only cipher suites either listener offers under TLS 1.2:
+// ECDHE key exchange (forward secrecy) with an AEAD cipher, as Mozilla's
+// "intermediate" guidance has it; no RSA key exchange, no CBC. ChaCha20 comes
+// first, as llib's default order has it (see server/tlsmem_test.go); the
+// client's preference decides. TLS 1.3 suites are not configurable and all
+// three are offered.
+var TLS12Suites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+}
+
 // NBIOConfig is the TLS configuration for the WebSocket listener.
 func (s *Store) NBIOConfig(minVersion uint16) *tls.Config {
 	return &tls.Config{
-		MinVersion: minVersion,
+		MinVersion:   minVersion,
+		CipherSuites: TLS12Suites,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			s.mu.RLock()
 			defer s.mu.RUnlock()
@@ -91,7 +107,8 @@ func (s *Store) NBIOConfig(minVersion uint16) *tls.Config {
 // StdConfig is the TLS configuration for the side API.
 func (s *Store) StdConfig(minVersion uint16) *stdtls.Config {
 	return &stdtls.Config{
-		MinVersion: minVersion,
+		MinVersion:   minVersion,
+		CipherSuites: TLS12Suites, // the IDs are the IANA numbers in both stacks
 		GetCertificate: func(*stdtls.ClientHelloInfo) (*stdtls.Certificate, error) {
 			s.mu.RLock()
 			defer s.mu.RUnlock()

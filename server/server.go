@@ -94,6 +94,9 @@ type Server struct {
 	stopSweep chan struct{}
 	perIP     ipCounter
 
+	sockets listeners // see listen.go
+	running atomic.Bool
+
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -127,12 +130,15 @@ func New(cfg Config, table *hub.Table, hooks Hooks, log zerolog.Logger) *Server 
 		TLSConfig:               cfg.TLSConfig,
 		TLSAllocator:            newTLSBuffers(), // see tlsalloc.go
 		Handler:                 mux,
+		Listen:                  s.sockets.take, // see listen.go
 		IOMod:                   nbhttp.IOModNonBlocking,
 		NPoller:                 cfg.Pollers,
 		ReadBufferSize:          cfg.ReadBufferBytes,
 		MaxWriteBufferSize:      cfg.MaxWriteBufferBytes,
 		MessageHandlerPoolSize:  cfg.HandlerPoolSize,
 		MaxLoad:                 cfg.MaxConnections,
+		ReadLimit:               readLimit(cfg),      // see httplimits.go
+		MaxHTTPBodySize:         maxRequestBodyBytes, // idem
 		KeepaliveTime:           cfg.IdleTimeout,
 		ReleaseWebsocketPayload: true,
 		// Larger than any message we accept or send, so that every message is
@@ -143,11 +149,27 @@ func New(cfg Config, table *hub.Table, hooks Hooks, log zerolog.Logger) *Server 
 	return s
 }
 
-// Start listens and serves in the background.
+// Start listens and serves in the background. An address that cannot be
+// listened on is an error naming it, and nothing is left running.
 func (s *Server) Start() error {
-	if err := s.engine.Start(); err != nil {
-		return fmt.Errorf("server: listen %s: %w", s.cfg.Addr, err)
+	addrs := []namedAddr{{"server.addr", s.cfg.Addr}}
+	if s.cfg.TLSAddr != "" {
+		addrs = append(addrs, namedAddr{"tls.addr", s.cfg.TLSAddr})
 	}
+	bound, err := s.sockets.openAll("tcp", addrs)
+	if err != nil {
+		return err
+	}
+	// The engine asks its Listen hook for these, and reports them as Addr().
+	s.engine.AddrConfigs[0].Addr = bound[0]
+	if s.cfg.TLSAddr != "" {
+		s.engine.AddrConfigsTLS[0].Addr = bound[1]
+	}
+	if err := s.engine.Start(); err != nil {
+		s.sockets.closeAll()
+		return fmt.Errorf("server: start: %w", err)
+	}
+	s.running.Store(true)
 	go s.sweep(s.stopSweep)
 	return nil
 }
@@ -165,6 +187,9 @@ func (s *Server) TLSAddr() string {
 }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if refuseBody(w, r) {
+		return
+	}
 	wsPath := r.URL.Path == "/" || r.URL.Path == "/ws"
 	if !wsPath || !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 		s.servePage(w, r, wsPath)
@@ -264,6 +289,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) shutdown(ctx context.Context) error {
 	s.closing.Store(true)
+	if !s.running.Load() {
+		// Never started, or Start failed: nbio's engine must not be stopped
+		// (stopping one that did not start panics or hangs).
+		s.sockets.closeAll()
+		return nil
+	}
 	close(s.stopSweep)
 	n := 0
 	s.table.Each(func(c *hub.Conn) {
