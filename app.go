@@ -104,7 +104,7 @@ func start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *app, 
 		r.ObserveLatency(a.metrics.Redis)
 	}
 	a.groups = groups.NewCache(groups.NewStore(a.store.DB(), cfg.Groups.Table, a.store.Dialect() == offline.SQLite),
-		cfg.Groups.CacheTTL, cfg.Limits.MaxGroupSize)
+		cfg.Groups.CacheTTL, cfg.Limits.MaxGroupSize, cfg.Groups.CacheEntries)
 	hcfg := handlers.Config{
 		Node:            node,
 		Limits:          a.store.Limits(),

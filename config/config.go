@@ -98,6 +98,10 @@ type Groups struct {
 	// CacheTTL bounds how long a membership read from SQL is trusted; changes
 	// made through the side API take effect at once.
 	CacheTTL time.Duration `yaml:"cache_ttl"`
+	// CacheEntries bounds the groups whose member lists are kept (the least
+	// recently used go first), so that asking for ever new names cannot grow
+	// memory.
+	CacheEntries int `yaml:"cache_entries"`
 }
 
 // Debug exposes profiling; keep it on loopback.
@@ -189,7 +193,7 @@ func Default() Config {
 			FramesPerSecond: 20, FrameBurst: 40, ConnectionsPerIP: 256,
 			MaxContentBytes: 16 << 10, MaxGroupSize: 10_000, MaxUnacked: 1000,
 		},
-		Groups: Groups{Table: "app_group_member", CacheTTL: 60 * time.Second},
+		Groups: Groups{Table: "app_group_member", CacheTTL: 60 * time.Second, CacheEntries: 100_000},
 		TLS:    TLS{MinVersion: "1.2"},
 	}
 }
@@ -256,6 +260,7 @@ func (c Config) Validate() error {
 	check(c.Limits.MaxGroupSize > 0, "limits.max_group_size must be positive")
 	check(c.Limits.MaxUnacked > 0, "limits.max_unacked must be positive")
 	check(c.Groups.CacheTTL > 0, "groups.cache_ttl must be positive")
+	check(c.Groups.CacheEntries > 0, "groups.cache_entries must be positive")
 	check(!c.Cluster.Enabled || c.Redis.Addr != "", "cluster.enabled needs redis.addr: the nodes meet in Redis")
 	check(!c.Cluster.Enabled || c.MySQL.DSN != "", "cluster.enabled needs mysql.dsn: the nodes share the offline pool")
 	check(c.TLS.MinVersion == "1.2" || c.TLS.MinVersion == "1.3", "tls.min_version %q: want 1.2 or 1.3", c.TLS.MinVersion)
