@@ -115,6 +115,7 @@ func start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *app, 
 		FramesPerSecond: cfg.Limits.FramesPerSecond,
 		FrameBurst:      cfg.Limits.FrameBurst,
 		MaxUnacked:      cfg.Limits.MaxUnacked,
+		AckMemory:       cfg.Limits.AckMemory,
 	}
 	if cfg.Auth.Mode == "jwt" {
 		v, err := auth.New(auth.Config{Secret: cfg.Auth.JWTSecret, PublicKeyFile: cfg.Auth.JWTPublicKeyFile, Issuer: cfg.Auth.JWTIssuer})

@@ -88,6 +88,7 @@ type Limits struct {
 	MaxContentBytes  int      `yaml:"max_content_bytes"`  // message content; 0 = the table's size only
 	MaxGroupSize     int      `yaml:"max_group_size"`     // members per group
 	MaxUnacked       int      `yaml:"max_unacked"`        // per acknowledging connection, then closed
+	AckMemory        int      `yaml:"ack_memory"`         // cids remembered for retries, all senders together
 	AllowedOrigins   []string `yaml:"allowed_origins"`    // browser Origin values; empty = any
 }
 
@@ -192,6 +193,7 @@ func Default() Config {
 		Limits: Limits{
 			FramesPerSecond: 20, FrameBurst: 40, ConnectionsPerIP: 256,
 			MaxContentBytes: 16 << 10, MaxGroupSize: 10_000, MaxUnacked: 1000,
+			AckMemory: 1_000_000,
 		},
 		Groups: Groups{Table: "app_group_member", CacheTTL: 60 * time.Second, CacheEntries: 100_000},
 		TLS:    TLS{MinVersion: "1.2"},
@@ -259,6 +261,7 @@ func (c Config) Validate() error {
 		"limits.max_content_bytes (%d) must be 0..server.max_frame_bytes (%d)", c.Limits.MaxContentBytes, c.Server.MaxFrameBytes)
 	check(c.Limits.MaxGroupSize > 0, "limits.max_group_size must be positive")
 	check(c.Limits.MaxUnacked > 0, "limits.max_unacked must be positive")
+	check(c.Limits.AckMemory > 0, "limits.ack_memory must be positive")
 	check(c.Groups.CacheTTL > 0, "groups.cache_ttl must be positive")
 	check(c.Groups.CacheEntries > 0, "groups.cache_entries must be positive")
 	check(!c.Cluster.Enabled || c.Redis.Addr != "", "cluster.enabled needs redis.addr: the nodes meet in Redis")

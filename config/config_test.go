@@ -62,6 +62,7 @@ func TestInvalidValuesNamed(t *testing.T) {
 		"CHAT_OFFLINE_BATCH_SIZE":            "0",
 		"CHAT_LOG_FORMAT":                    "xml",
 		"CHAT_GROUPS_CACHE_ENTRIES":          "0",
+		"CHAT_LIMITS_ACK_MEMORY":             "0",
 	}
 	for k, v := range cases {
 		_, err := Load("../config.yaml", false, envOf(map[string]string{k: v}))
