@@ -89,6 +89,7 @@ func start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *app, 
 	}
 	a.writer = offline.NewWriter(a.store, offline.WriterConfig{
 		BatchSize: cfg.Offline.BatchSize, QueueLimit: cfg.Offline.QueueLimit, SpoolLimit: cfg.Offline.SpoolMaxRows,
+		SenderShare: cfg.Offline.SenderQueueShare,
 	}, log.With().Str("component", "offline").Logger())
 
 	if err := a.openSpool(ctx); err != nil {

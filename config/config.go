@@ -157,6 +157,9 @@ type Offline struct {
 	SpoolPath string `yaml:"spool_path"`
 	// SpoolMaxRows bounds the spool; past it senders get busy.
 	SpoolMaxRows int `yaml:"spool_max_rows"`
+	// SenderQueueShare bounds one sender's messages waiting in the queue, so
+	// that one sender cannot make everybody busy; 0: queue_limit/8.
+	SenderQueueShare int `yaml:"sender_queue_share"`
 }
 
 // Log sets the log output.
@@ -242,6 +245,8 @@ func (c Config) Validate() error {
 	check(c.Server.ShutdownTimeout > 0, "server.shutdown_timeout must be positive")
 	check(c.Offline.BatchSize > 0 && c.Offline.BatchSize <= 10_000, "offline.batch_size (%d) must be 1..10000", c.Offline.BatchSize)
 	check(c.Offline.QueueLimit >= c.Offline.BatchSize, "offline.queue_limit (%d) must be at least offline.batch_size (%d)", c.Offline.QueueLimit, c.Offline.BatchSize)
+	check(c.Offline.SenderQueueShare >= 0 && c.Offline.SenderQueueShare <= c.Offline.QueueLimit,
+		"offline.sender_queue_share (%d) must be 0..offline.queue_limit (%d)", c.Offline.SenderQueueShare, c.Offline.QueueLimit)
 	check(c.Offline.DrainPage > 0 && c.Offline.DrainPage <= 10_000, "offline.drain_page (%d) must be 1..10000", c.Offline.DrainPage)
 	check(c.Offline.DrainTimeout > 0, "offline.drain_timeout must be positive")
 	check(c.Offline.DrainQueue > 0, "offline.drain_queue must be positive")
