@@ -90,6 +90,7 @@ func start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *app, 
 	}
 	a.writer = offline.NewWriter(a.store, offline.WriterConfig{
 		BatchSize: cfg.Offline.BatchSize, QueueLimit: cfg.Offline.QueueLimit, SpoolLimit: cfg.Offline.SpoolMaxRows,
+		SenderShare: cfg.Offline.SenderQueueShare,
 	}, log.With().Str("component", "offline").Logger())
 
 	if err := a.openSpool(ctx); err != nil {
@@ -105,7 +106,7 @@ func start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *app, 
 		r.ObserveLatency(a.metrics.Redis)
 	}
 	a.groups = groups.NewCache(groups.NewStore(a.store.DB(), cfg.Groups.Table, a.store.Dialect() == offline.SQLite),
-		cfg.Groups.CacheTTL, cfg.Limits.MaxGroupSize)
+		cfg.Groups.CacheTTL, cfg.Limits.MaxGroupSize, cfg.Groups.CacheEntries)
 	hcfg := handlers.Config{
 		Node:            node,
 		Limits:          a.store.Limits(),
@@ -116,6 +117,7 @@ func start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *app, 
 		FramesPerSecond: cfg.Limits.FramesPerSecond,
 		FrameBurst:      cfg.Limits.FrameBurst,
 		MaxUnacked:      cfg.Limits.MaxUnacked,
+		AckMemory:       cfg.Limits.AckMemory,
 	}
 	if cfg.Auth.Mode == "jwt" {
 		v, err := auth.New(auth.Config{Secret: cfg.Auth.JWTSecret, PublicKeyFile: cfg.Auth.JWTPublicKeyFile, Issuer: cfg.Auth.JWTIssuer})

@@ -88,6 +88,7 @@ type Limits struct {
 	MaxContentBytes  int      `yaml:"max_content_bytes"`  // message content; 0 = the table's size only
 	MaxGroupSize     int      `yaml:"max_group_size"`     // members per group
 	MaxUnacked       int      `yaml:"max_unacked"`        // per acknowledging connection, then closed
+	AckMemory        int      `yaml:"ack_memory"`         // cids remembered for retries, all senders together
 	AllowedOrigins   []string `yaml:"allowed_origins"`    // browser Origin values; empty = any
 }
 
@@ -98,6 +99,10 @@ type Groups struct {
 	// CacheTTL bounds how long a membership read from SQL is trusted; changes
 	// made through the side API take effect at once.
 	CacheTTL time.Duration `yaml:"cache_ttl"`
+	// CacheEntries bounds the groups whose member lists are kept (the least
+	// recently used go first), so that asking for ever new names cannot grow
+	// memory.
+	CacheEntries int `yaml:"cache_entries"`
 }
 
 // Debug exposes profiling; keep it on loopback.
@@ -152,6 +157,9 @@ type Offline struct {
 	SpoolPath string `yaml:"spool_path"`
 	// SpoolMaxRows bounds the spool; past it senders get busy.
 	SpoolMaxRows int `yaml:"spool_max_rows"`
+	// SenderQueueShare bounds one sender's messages waiting in the queue, so
+	// that one sender cannot make everybody busy; 0: queue_limit/8.
+	SenderQueueShare int `yaml:"sender_queue_share"`
 }
 
 // Log sets the log output.
@@ -188,8 +196,9 @@ func Default() Config {
 		Limits: Limits{
 			FramesPerSecond: 20, FrameBurst: 40, ConnectionsPerIP: 256,
 			MaxContentBytes: 16 << 10, MaxGroupSize: 10_000, MaxUnacked: 1000,
+			AckMemory: 1_000_000,
 		},
-		Groups: Groups{Table: "app_group_member", CacheTTL: 60 * time.Second},
+		Groups: Groups{Table: "app_group_member", CacheTTL: 60 * time.Second, CacheEntries: 100_000},
 		TLS:    TLS{MinVersion: "1.2"},
 	}
 }
@@ -236,6 +245,8 @@ func (c Config) Validate() error {
 	check(c.Server.ShutdownTimeout > 0, "server.shutdown_timeout must be positive")
 	check(c.Offline.BatchSize > 0 && c.Offline.BatchSize <= 10_000, "offline.batch_size (%d) must be 1..10000", c.Offline.BatchSize)
 	check(c.Offline.QueueLimit >= c.Offline.BatchSize, "offline.queue_limit (%d) must be at least offline.batch_size (%d)", c.Offline.QueueLimit, c.Offline.BatchSize)
+	check(c.Offline.SenderQueueShare >= 0 && c.Offline.SenderQueueShare <= c.Offline.QueueLimit,
+		"offline.sender_queue_share (%d) must be 0..offline.queue_limit (%d)", c.Offline.SenderQueueShare, c.Offline.QueueLimit)
 	check(c.Offline.DrainPage > 0 && c.Offline.DrainPage <= 10_000, "offline.drain_page (%d) must be 1..10000", c.Offline.DrainPage)
 	check(c.Offline.DrainTimeout > 0, "offline.drain_timeout must be positive")
 	check(c.Offline.DrainQueue > 0, "offline.drain_queue must be positive")
@@ -255,7 +266,9 @@ func (c Config) Validate() error {
 		"limits.max_content_bytes (%d) must be 0..server.max_frame_bytes (%d)", c.Limits.MaxContentBytes, c.Server.MaxFrameBytes)
 	check(c.Limits.MaxGroupSize > 0, "limits.max_group_size must be positive")
 	check(c.Limits.MaxUnacked > 0, "limits.max_unacked must be positive")
+	check(c.Limits.AckMemory > 0, "limits.ack_memory must be positive")
 	check(c.Groups.CacheTTL > 0, "groups.cache_ttl must be positive")
+	check(c.Groups.CacheEntries > 0, "groups.cache_entries must be positive")
 	check(!c.Cluster.Enabled || c.Redis.Addr != "", "cluster.enabled needs redis.addr: the nodes meet in Redis")
 	check(!c.Cluster.Enabled || c.MySQL.DSN != "", "cluster.enabled needs mysql.dsn: the nodes share the offline pool")
 	check(c.TLS.MinVersion == "1.2" || c.TLS.MinVersion == "1.3", "tls.min_version %q: want 1.2 or 1.3", c.TLS.MinVersion)

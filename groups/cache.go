@@ -1,6 +1,7 @@
 package groups
 
 import (
+	"container/list"
 	"context"
 	"sort"
 	"sync"
@@ -38,35 +39,56 @@ type source interface {
 	Remove(ctx context.Context, group string, accounts []string) error
 }
 
-// Cache keeps member sets for ttl. Concurrent misses for one group share one
-// query. Changes made through it (the side API) invalidate at once.
+// Cache keeps member sets for ttl, at most a fixed number of groups (the least
+// recently used one is dropped first), so that asking for ever new names cannot
+// grow it. Concurrent misses for one group share one query. Changes made
+// through it (the side API) invalidate at once.
 type Cache struct {
-	src source
-	ttl time.Duration
-	max int
-	now func() time.Time
+	src     source
+	ttl     time.Duration
+	max     int // members per group
+	entries int // groups kept at most
+	now     func() time.Time
+	// none is the answer for every group nobody is in: cached like any other
+	// (asking again for an unknown group costs no query within the TTL), and
+	// shared, so it costs no set per name.
+	none *Set
 
-	mu      sync.Mutex
-	entries map[string]*entry
+	mu  sync.Mutex
+	m   map[string]*entry
+	lru list.List // of *entry with a set, most recently used first
 }
 
 type entry struct {
+	group   string
 	set     *Set
 	expires time.Time
+	elem    *list.Element // in lru once loaded
 	loading chan struct{} // closed when a load finishes
 	stale   bool          // invalidated while loading: do not keep the result
 }
 
-// NewCache caches src's member lists for ttl; max bounds a group's size.
-func NewCache(src source, ttl time.Duration, max int) *Cache {
-	return &Cache{src: src, ttl: ttl, max: max, now: time.Now, entries: make(map[string]*entry)}
+// NewCache caches src's member lists for ttl, for at most entries groups
+// (entries <= 0: 100000); max bounds a group's size.
+func NewCache(src source, ttl time.Duration, max, entries int) *Cache {
+	if entries <= 0 {
+		entries = 100_000
+	}
+	return &Cache{src: src, ttl: ttl, max: max, entries: entries, now: time.Now, none: &Set{}, m: make(map[string]*entry)}
+}
+
+// Len is the number of groups whose member sets are kept.
+func (c *Cache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lru.Len()
 }
 
 // Get returns group's members (an empty set for a group nobody is in).
 func (c *Cache) Get(ctx context.Context, group string) (*Set, error) {
 	for {
 		c.mu.Lock()
-		e := c.entries[group]
+		e := c.m[group]
 		switch {
 		case e != nil && e.loading != nil:
 			ch := e.loading
@@ -78,11 +100,14 @@ func (c *Cache) Get(ctx context.Context, group string) (*Set, error) {
 			}
 			continue
 		case e != nil && e.set != nil && c.now().Before(e.expires):
+			c.lru.MoveToFront(e.elem)
 			c.mu.Unlock()
 			return e.set, nil
+		case e != nil:
+			c.dropLocked(e) // expired
 		}
-		e = &entry{loading: make(chan struct{})}
-		c.entries[group] = e
+		e = &entry{group: group, loading: make(chan struct{})}
+		c.m[group] = e
 		c.mu.Unlock()
 
 		members, err := c.src.Members(ctx, group)
@@ -90,19 +115,32 @@ func (c *Cache) Get(ctx context.Context, group string) (*Set, error) {
 		close(e.loading)
 		e.loading = nil
 		if err != nil {
-			delete(c.entries, group)
+			delete(c.m, group)
 			c.mu.Unlock()
 			return nil, err
 		}
-		set := &Set{members: members}
+		set := c.none
+		if len(members) > 0 {
+			set = &Set{members: members}
+		}
 		if e.stale {
-			delete(c.entries, group)
+			delete(c.m, group)
 		} else {
 			e.set, e.expires = set, c.now().Add(c.ttl)
+			e.elem = c.lru.PushFront(e)
+			for c.lru.Len() > c.entries {
+				c.dropLocked(c.lru.Back().Value.(*entry))
+			}
 		}
 		c.mu.Unlock()
 		return set, nil
 	}
+}
+
+// dropLocked forgets a loaded entry. Caller holds c.mu.
+func (c *Cache) dropLocked(e *entry) {
+	c.lru.Remove(e.elem)
+	delete(c.m, e.group)
 }
 
 // Add adds members and drops the cached set.
@@ -121,11 +159,11 @@ func (c *Cache) Remove(ctx context.Context, group string, accounts []string) err
 // waiting on it, but its result is not kept.
 func (c *Cache) Invalidate(group string) {
 	c.mu.Lock()
-	if e := c.entries[group]; e != nil {
+	if e := c.m[group]; e != nil {
 		if e.loading != nil {
 			e.stale = true
 		} else {
-			delete(c.entries, group)
+			c.dropLocked(e)
 		}
 	}
 	c.mu.Unlock()

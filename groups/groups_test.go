@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -96,7 +97,7 @@ func (c *countingSource) Remove(context.Context, string, []string) error { retur
 
 func TestCacheSharesLoadsAndSeesChanges(t *testing.T) {
 	src := &countingSource{members: map[string][]string{"g": {"a", "b"}}, hold: make(chan struct{})}
-	c := groups.NewCache(src, time.Hour, 100)
+	c := groups.NewCache(src, time.Hour, 100, 0)
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	for i := 0; i < 50; i++ {
@@ -119,5 +120,100 @@ func TestCacheSharesLoadsAndSeesChanges(t *testing.T) {
 	}
 	if s, _ := c.Get(ctx, "g"); !s.Has("z") {
 		t.Fatal("a member added through the cache is not seen at once")
+	}
+}
+
+// A client asking for ever new group names must not grow the cache: it keeps
+// at most its cap, drops the least recently used first, and what it still
+// holds stays correct.
+func TestCacheKeepsAtMostItsCap(t *testing.T) {
+	src := &countingSource{members: map[string][]string{"team": {"a", "b"}}}
+	c := groups.NewCache(src, time.Hour, 100, 50)
+	ctx := context.Background()
+	if s, err := c.Get(ctx, "team"); err != nil || !s.Has("a") {
+		t.Fatalf("Get(team) = %v, %v", s, err)
+	}
+	for i := 0; i < 1000; i++ {
+		if i%10 == 0 { // team stays in use, so it is not the one dropped
+			if _, err := c.Get(ctx, "team"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s, err := c.Get(ctx, "random-"+strconv.Itoa(i))
+		if err != nil || s.Len() != 0 {
+			t.Fatalf("unknown group = %v, %v; want an empty set", s, err)
+		}
+		if n := c.Len(); n > 50 {
+			t.Fatalf("after %d names the cache holds %d groups; want at most 50", i+1, n)
+		}
+	}
+	if n := c.Len(); n != 50 {
+		t.Fatalf("cache holds %d groups; want 50 (full, not emptied)", n)
+	}
+	before := src.reads.Load()
+	if s, _ := c.Get(ctx, "team"); !s.Has("b") {
+		t.Fatal("the group in use lost its members")
+	}
+	if src.reads.Load() != before {
+		t.Fatal("the group in use was dropped before unused ones")
+	}
+	if _, err := c.Get(ctx, "random-0"); err != nil {
+		t.Fatal(err)
+	}
+	if src.reads.Load() != before+1 {
+		t.Fatal("the least recently used name was not the one dropped")
+	}
+	if err := c.Add(ctx, "team", []string{"z"}); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := c.Get(ctx, "team"); !s.Has("z") {
+		t.Fatal("a member added through a full cache is not seen at once")
+	}
+}
+
+// An unknown group is answered from the cache within the TTL like a known one,
+// so a client repeating it at the frame rate costs no query per frame; a
+// member added through the cache is seen at once, and one added behind the
+// cache's back once the TTL has passed.
+func TestCacheRemembersUnknownGroups(t *testing.T) {
+	src := &countingSource{members: map[string][]string{}}
+	c := groups.NewCache(src, time.Hour, 100, 10)
+	ctx := context.Background()
+	for i := 0; i < 100; i++ {
+		if s, err := c.Get(ctx, "nobody"); err != nil || s.Len() != 0 {
+			t.Fatalf("Get(nobody) = %v, %v", s, err)
+		}
+	}
+	if n := src.reads.Load(); n != 1 {
+		t.Fatalf("100 asks for an unknown group made %d reads; want 1", n)
+	}
+	if err := c.Add(ctx, "nobody", []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := c.Get(ctx, "nobody"); !s.Has("a") {
+		t.Fatal("a member added to an unknown group is not seen at once")
+	}
+
+	short := groups.NewCache(src, 20*time.Millisecond, 100, 10)
+	if s, _ := short.Get(ctx, "later"); s.Len() != 0 {
+		t.Fatal("later has members already")
+	}
+	src.mu.Lock()
+	src.members["later"] = []string{"b"} // written to SQL by someone else
+	src.mu.Unlock()
+	eventuallyTrue(t, "the member written behind the cache is seen after the TTL", func() bool {
+		s, err := short.Get(ctx, "later")
+		return err == nil && s.Has("b")
+	})
+}
+
+func eventuallyTrue(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

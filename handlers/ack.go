@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
-	"sync"
-	"time"
 
 	"chatserver/hub"
 )
@@ -53,67 +51,4 @@ func (h *Handler) settle(c *hub.Conn, from, cid, id string, stored bool, ticket 
 	h.acks.remember(from, cid, status)
 	h.reply(c, ackPayload(cid, id, status))
 	return nil
-}
-
-// ackMemory remembers, per sender, the cids it used recently and what became of
-// them, so that a retried frame is acknowledged again and not delivered twice.
-type ackMemory struct {
-	mu      sync.Mutex
-	senders map[string]*sentCIDs
-	inserts int
-	now     func() time.Time
-}
-
-type sentCIDs struct {
-	last   time.Time
-	status map[string]string // cid -> pushed|stored
-	order  []string          // oldest first, bounded by cidsPerSender
-}
-
-const (
-	cidsPerSender = 512
-	cidMemory     = 10 * time.Minute
-)
-
-func newAckMemory() *ackMemory {
-	return &ackMemory{senders: make(map[string]*sentCIDs), now: time.Now}
-}
-
-func (m *ackMemory) seen(from, cid string) (string, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	s := m.senders[from]
-	if s == nil {
-		return "", false
-	}
-	st, ok := s.status[cid]
-	return st, ok
-}
-
-func (m *ackMemory) remember(from, cid, status string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	now := m.now()
-	s := m.senders[from]
-	if s == nil {
-		s = &sentCIDs{status: make(map[string]string)}
-		m.senders[from] = s
-	}
-	s.last = now
-	if _, ok := s.status[cid]; !ok {
-		s.order = append(s.order, cid)
-		if len(s.order) > cidsPerSender {
-			delete(s.status, s.order[0])
-			s.order = s.order[1:]
-		}
-	}
-	s.status[cid] = status
-	m.inserts++
-	if m.inserts%4096 == 0 {
-		for a, x := range m.senders {
-			if now.Sub(x.last) > cidMemory {
-				delete(m.senders, a)
-			}
-		}
-	}
 }

@@ -21,7 +21,10 @@ func (discard) RemoteAddr() string      { return "bench" }
 
 type nopStore struct{ memStore }
 
-func (*nopStore) Enqueue(offline.Message) (uint64, error) { return 0, nil }
+func (*nopStore) Enqueue(offline.Message) (uint64, error)         { return 0, nil }
+func (*nopStore) EnqueueAccepted(offline.Message) (uint64, error) { return 0, nil }
+func (*nopStore) Reserve(string, string, int) error               { return nil }
+func (*nopStore) Release(string)                                  {}
 
 func benchHandler(b *testing.B) (*Handler, *hub.Table) {
 	table := hub.NewTable(100)

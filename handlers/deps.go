@@ -12,6 +12,13 @@ import (
 // new messages and the table for the drain.
 type Store interface {
 	Enqueue(m offline.Message) (ticket uint64, err error)
+	// EnqueueAccepted queues a message the sender was already told about
+	// (requeued after an unacknowledged push); never refused for a full queue.
+	EnqueueAccepted(m offline.Message) (ticket uint64, err error)
+	// Reserve admits n rows of message id from sender from, all or nothing
+	// (offline.ErrBusy); Release gives back what the fan-out did not use.
+	Reserve(from, id string, n int) error
+	Release(id string)
 	Flush(ctx context.Context) error
 	WaitWritten(ctx context.Context, ticket uint64) error
 	HasPending(ctx context.Context, account string) (bool, error)

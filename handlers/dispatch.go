@@ -39,6 +39,9 @@ type Config struct {
 	// MaxUnacked bounds what an acknowledging connection may leave unacked;
 	// past it the connection is closed as too slow. Default 1000.
 	MaxUnacked int
+	// AckMemory bounds the cids remembered for retries, all senders together.
+	// Default 1,000,000.
+	AckMemory int
 }
 
 func (c Config) withDefaults() Config {
@@ -56,6 +59,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxUnacked <= 0 {
 		c.MaxUnacked = 1000
+	}
+	if c.AckMemory <= 0 {
+		c.AckMemory = 1_000_000
 	}
 	return c
 }
@@ -99,7 +105,7 @@ func New(cfg Config, d Deps) *Handler {
 		cfg: cfg, table: d.Table, store: d.Store, presence: d.Presence, groups: d.Groups, remote: d.Remote,
 		metrics: d.Metrics, log: d.Log, now: time.Now, started: time.Now(),
 		broadcasters: make(map[string]bool, len(cfg.Broadcasters)),
-		acks:         newAckMemory(),
+		acks:         newAckMemory(cfg.AckMemory),
 		run:          runPrefix(),
 	}
 	for _, a := range cfg.Broadcasters {

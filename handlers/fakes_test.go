@@ -37,10 +37,23 @@ func (m *memStore) Enqueue(msg offline.Message) (uint64, error) {
 	if m.enqErr != nil {
 		return 0, m.enqErr
 	}
+	return m.addLocked(msg), nil
+}
+
+// EnqueueAccepted passes a full queue (enqErr), as the writer's does.
+func (m *memStore) EnqueueAccepted(msg offline.Message) (uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.addLocked(msg), nil
+}
+
+func (m *memStore) addLocked(msg offline.Message) uint64 {
 	m.nextID++
 	m.rows = append(m.rows, offline.Row{ID: m.nextID, To: msg.To, From: msg.From, Content: msg.Content, Group: msg.Group, MsgID: msg.ID})
-	return uint64(m.nextID), nil
+	return uint64(m.nextID)
 }
+func (m *memStore) Reserve(string, string, int) error         { return nil }
+func (m *memStore) Release(string)                            {}
 func (m *memStore) WaitWritten(context.Context, uint64) error { return nil }
 func (m *memStore) Flush(context.Context) error               { return nil }
 func (m *memStore) HasPending(context.Context, string) (bool, error) {

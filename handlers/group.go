@@ -85,6 +85,20 @@ func (h *Handler) pushGroup(ctx context.Context, from, group, content, id string
 			members = append(members, m)
 		}
 	}
+	// The offline rows of one group message are admitted all or nothing, so a
+	// sender past its share of the queue is told busy before anyone gets it,
+	// not after half the group. Members online here need no row; those online
+	// on other nodes are counted too (at worst a busy a little early).
+	away := 0
+	for _, m := range members {
+		if !h.table.Online(m) {
+			away++
+		}
+	}
+	if err := h.store.Reserve(from, id, away); err != nil {
+		return r, 0, storeError(err)
+	}
+	defer h.store.Release(id)
 	var firstErr error
 	r, ticket, firstErr = h.fanout(from, content, group, id, members, h.now().Unix())
 	r.Members = len(members)

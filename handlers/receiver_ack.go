@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"sync/atomic"
 
 	"chatserver/hub"
 	"chatserver/offline"
@@ -20,12 +21,20 @@ type message struct {
 	h      *Handler
 	m      offline.Message
 	ticket uint64 // of the last Store, for a sender waiting on a durable ack
+	// accepted is set once the message went through (pushed, stored, or taken
+	// from another node): storing it again, after a connection closed without
+	// acknowledging it, must not be refused for a full queue, or it is lost.
+	accepted atomic.Bool
 }
 
 func (it *message) ID() string { return it.m.ID }
 
 func (it *message) Store() error {
-	t, err := it.h.store.Enqueue(it.m)
+	enqueue := it.h.store.Enqueue
+	if it.accepted.Load() {
+		enqueue = it.h.store.EnqueueAccepted
+	}
+	t, err := enqueue(it.m)
 	if err == nil {
 		it.ticket = t
 	}

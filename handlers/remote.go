@@ -42,6 +42,7 @@ func (h *Handler) fanout(from, content, group, id string, accounts []string, now
 	deliver := func(a string) {
 		it := &message{h: h, m: offline.Message{To: a, From: from, Content: content, Group: group, ID: id, AddTime: now}}
 		d, err := h.table.Deliver(a, from, frame, it)
+		it.accepted.Store(err == nil)
 		if it.ticket > ticket {
 			ticket = it.ticket
 		}
@@ -143,7 +144,9 @@ func (h *Handler) Receive(env cluster.Envelope) {
 	}
 	frame := hub.TextFrame(messagePayload(env.From, env.Content, env.Group, env.ID))
 	for _, a := range env.To {
-		var it hub.Item = &message{h: h, m: offline.Message{To: a, From: env.From, Content: env.Content, Group: env.Group, ID: env.ID, AddTime: env.AddTime}}
+		m := &message{h: h, m: offline.Message{To: a, From: env.From, Content: env.Content, Group: env.Group, ID: env.ID, AddTime: env.AddTime}}
+		m.accepted.Store(true) // the sending node counted it as delivered
+		var it hub.Item = m
 		if !env.Store {
 			it = &noStore{id: env.ID}
 		}

@@ -10,9 +10,9 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// ErrBusy is returned by Enqueue when the queue is full: the database is not
-// keeping up (or is down) and the sender must be told instead of the message
-// being dropped silently.
+// ErrBusy is returned by Enqueue when the queue is full, or the sender already
+// has its share of it waiting: the database is not keeping up (or is down) and
+// the sender must be told instead of the message being dropped silently.
 var ErrBusy = errors.New("offline: write queue full")
 
 // ErrClosed is returned by Enqueue after Close.
@@ -30,6 +30,10 @@ type WriterConfig struct {
 	// SpoolLimit bounds the rows held in the spool (with a spool); past it
 	// Enqueue says ErrBusy. Default 1,000,000.
 	SpoolLimit int
+	// SenderShare bounds the messages of one sender (Message.From) waiting in
+	// the queue, so that one sender cannot fill it for everybody. Default
+	// QueueLimit/8.
+	SenderShare int
 }
 
 func (c WriterConfig) withDefaults() WriterConfig {
@@ -41,6 +45,9 @@ func (c WriterConfig) withDefaults() WriterConfig {
 	}
 	if c.SpoolLimit <= 0 {
 		c.SpoolLimit = 1_000_000
+	}
+	if c.SenderShare <= 0 {
+		c.SenderShare = max(c.QueueLimit/8, 1)
 	}
 	return c
 }
@@ -60,6 +67,14 @@ type Writer struct {
 	written  uint64        // messages ever written (or given up on)
 	progress chan struct{} // closed and replaced whenever written grows
 	closed   bool
+
+	// Admission, guarded by mu: messages waiting per sender, and room set
+	// aside by Reserve (per message id, per sender and in all). Reserved room
+	// counts as taken until it is used or released.
+	bySender     map[string]int
+	reserved     map[string]*reservation
+	reservedFrom map[string]int
+	reservedAll  int
 
 	wake chan struct{}
 	done chan struct{}
@@ -119,24 +134,49 @@ func NewWriter(store inserter, cfg WriterConfig, log zerolog.Logger) *Writer {
 		progress: make(chan struct{}),
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
+
+		bySender:     make(map[string]int),
+		reserved:     make(map[string]*reservation),
+		reservedFrom: make(map[string]int),
 	}
 	go w.run()
 	return w
 }
 
 // Enqueue queues m for writing and returns its ticket for WaitWritten. It
-// never blocks.
+// never blocks. It says ErrBusy when the queue (or the spool) is full, or when
+// m.From already has its share of the queue waiting, unless room was reserved
+// for m (Reserve with m's id).
 func (w *Writer) Enqueue(m Message) (uint64, error) {
+	return w.enqueue(m, false)
+}
+
+// EnqueueAccepted is Enqueue for a message accepted earlier (pushed to a
+// connection that closed before acknowledging it, or taken from another
+// node): it is never refused for a full queue, since the sender was already
+// told it went through. It counts against the queue and the sender's share
+// like any other.
+func (w *Writer) EnqueueAccepted(m Message) (uint64, error) {
+	return w.enqueue(m, true)
+}
+
+func (w *Writer) enqueue(m Message, accepted bool) (uint64, error) {
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
 		return 0, ErrClosed
 	}
-	if len(w.queue) >= w.cfg.QueueLimit || (w.spool != nil && w.spooled+len(w.queue) >= w.cfg.SpoolLimit) {
-		w.mu.Unlock()
-		return 0, ErrBusy
+	if r := w.reservedFor(m); r != nil {
+		r.left--
+		w.unreserveLocked(r.from, 1)
+	} else if !accepted {
+		if err := w.admitLocked(m.From, 1); err != nil {
+			w.mu.Unlock()
+			return 0, err
+		}
 	}
 	w.queue = append(w.queue, m)
+	w.bySender[m.From]++
 	w.enqueued++
 	ticket := w.enqueued
 	w.mu.Unlock()
@@ -145,6 +185,83 @@ func (w *Writer) Enqueue(m Message) (uint64, error) {
 	default:
 	}
 	return ticket, nil
+}
+
+// reservedFor is m's reservation with room left, if any. Caller holds mu.
+func (w *Writer) reservedFor(m Message) *reservation {
+	if len(w.reserved) == 0 {
+		return nil
+	}
+	if r := w.reserved[m.ID]; r != nil && r.from == m.From && r.left > 0 {
+		return r
+	}
+	return nil
+}
+
+// reservation is room set aside for the rows of one message.
+type reservation struct {
+	from string
+	left int
+}
+
+// Reserve sets aside room for n rows of the message with id from sender from
+// (a group message's offline fan-out), all or nothing: ErrBusy if the queue
+// (or the spool) has no room for n more, or if the sender already has
+// messages waiting and n more would pass its share. A sender with nothing
+// waiting may always reserve up to the queue's room, so that a group larger
+// than the share can still be sent. Enqueue of a message with that id and
+// sender uses the room; Release gives back what is left.
+func (w *Writer) Reserve(from, id string, n int) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return ErrClosed
+	}
+	if n <= 0 {
+		return nil
+	}
+	if err := w.admitLocked(from, n); err != nil {
+		return err
+	}
+	r := w.reserved[id]
+	if r == nil { // ids are one sender's (derived from it, or generated)
+		r = &reservation{from: from}
+		w.reserved[id] = r
+	}
+	r.left += n
+	w.reservedFrom[r.from] += n
+	w.reservedAll += n
+	return nil
+}
+
+// Release gives back the room Reserve set aside for id and not used.
+func (w *Writer) Release(id string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if r := w.reserved[id]; r != nil {
+		w.unreserveLocked(r.from, r.left)
+		delete(w.reserved, id)
+	}
+}
+
+// admitLocked says whether n more rows from sender from fit. Caller holds mu.
+func (w *Writer) admitLocked(from string, n int) error {
+	taken := len(w.queue) + w.reservedAll
+	if taken+n > w.cfg.QueueLimit || (w.spool != nil && w.spooled+taken+n > w.cfg.SpoolLimit) {
+		return ErrBusy
+	}
+	if mine := w.bySender[from] + w.reservedFrom[from]; mine > 0 && mine+n > w.cfg.SenderShare {
+		return ErrBusy
+	}
+	return nil
+}
+
+// unreserveLocked returns n reserved rows of sender from. Caller holds mu.
+func (w *Writer) unreserveLocked(from string, n int) {
+	w.reservedAll -= n
+	if w.reservedFrom[from] -= n; w.reservedFrom[from] <= 0 {
+		delete(w.reservedFrom, from)
+	}
 }
 
 // Flush waits until every message enqueued before the call is in the database.
@@ -239,6 +356,11 @@ func (w *Writer) run() {
 		}
 
 		w.mu.Lock()
+		for _, m := range batch {
+			if w.bySender[m.From]--; w.bySender[m.From] <= 0 {
+				delete(w.bySender, m.From)
+			}
+		}
 		w.queue = w.queue[n:]
 		if len(w.queue) == 0 {
 			w.queue = nil // let the backing array go
