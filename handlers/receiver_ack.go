@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"sync/atomic"
 
 	"chatserver/hub"
 	"chatserver/offline"
@@ -15,11 +16,14 @@ import (
 // acknowledged, not when written. Connections without "ack" keep the legacy
 // behaviour: written means delivered.
 
-// message is a live message on its way: hub.Item for the table.
+// message is a live message on its way to one recipient: hub.Item for the
+// table. ack, if the sender asked for one, hears the first outcome of this
+// copy (a later Store, of a copy pushed and then not acknowledged, is not one).
 type message struct {
-	h      *Handler
-	m      offline.Message
-	ticket uint64 // of the last Store, for a sender waiting on a durable ack
+	h        *Handler
+	m        offline.Message
+	ack      *senderAck
+	reported atomic.Bool
 }
 
 func (it *message) ID() string { return it.m.ID }
@@ -27,9 +31,19 @@ func (it *message) ID() string { return it.m.ID }
 func (it *message) Store() error {
 	t, err := it.h.store.Enqueue(it.m)
 	if err == nil {
-		it.ticket = t
+		it.report(true, t)
 	}
 	return err
+}
+
+// Released: a copy held for a connection in the last pass of its drain was
+// written to it.
+func (it *message) Released() { it.report(false, 0) }
+
+func (it *message) report(stored bool, ticket uint64) {
+	if it.ack != nil && it.reported.CompareAndSwap(false, true) {
+		it.ack.outcome(stored, ticket)
+	}
 }
 
 // drainedRow is an offline row pushed to an acknowledging connection: it stays
