@@ -160,3 +160,37 @@ func TestLimits(t *testing.T) {
 	}
 	_ = ok.Close()
 }
+
+// TestAnnouncementsReachBoundConnectionsOnly: with auth.mode jwt, a connection
+// that never sent init and one whose init was refused receive no announcement
+// (side API or flag:all); a bound one receives both.
+func TestAnnouncementsReachBoundConnectionsOnly(t *testing.T) {
+	ts := startServer(t, "embedded", func(c *config.Config) {
+		c.Auth.Mode = "jwt"
+		c.Auth.JWTSecret = "site-secret"
+		c.Broadcast.Allowed = []string{"admin"}
+	})
+	hour := time.Now().Add(time.Hour)
+	admin := dial(t, ts.url)
+	admin.sendJSON(map[string]string{"flag": "init", "from": "admin", "token": token(t, "site-secret", "admin", hour)})
+	admin.sync()
+	silent := dial(t, ts.url) // never sends init
+	refused := dial(t, ts.url)
+	refused.sendJSON(map[string]string{"flag": "init", "from": "mallory", "token": "forged"})
+	if f := refused.next(5 * time.Second); f["code"] != "unauthorized" {
+		t.Fatalf("forged init got %v; want unauthorized", f)
+	}
+
+	admin.send(`{"flag":"all","from":"admin","content":"from a client"}`)
+	if f := admin.next(5 * time.Second); f["content"] != "from a client" {
+		t.Fatalf("the bound sender got %v; want its announcement", f)
+	}
+	if code, _ := ts.api("POST", "/api/broadcast", map[string]string{"from": "admin", "content": "from the site"}); code != 200 {
+		t.Fatalf("api broadcast: %d", code)
+	}
+	if f := admin.next(5 * time.Second); f["content"] != "from the site" {
+		t.Fatalf("the bound connection got %v; want the API announcement", f)
+	}
+	silent.none(500 * time.Millisecond)
+	refused.none(100 * time.Millisecond)
+}

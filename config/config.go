@@ -151,6 +151,9 @@ type Offline struct {
 	DrainPage    int           `yaml:"drain_page"`
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
 	DrainQueue   int           `yaml:"drain_queue"`
+	// QueryTimeout bounds each database step of an init's drain: a database
+	// that hangs costs an init at most this before it answers unavailable.
+	QueryTimeout time.Duration `yaml:"query_timeout"`
 	// SpoolPath is a local SQLite file that holds offline messages while MySQL
 	// cannot be written (empty: no spool; MySQL outages then hold messages in
 	// memory only, up to queue_limit). Not used by the embedded default.
@@ -188,7 +191,7 @@ func Default() Config {
 		},
 		Redis: Redis{KeyPrefix: "chat:"},
 		Embed: Embed{Path: "data/chat.db"},
-		Offline: Offline{Table: "app_offline", BatchSize: 500, QueueLimit: 100_000, DrainPage: 500, DrainTimeout: 30 * time.Second, DrainQueue: 10_000,
+		Offline: Offline{Table: "app_offline", BatchSize: 500, QueueLimit: 100_000, DrainPage: 500, DrainTimeout: 30 * time.Second, DrainQueue: 10_000, QueryTimeout: 3 * time.Second,
 			SpoolPath: "data/spool.db", SpoolMaxRows: 1_000_000},
 		Log:  Log{Level: "info", Format: "json"},
 		API:  API{Addr: "127.0.0.1:9053"},
@@ -249,6 +252,7 @@ func (c Config) Validate() error {
 		"offline.sender_queue_share (%d) must be 0..offline.queue_limit (%d)", c.Offline.SenderQueueShare, c.Offline.QueueLimit)
 	check(c.Offline.DrainPage > 0 && c.Offline.DrainPage <= 10_000, "offline.drain_page (%d) must be 1..10000", c.Offline.DrainPage)
 	check(c.Offline.DrainTimeout > 0, "offline.drain_timeout must be positive")
+	check(c.Offline.QueryTimeout > 0, "offline.query_timeout must be positive")
 	check(c.Offline.DrainQueue > 0, "offline.drain_queue must be positive")
 	check(c.MySQL.DSN != "" || c.Embed.Path != "", "set mysql.dsn or embedded.path")
 	switch c.Auth.Mode {

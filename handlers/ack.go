@@ -1,9 +1,9 @@
 package handlers
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"sync"
 
 	"chatserver/hub"
 )
@@ -34,21 +34,154 @@ func ackPayload(cid, id, status string) []byte {
 	return append(b, '}')
 }
 
-// settle waits, for a sender who asked for an ack, until a stored message is
-// committed; then the ack is sent and remembered.
-func (h *Handler) settle(c *hub.Conn, from, cid, id string, stored bool, ticket uint64) error {
-	status := "pushed"
-	if stored {
-		status = "stored"
-		ctx, cancel := context.WithTimeout(context.Background(), h.cfg.DrainTimeout)
-		defer cancel()
-		if err := h.store.WaitWritten(ctx, ticket); err != nil {
-			// Queued but not yet committed: do not claim it is durable. It will
-			// still be written (and delivered) once the database answers.
-			return newError(CodeUnavailable, "the message is queued but not yet stored; do not resend it before reconnecting")
-		}
+// senderAck acknowledges one message to its sender once every copy of it has
+// an outcome: written to a live connection of the recipient ("pushed"), or
+// committed to the offline table ("stored", which wins if any copy was
+// stored). Nothing here blocks the connection's handler flow: a copy held for
+// a connection that is about to go live, and a copy waiting for the database,
+// report when they are done.
+type senderAck struct {
+	h             *Handler
+	c             *hub.Conn
+	from, cid, id string
+
+	mu      sync.Mutex
+	pending int  // copies without an outcome yet
+	sealed  bool // the fan-out is over: no copy will be added
+	done    bool // answered or cancelled
+	stored  bool
+	ticket  uint64 // the last stored copy's, for the writer's notice
+}
+
+// inFlightAcks are the senders' acks not yet answered, by sender and cid: a
+// retry of one of them (after a reconnect) is not delivered again, and the
+// answer goes to the connection the retry came on.
+type inFlightAcks struct {
+	mu sync.Mutex
+	m  map[string]*senderAck
+}
+
+func ackKey(from, cid string) string { return from + "\x00" + cid }
+
+// acknowledge answers a retry from what is remembered, or starts the ack of a
+// new message. retry is true when the message must not be delivered again.
+func (h *Handler) acknowledge(c *hub.Conn, from, cid, id string) (a *senderAck, retry bool) {
+	if status, ok := h.acks.seen(from, cid); ok && status != "" {
+		h.reply(c, ackPayload(cid, id, status))
+		return nil, true
 	}
-	h.acks.remember(from, cid, status)
-	h.reply(c, ackPayload(cid, id, status))
-	return nil
+	k := ackKey(from, cid)
+	h.inflight.mu.Lock()
+	defer h.inflight.mu.Unlock()
+	if a := h.inflight.m[k]; a != nil {
+		a.mu.Lock()
+		a.c = c
+		a.mu.Unlock()
+		return nil, true
+	}
+	a = &senderAck{h: h, c: c, from: from, cid: cid, id: id}
+	h.inflight.m[k] = a
+	return a, false
+}
+
+func (h *Handler) ackDone(a *senderAck) {
+	k := ackKey(a.from, a.cid)
+	h.inflight.mu.Lock()
+	if h.inflight.m[k] == a {
+		delete(h.inflight.m, k)
+	}
+	h.inflight.mu.Unlock()
+}
+
+// add counts a copy about to be delivered. A nil ack (no cid) ignores it all.
+func (a *senderAck) add() {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	a.pending++
+	a.mu.Unlock()
+}
+
+// outcome records what became of one copy.
+func (a *senderAck) outcome(stored bool, ticket uint64) {
+	a.mu.Lock()
+	a.pending--
+	if stored {
+		a.stored = true
+		a.ticket = max(a.ticket, ticket)
+	}
+	ready := a.readyLocked()
+	a.mu.Unlock()
+	if ready {
+		a.answer()
+	}
+}
+
+// seal says the fan-out is over; the ack goes once the copies are settled.
+func (a *senderAck) seal() {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	a.sealed = true
+	ready := a.readyLocked()
+	a.mu.Unlock()
+	if ready {
+		a.answer()
+	}
+}
+
+// cancel drops the ack: the sender is told of an error instead, and may send
+// the cid again.
+func (a *senderAck) cancel() {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	a.done = true
+	a.mu.Unlock()
+	a.h.ackDone(a)
+}
+
+func (a *senderAck) readyLocked() bool {
+	if !a.sealed || a.pending > 0 || a.done {
+		return false
+	}
+	a.done = true
+	return true
+}
+
+func (a *senderAck) answer() {
+	if !a.stored {
+		a.send("pushed")
+		return
+	}
+	a.h.store.NotifyWritten(a.ticket, a.h.cfg.DrainTimeout, func(written bool) {
+		if written {
+			a.send("stored")
+			return
+		}
+		// Queued but not yet committed: do not claim it is durable. It will
+		// still be written (and delivered) once the database answers; a resend
+		// of the cid is delivered once more with the same id, which the
+		// offline table and the receiver both drop.
+		a.h.ackDone(a)
+		a.h.metrics.Error(CodeUnavailable)
+		a.h.reply(a.conn(), errorPayload(newError(CodeUnavailable,
+			"the message is queued but not yet stored; it will be delivered once the database answers"), a.cid))
+	})
+}
+
+func (a *senderAck) send(status string) {
+	a.h.acks.remember(a.from, a.cid, status)
+	a.h.ackDone(a)
+	a.h.reply(a.conn(), ackPayload(a.cid, a.id, status))
+}
+
+// conn is where the answer goes: the connection of the latest attempt.
+func (a *senderAck) conn() *hub.Conn {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.c
 }

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"time"
 
 	"chatserver/groups"
 	"chatserver/offline"
@@ -20,7 +21,7 @@ type Store interface {
 	Reserve(from, id string, n int) error
 	Release(id string)
 	Flush(ctx context.Context) error
-	WaitWritten(ctx context.Context, ticket uint64) error
+	NotifyWritten(ticket uint64, timeout time.Duration, fn func(written bool))
 	HasPending(ctx context.Context, account string) (bool, error)
 	Pending(ctx context.Context, account, from string, afterID int64, limit int) (rows []offline.Row, next int64, more bool, err error)
 	MarkSent(ctx context.Context, ids []int64) error

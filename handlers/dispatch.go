@@ -29,6 +29,8 @@ type Config struct {
 	MaxContentBytes int            // message content; 0 = the table's limit only
 	DrainPage       int            // rows per drain query; default 500
 	DrainTimeout    time.Duration  // for one init's drain; default 30s
+	QueryTimeout    time.Duration  // for each database step of a drain; default 3s
+	DrainWorkers    int            // drains running at once; default 64
 
 	// Broadcasters may send {"flag":"all"}; "*" lets anyone. Empty: nobody.
 	Broadcasters []string
@@ -57,6 +59,12 @@ func (c Config) withDefaults() Config {
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 30 * time.Second
 	}
+	if c.QueryTimeout <= 0 {
+		c.QueryTimeout = 3 * time.Second
+	}
+	if c.DrainWorkers <= 0 {
+		c.DrainWorkers = 64
+	}
 	if c.MaxUnacked <= 0 {
 		c.MaxUnacked = 1000
 	}
@@ -82,6 +90,9 @@ type Handler struct {
 	broadcasters map[string]bool
 	interval     int64 // rate limit: ns between frames
 	acks         *ackMemory
+	inflight     inFlightAcks
+	held         heldFrames
+	drains       *drainer
 	run          string        // random per process, the prefix of generated message ids
 	seq          atomic.Uint64 // generated message ids
 }
@@ -106,8 +117,10 @@ func New(cfg Config, d Deps) *Handler {
 		metrics: d.Metrics, log: d.Log, now: time.Now, started: time.Now(),
 		broadcasters: make(map[string]bool, len(cfg.Broadcasters)),
 		acks:         newAckMemory(cfg.AckMemory),
+		inflight:     inFlightAcks{m: map[string]*senderAck{}},
 		run:          runPrefix(),
 	}
+	h.drains = newDrainer(cfg.DrainWorkers, h.runDrain)
 	for _, a := range cfg.Broadcasters {
 		h.broadcasters[a] = true
 	}
@@ -143,8 +156,21 @@ func (h *Handler) Handle(c *hub.Conn, text bool, data []byte) {
 		h.fail(c, "", perr)
 		return
 	}
+	if f.Flag != "ack" { // acks go through: a running drain waits for them
+		if held, full := h.held.hold(c, data); full {
+			h.failCID(c, f.Flag, newError(CodeBusy, "too many frames sent while the offline messages load; this one was dropped, resend it"), f.CID)
+			return
+		} else if held {
+			return
+		}
+	}
+	h.serve(c, &f)
+}
+
+// serve dispatches one decoded frame of c.
+func (h *Handler) serve(c *hub.Conn, f *Frame) {
 	h.metrics.FrameIn(flagLabel(f.Flag, f.Heart))
-	if err := h.dispatch(c, &f); err != nil {
+	if err := h.dispatch(c, f); err != nil {
 		e, known := asError(err)
 		if !known {
 			h.log.Error().Err(err).Str("conn", h.table.ConnID(c)).Str("account", c.Account()).Str("flag", f.Flag).
@@ -181,6 +207,7 @@ func (h *Handler) dispatch(c *hub.Conn, f *Frame) error {
 // Closed is called once when c has closed. What an acknowledging connection
 // had not acknowledged goes back to the offline pool.
 func (h *Handler) Closed(c *hub.Conn) {
+	h.held.drop(c)
 	account, last, requeued, err := h.table.RemoveRequeue(c)
 	if err != nil {
 		h.log.Error().Err(err).Str("account", account).Int("requeued", requeued).

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -52,10 +53,10 @@ func (m *memStore) addLocked(msg offline.Message) uint64 {
 	m.rows = append(m.rows, offline.Row{ID: m.nextID, To: msg.To, From: msg.From, Content: msg.Content, Group: msg.Group, MsgID: msg.ID})
 	return uint64(m.nextID)
 }
-func (m *memStore) Reserve(string, string, int) error         { return nil }
-func (m *memStore) Release(string)                            {}
-func (m *memStore) WaitWritten(context.Context, uint64) error { return nil }
-func (m *memStore) Flush(context.Context) error               { return nil }
+func (m *memStore) Reserve(string, string, int) error                      { return nil }
+func (m *memStore) Release(string)                                         {}
+func (m *memStore) NotifyWritten(_ uint64, _ time.Duration, fn func(bool)) { fn(true) }
+func (m *memStore) Flush(context.Context) error                            { return nil }
 func (m *memStore) HasPending(context.Context, string) (bool, error) {
 	return true, nil // the fake always reads; the real probe is tested in offline/
 }
@@ -186,6 +187,13 @@ func (fx *fixture) conn(string) (*hub.Conn, *fakeConn) {
 	return c, fc
 }
 
-func (fx *fixture) send(c *hub.Conn, frame string) { fx.h.Handle(c, true, []byte(frame)) }
+// send hands c a frame and waits for what it started (an init's drain runs on
+// a goroutine of its own) to finish.
+func (fx *fixture) send(c *hub.Conn, frame string) {
+	fx.h.Handle(c, true, []byte(frame))
+	for !fx.h.drains.idle() {
+		time.Sleep(time.Millisecond)
+	}
+}
 
 var errTest = errors.New("test: storage down")

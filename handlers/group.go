@@ -34,15 +34,16 @@ func (h *Handler) group(c *hub.Conn, f *Frame) error {
 		return err
 	}
 	id := messageID(from, f.CID)
-	if status, ok := h.acks.seen(from, f.CID); ok {
-		h.reply(c, ackPayload(f.CID, id, status))
+	ack, retry := h.acknowledge(c, from, f.CID, id)
+	if retry { // acknowledged again (or when the first attempt settles), delivered once
 		return nil
 	}
-	r, ticket, err := h.pushGroup(ctx, from, f.To, f.Content, id, true)
-	if err != nil {
+	if _, err := h.pushGroup(ctx, from, f.To, f.Content, id, true, ack); err != nil {
+		ack.cancel()
 		return err
 	}
-	return h.settle(c, from, f.CID, id, r.Stored > 0, ticket)
+	ack.seal()
+	return nil
 }
 
 // PushGroup delivers content from `from` to every member of group but from:
@@ -51,33 +52,31 @@ func (h *Handler) group(c *hub.Conn, f *Frame) error {
 // be a member (a client); the side API may send as anyone. The member list
 // comes from the cache, so a group of thousands costs no query per member.
 func (h *Handler) PushGroup(ctx context.Context, from, group, content string, memberOnly bool) (GroupResult, error) {
-	r, _, err := h.pushGroup(ctx, from, group, content, h.newID(), memberOnly)
-	return r, err
+	return h.pushGroup(ctx, from, group, content, h.newID(), memberOnly, nil)
 }
 
-// pushGroup returns the ticket of the last offline row it queued.
-func (h *Handler) pushGroup(ctx context.Context, from, group, content, id string, memberOnly bool) (r GroupResult, ticket uint64, err error) {
+func (h *Handler) pushGroup(ctx context.Context, from, group, content, id string, memberOnly bool, ack *senderAck) (r GroupResult, err error) {
 	if e := checkAccount(from, "from", h.cfg.MaxAccountChars); e != nil {
-		return r, 0, e
+		return r, e
 	}
 	if e := checkAccount(group, "group", 64); e != nil {
-		return r, 0, e
+		return r, e
 	}
 	if e := h.checkContent(content); e != nil {
-		return r, 0, e
+		return r, e
 	}
 	set, err := h.groups.Get(ctx, group)
 	if err != nil {
-		return r, 0, err
+		return r, err
 	}
 	if set.Len() == 0 {
 		if memberOnly {
-			return r, 0, newError(CodeForbidden, "you are not a member of group "+quote(group))
+			return r, newError(CodeForbidden, "you are not a member of group "+quote(group))
 		}
-		return r, 0, newError(CodeNotFound, "group "+quote(group)+" has no members")
+		return r, newError(CodeNotFound, "group "+quote(group)+" has no members")
 	}
 	if memberOnly && !set.Has(from) {
-		return r, 0, newError(CodeForbidden, "you are not a member of group "+quote(group))
+		return r, newError(CodeForbidden, "you are not a member of group "+quote(group))
 	}
 	members := make([]string, 0, set.Len())
 	for _, m := range set.Members() {
@@ -96,11 +95,11 @@ func (h *Handler) pushGroup(ctx context.Context, from, group, content, id string
 		}
 	}
 	if err := h.store.Reserve(from, id, away); err != nil {
-		return r, 0, storeError(err)
+		return r, storeError(err)
 	}
 	defer h.store.Release(id)
 	var firstErr error
-	r, ticket, firstErr = h.fanout(from, content, group, id, members, h.now().Unix())
+	r, firstErr = h.fanout(from, content, group, id, members, h.now().Unix(), ack)
 	r.Members = len(members)
 	if r.Pushed > 0 {
 		h.metrics.Pushed()
@@ -108,7 +107,7 @@ func (h *Handler) pushGroup(ctx context.Context, from, group, content, id string
 	if firstErr != nil {
 		h.log.Error().Err(firstErr).Str("group", group).Int("members", r.Members).Int("reached", r.Pushed+r.Stored).
 			Msg("group message reached only some members")
-		return r, ticket, storeError(firstErr)
+		return r, storeError(firstErr)
 	}
-	return r, ticket, nil
+	return r, nil
 }

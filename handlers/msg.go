@@ -27,51 +27,43 @@ func (h *Handler) msg(c *hub.Conn, f *Frame) error {
 		return err
 	}
 	id := messageID(from, f.CID)
-	if status, ok := h.acks.seen(from, f.CID); ok { // a retry: acknowledge again, deliver once
-		h.reply(c, ackPayload(f.CID, id, status))
+	ack, retry := h.acknowledge(c, from, f.CID, id)
+	if retry { // acknowledged again (or when the first attempt settles), delivered once
 		return nil
 	}
-	stored, ticket, err := h.push(from, f.To, f.Content, id)
-	if err != nil {
+	if _, err := h.push(from, f.To, f.Content, id, ack); err != nil {
+		ack.cancel()
 		return err
 	}
-	return h.settle(c, from, f.CID, id, stored, ticket)
+	ack.seal()
+	return nil
 }
 
 // Push delivers content from one account to another, as a msg frame does (the
 // side API's /api/push). It reports whether the message was stored offline
 // rather than pushed. Bad input is a *Error and changes nothing.
 func (h *Handler) Push(from, to, content string) (stored bool, err error) {
-	stored, _, err = h.push(from, to, content, h.newID())
-	return stored, err
+	return h.push(from, to, content, h.newID(), nil)
 }
 
-func (h *Handler) push(from, to, content, id string) (stored bool, ticket uint64, err error) {
+func (h *Handler) push(from, to, content, id string, ack *senderAck) (stored bool, err error) {
 	if e := checkAccount(from, "from", h.cfg.MaxAccountChars); e != nil {
-		return false, 0, e
+		return false, e
 	}
 	if e := checkAccount(to, "to", h.cfg.MaxAccountChars); e != nil {
-		return false, 0, e
+		return false, e
 	}
 	if e := h.checkContent(content); e != nil {
-		return false, 0, e
+		return false, e
 	}
-	r, ticket, err := h.fanout(from, content, "", id, []string{to}, h.now().Unix())
+	r, err := h.fanout(from, content, "", id, []string{to}, h.now().Unix(), ack)
 	if err != nil {
-		return false, 0, storeError(err)
+		return false, storeError(err)
 	}
 	if r.Pushed > 0 {
 		h.metrics.Pushed()
 	}
-	return r.Stored > 0, ticket, nil
-}
-
-// counted records a delivery in the metrics.
-func (h *Handler) counted(d hub.Delivery, kind string) {
-	if d.Pushed > 0 {
-		h.metrics.Pushed()
-		h.metrics.FramesOut(kind, d.Pushed)
-	}
+	return r.Stored > 0, nil
 }
 
 func (h *Handler) checkContent(content string) *Error {

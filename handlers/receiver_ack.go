@@ -16,29 +16,52 @@ import (
 // acknowledged, not when written. Connections without "ack" keep the legacy
 // behaviour: written means delivered.
 
-// message is a live message on its way: hub.Item for the table.
+// message is a live message on its way to one recipient: hub.Item for the
+// table. ack, if the sender asked for one, hears the first outcome of this
+// copy (a later Store, of a copy pushed and then not acknowledged, is not one).
 type message struct {
-	h      *Handler
-	m      offline.Message
-	ticket uint64 // of the last Store, for a sender waiting on a durable ack
-	// accepted is set once the message went through (pushed, stored, or taken
-	// from another node): storing it again, after a connection closed without
-	// acknowledging it, must not be refused for a full queue, or it is lost.
-	accepted atomic.Bool
+	h        *Handler
+	m        offline.Message
+	ack      *senderAck
+	reported atomic.Bool
+	// accepted: another node took the message already (it counted it as
+	// delivered), so storing it here must not be refused for a full queue.
+	accepted bool
 }
 
 func (it *message) ID() string { return it.m.ID }
 
 func (it *message) Store() error {
 	enqueue := it.h.store.Enqueue
-	if it.accepted.Load() {
+	if it.accepted {
 		enqueue = it.h.store.EnqueueAccepted
 	}
 	t, err := enqueue(it.m)
 	if err == nil {
-		it.ticket = t
+		it.report(true, t)
 	}
 	return err
+}
+
+// Requeue stores a message that went through already (written to a connection
+// that closed without acknowledging it, or held for one): it must not be
+// refused for a full queue, or it is lost.
+func (it *message) Requeue() error {
+	t, err := it.h.store.EnqueueAccepted(it.m)
+	if err == nil {
+		it.report(true, t)
+	}
+	return err
+}
+
+// Released: a copy held for a connection in the last pass of its drain was
+// written to it.
+func (it *message) Released() { it.report(false, 0) }
+
+func (it *message) report(stored bool, ticket uint64) {
+	if it.ack != nil && it.reported.CompareAndSwap(false, true) {
+		it.ack.outcome(stored, ticket)
+	}
 }
 
 // drainedRow is an offline row pushed to an acknowledging connection: it stays

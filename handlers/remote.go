@@ -25,7 +25,8 @@ const remoteTimeout = 2 * time.Second
 // by one publish per node. An account connected only elsewhere is stored by the
 // first node that receives it if that node no longer has its connection; if no
 // node receives it, it is stored here. Routing failures fall back to storing.
-func (h *Handler) fanout(from, content, group, id string, accounts []string, now int64) (res GroupResult, ticket uint64, firstErr error) {
+// With ack (a sender waiting for its ack), every local copy reports to it.
+func (h *Handler) fanout(from, content, group, id string, accounts []string, now int64, ack *senderAck) (res GroupResult, firstErr error) {
 	local := accounts
 	var remoteOnly []string
 	if h.remote != nil {
@@ -40,29 +41,30 @@ func (h *Handler) fanout(from, content, group, id string, accounts []string, now
 	}
 	frame := hub.TextFrame(messagePayload(from, content, group, id))
 	deliver := func(a string) {
-		it := &message{h: h, m: offline.Message{To: a, From: from, Content: content, Group: group, ID: id, AddTime: now}}
+		it := &message{h: h, m: offline.Message{To: a, From: from, Content: content, Group: group, ID: id, AddTime: now}, ack: ack}
+		ack.add()
 		d, err := h.table.Deliver(a, from, frame, it)
-		it.accepted.Store(err == nil)
-		if it.ticket > ticket {
-			ticket = it.ticket
-		}
 		switch {
 		case err != nil:
 			if firstErr == nil {
 				firstErr = err
 			}
+			it.report(false, 0) // the whole message fails: the sender hears the error
 		case d.Stored && d.Pushed == 0:
 			res.Stored++
+		case d.Held: // reports when written (or stored)
+			res.Pushed++
 		default:
 			res.Pushed++
 			h.metrics.FramesOut(envKind(group), d.Pushed)
+			it.report(false, 0)
 		}
 	}
 	for _, a := range local {
 		deliver(a)
 	}
 	if h.remote == nil {
-		return res, ticket, firstErr
+		return res, firstErr
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), remoteTimeout)
 	defer cancel()
@@ -124,7 +126,7 @@ func (h *Handler) fanout(from, content, group, id string, accounts []string, now
 		}
 		deliver(a) // not connected anywhere we could reach: stored here
 	}
-	return res, ticket, firstErr
+	return res, firstErr
 }
 
 func envKind(group string) string {
@@ -144,9 +146,8 @@ func (h *Handler) Receive(env cluster.Envelope) {
 	}
 	frame := hub.TextFrame(messagePayload(env.From, env.Content, env.Group, env.ID))
 	for _, a := range env.To {
-		m := &message{h: h, m: offline.Message{To: a, From: env.From, Content: env.Content, Group: env.Group, ID: env.ID, AddTime: env.AddTime}}
-		m.accepted.Store(true) // the sending node counted it as delivered
-		var it hub.Item = m
+		// accepted: the sending node counted it as delivered.
+		var it hub.Item = &message{h: h, m: offline.Message{To: a, From: env.From, Content: env.Content, Group: env.Group, ID: env.ID, AddTime: env.AddTime}, accepted: true}
 		if !env.Store {
 			it = &noStore{id: env.ID}
 		}

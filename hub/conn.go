@@ -34,7 +34,7 @@ var ErrQueueFull = errors.New("hub: drain queue full")
 //     account's shard lock, by the table.
 //   - guarded by the shard lock of the bound account: sibling, drain.
 //   - guarded by the lock of the connection's list shard: prev, next.
-//   - atomic: seen.
+//   - atomic: seen (and, in its top bit, whether the connection is bound).
 //   - owned by the connection's handler flow: tat.
 //   - extra: set by SetURLToken before the first frame, its inflight once by
 //     EnableAcks under the account's shard lock.
@@ -66,12 +66,22 @@ type connExtra struct {
 type drainState struct {
 	peer  string   // with a peer filter, messages from others go live meanwhile
 	queue []queued // live frames held back until the backlog is out
+	// capture is set for the drain's last pass (Table.Capture): a message that
+	// would otherwise be stored (no live connection) is held in queue instead,
+	// as its only copy, so that the pass reads a backlog nobody adds to.
+	capture bool
 }
 
 type queued struct {
 	frame []byte
 	item  Item
+	only  bool // held by capture instead of stored: the message's only copy
 }
+
+// boundBit is kept in Conn.seen once the connection is bound to an account, so
+// that a broadcast (which runs on other goroutines) can tell bound connections
+// without a lock and without a field more.
+const boundBit = 1 << 31
 
 // Account is the account this connection was bound to by init, or "".
 func (c *Conn) Account() string { return c.account }
@@ -116,7 +126,15 @@ func (c *Conn) Allow(now, interval int64, burst int) bool {
 }
 
 // Touch records that a frame arrived at time now (server clock, seconds).
-func (c *Conn) Touch(now uint32) { c.seen.Store(now) }
+// Only the connection's own handler flow calls it (and Bind), so the bound bit
+// cannot be lost between the load and the store.
+func (c *Conn) Touch(now uint32) { c.seen.Store(now&^boundBit | c.seen.Load()&boundBit) }
+
+// lastSeen is the time of the last frame (server clock, seconds).
+func (c *Conn) lastSeen() uint32 { return c.seen.Load() &^ boundBit }
+
+// bound reports whether init has bound c to an account; safe from any goroutine.
+func (c *Conn) bound() bool { return c.seen.Load()&boundBit != 0 }
 
 // Send writes one server-to-client JSON payload as a text frame.
 func (c *Conn) Send(payload []byte) error {

@@ -12,6 +12,9 @@ func (t *Table) NewConn(tr Transport) *Conn {
 	return &Conn{seq: t.nextSeq.Add(1), t: tr}
 }
 
+// Seq is the connection's number, unique in this table (a key for maps).
+func (c *Conn) Seq() uint64 { return c.seq }
+
 // ConnID is c's id: unique for the life of the deployment and never reused
 // (a random run id, then c's number in base 36). It is made when asked for (at
 // init, at close, in logs) rather than kept as a string in every connection.

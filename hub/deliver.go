@@ -9,6 +9,9 @@ import (
 type Delivery struct {
 	Pushed int  // connections the frame was written to
 	Stored bool // handed to the offline store
+	// Held: held for a connection in the last pass of its drain, to be written
+	// when it goes live (the item is told, see Releaser) or stored if it closes.
+	Held bool
 }
 
 // CloseQueueFull is the close code for a connection whose held-back queue
@@ -29,6 +32,7 @@ func (t *Table) Deliver(account, sender string, frame []byte, item Item) (Delive
 		targets []*Conn
 		slow    []*Conn
 		one     [4]*Conn
+		held    bool
 	)
 	s := t.accountShard(account)
 	s.mu.Lock()
@@ -47,11 +51,23 @@ func (t *Table) Deliver(account, sender string, frame []byte, item Item) (Delive
 			case c.acceptsLive(sender):
 				targets = append(targets, c)
 			case live && len(c.drain.queue) < t.maxQueue:
-				c.drain.queue = append(c.drain.queue, queued{frame, item})
+				c.drain.queue = append(c.drain.queue, queued{frame: frame, item: item})
 			case live:
 				slow = append(slow, c)
+			case c.drain.capture && len(c.drain.queue) < t.maxQueue:
+				c.drain.queue = append(c.drain.queue, queued{frame: frame, item: item, only: true})
+				held = true
+			case c.drain.capture:
+				// Too much for the last pass to hold: what it held goes to
+				// the store, before this message, and the drain reads again.
+				_, _ = t.storeHeldLocked(s, account, c)
 			}
 		}
+	}
+	if held && len(targets) == 0 {
+		s.mu.Unlock()
+		closeSlow(slow)
+		return Delivery{Held: true}, nil
 	}
 	if len(targets) == 0 {
 		err := t.storeLocked(s, account, item.Store)
@@ -116,8 +132,9 @@ func closeSlow(cs []*Conn) {
 	}
 }
 
-// Broadcast writes frame to every connection on the list, spread over the CPUs.
-// It returns how many writes succeeded. A slow or closing connection costs one
+// Broadcast writes frame to every bound connection on the list (a connection
+// that has not sent init, or whose init was refused, gets nothing), spread
+// over the CPUs. It returns how many writes succeeded. A slow or closing connection costs one
 // failed write and does not hold up the others.
 func (t *Table) Broadcast(frame []byte) int {
 	conns := t.snapshot()
@@ -141,7 +158,7 @@ func (t *Table) Broadcast(frame []byte) int {
 			defer wg.Done()
 			n := 0
 			for _, c := range part {
-				if c.WriteFrame(frame) == nil {
+				if c.bound() && c.WriteFrame(frame) == nil {
 					n++
 				}
 			}

@@ -59,7 +59,7 @@ func (st *store) fn(m string) Item { return &testItem{m, st} }
 
 func mustBind(t *testing.T, tb *Table, c *Conn, account, peer string) uint64 {
 	t.Helper()
-	seq, _, err := tb.Bind(c, account, peer)
+	seq, _, _, err := tb.Bind(c, account, peer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +194,7 @@ func TestRemoveAndRebind(t *testing.T) {
 	tb.Add(a2)
 	mustBind(t, tb, a1, "alice", "")
 	mustBind(t, tb, a2, "alice", "")
-	if _, _, err := tb.Bind(a1, "mallory", ""); err == nil {
+	if _, _, _, err := tb.Bind(a1, "mallory", ""); err == nil {
 		t.Fatal("rebinding a connection to another account succeeded")
 	}
 	if acc, last := tb.Remove(a1); acc != "alice" || last {
@@ -217,15 +217,22 @@ func TestBroadcastReachesEveryConnection(t *testing.T) {
 	for i := 0; i < 2000; i++ {
 		c, s := newConn(fmt.Sprint("c", i))
 		tb.Add(c)
+		if i != 11 { // c11 never sent init (or its init was refused)
+			mustBind(t, tb, c, fmt.Sprint("acct", i), "")
+		}
 		sinks = append(sinks, s)
 	}
 	sinks[7].fail = true
-	if n := tb.Broadcast(TextFrame([]byte("all"))); n != 1999 {
-		t.Fatalf("broadcast wrote to %d; want 1999 (one socket failing)", n)
+	if n := tb.Broadcast(TextFrame([]byte("all"))); n != 1998 {
+		t.Fatalf("broadcast wrote to %d; want 1998 (one socket failing, one not bound)", n)
 	}
 	for i, s := range sinks {
-		if i != 7 && len(s.got()) != 1 {
-			t.Fatalf("conn %d got %d frames; want 1", i, len(s.got()))
+		want := 1
+		if i == 7 || i == 11 {
+			want = 0
+		}
+		if len(s.got()) != want {
+			t.Fatalf("conn %d got %d frames; want %d", i, len(s.got()), want)
 		}
 	}
 }

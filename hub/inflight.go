@@ -1,6 +1,9 @@
 package hub
 
-import "sync"
+import (
+	"context"
+	"sync"
+)
 
 // Item is one message on its way to a connection whose client acknowledges what
 // it receives (init with "ack":true). If the connection closes before the ack,
@@ -11,6 +14,19 @@ type Item interface {
 	Store() error
 }
 
+// Requeuer is an Item that stores itself differently when it went through
+// already (written to a connection that then closed, or held for one): such a
+// message was accepted, and storing it must not be refused for a full queue.
+type Requeuer interface{ Requeue() error }
+
+// requeue is how the table stores an item that went through already.
+func requeue(it Item) func() error {
+	if r, ok := it.(Requeuer); ok {
+		return r.Requeue
+	}
+	return it.Store
+}
+
 // inflight is what was written to an acknowledging connection and not yet
 // acknowledged, oldest first.
 type inflight struct {
@@ -18,6 +34,7 @@ type inflight struct {
 	items  []Item
 	closed bool
 	max    int
+	room   chan struct{} // closed at the next ack or close; nil if nobody waits
 }
 
 // add records it before it is written. It returns false if the connection has
@@ -59,10 +76,44 @@ func (f *inflight) ackUpTo(id string) []Item {
 		if it.ID() == id {
 			done := append([]Item(nil), f.items[:i+1]...)
 			f.items = append(f.items[:0], f.items[i+1:]...)
+			f.wakeLocked()
 			return done
 		}
 	}
 	return nil
+}
+
+func (f *inflight) wakeLocked() {
+	if f.room != nil {
+		close(f.room)
+		f.room = nil
+	}
+}
+
+// waitBelow waits until fewer than n items are unacknowledged. It returns
+// false if the connection closed or ctx ended first.
+func (f *inflight) waitBelow(ctx context.Context, n int) bool {
+	for {
+		f.mu.Lock()
+		if f.closed {
+			f.mu.Unlock()
+			return false
+		}
+		if len(f.items) < n {
+			f.mu.Unlock()
+			return true
+		}
+		if f.room == nil {
+			f.room = make(chan struct{})
+		}
+		room := f.room
+		f.mu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return false
+		}
+	}
 }
 
 // close marks the connection gone and returns what it had not acknowledged.
@@ -72,6 +123,7 @@ func (f *inflight) close() []Item {
 	f.closed = true
 	items := f.items
 	f.items = nil
+	f.wakeLocked()
 	return items
 }
 
@@ -114,6 +166,18 @@ func (c *Conn) Track(it Item) bool {
 	return ok
 }
 
+// WaitWindow waits until an acknowledging connection has fewer than n
+// messages unacknowledged, so that a backlog goes out in windows the client
+// can acknowledge. It returns false if c closed or ctx ended first; a legacy
+// connection never waits.
+func (c *Conn) WaitWindow(ctx context.Context, n int) bool {
+	f := c.acks()
+	if f == nil {
+		return true
+	}
+	return f.waitBelow(ctx, n)
+}
+
 // writeTracked writes frame to c, recording it first on an acknowledging
 // connection. It reports whether the frame is c's now, and whether c's close
 // already took it back (stored).
@@ -144,7 +208,7 @@ func (t *Table) requeueLocked(s *accountShard, account string, c *Conn) (n int, 
 		return 0, nil
 	}
 	for _, it := range f.close() {
-		if e := t.storeLocked(s, account, it.Store); e != nil && err == nil {
+		if e := t.storeLocked(s, account, requeue(it)); e != nil && err == nil {
 			err = e
 		}
 		n++

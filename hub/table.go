@@ -126,16 +126,22 @@ func (t *Table) RemoveRequeue(c *Conn) (account string, last bool, requeued int,
 			}
 		}
 	}
-	c.sibling, c.drain = nil, nil
+	c.sibling = nil
 	if e.head == nil {
 		delete(as.m, c.account)
 	} else {
 		as.m[c.account] = e
 	}
 	// After the removal: with no live connection left the messages go to the
-	// pool, where the next init finds them in order.
+	// pool, where the next init finds them in order: first what c was sent and
+	// had not acknowledged, then what was held for it as the only copy.
 	requeued, err = t.requeueLocked(as, c.account, c)
-	return c.account, e.head == nil, requeued, err
+	held, herr := t.storeHeldLocked(as, c.account, c)
+	c.drain = nil
+	if err == nil {
+		err = herr
+	}
+	return c.account, e.head == nil, requeued + held, err
 }
 
 // ErrRebind is returned by Bind when a connection already speaks for another account.
@@ -149,14 +155,16 @@ func (e *ErrRebind) Error() string {
 // connection) and puts it in the draining state: live messages for it are held
 // back, or stored offline if no connection of the account is live, until GoLive.
 // With a non-empty peer only messages from peer are held back; others go live.
-// It returns the account's offline sequence for GoLive and whether this was the
-// connection's first binding.
-func (t *Table) Bind(c *Conn, account, peer string) (seq uint64, first bool, err error) {
+// It returns the account's offline sequence for GoLive, whether this was the
+// connection's first binding, and whether the caller must start a drain (false
+// if one is already running for c).
+func (t *Table) Bind(c *Conn, account, peer string) (seq uint64, first, start bool, err error) {
 	if c.account != "" && c.account != account {
-		return 0, false, &ErrRebind{Bound: c.account, Asked: account}
+		return 0, false, false, &ErrRebind{Bound: c.account, Asked: account}
 	}
 	first = c.account == ""
 	c.account = account
+	c.seen.Store(c.seen.Load() | boundBit)
 	s := t.accountShard(account)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -166,8 +174,14 @@ func (t *Table) Bind(c *Conn, account, peer string) (seq uint64, first bool, err
 		e.head = c
 		s.m[account] = e
 	}
+	if d := c.drain; d != nil {
+		// A drain of c is running (the handlers hold c's frames until it is
+		// over, so this is a caller's mistake): keep it, hold every sender.
+		d.peer = ""
+		return e.offlineSeq, first, false, nil
+	}
 	c.drain = &drainState{peer: peer}
-	return e.offlineSeq, first, nil
+	return e.offlineSeq, first, true, nil
 }
 
 // GoLive makes a draining connection live if no message for its account was
@@ -179,14 +193,31 @@ func (t *Table) GoLive(c *Conn, seq uint64) (uint64, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.m[c.account]
-	if !ok { // closed meanwhile
+	if !ok || c.drain == nil { // closed meanwhile
 		return 0, true
 	}
 	if e.offlineSeq != seq {
 		return e.offlineSeq, false
 	}
-	t.flushQueueLocked(c)
+	t.flushQueueLocked(s, c)
 	return seq, true
+}
+
+// Capture starts the last pass of c's drain: from now on a message for the
+// account that finds no live connection is held for c (up to the queue limit)
+// instead of stored, so the pass reads a backlog that nothing is added to, and
+// no lock is held while it reads. It returns the sequence for GoLive, and false
+// if c is gone.
+func (t *Table) Capture(c *Conn) (uint64, bool) {
+	s := t.accountShard(c.account)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.m[c.account]
+	if !ok || c.drain == nil {
+		return 0, false
+	}
+	c.drain.capture = true
+	return e.offlineSeq, true
 }
 
 // ForceLive makes c live whatever is still pending; used when the backlog cannot
@@ -194,20 +225,68 @@ func (t *Table) GoLive(c *Conn, seq uint64) (uint64, bool) {
 func (t *Table) ForceLive(c *Conn) {
 	s := t.accountShard(c.account)
 	s.mu.Lock()
-	t.flushQueueLocked(c)
+	t.flushQueueLocked(s, c)
 	s.mu.Unlock()
 }
 
-func (t *Table) flushQueueLocked(c *Conn) {
-	if c.drain == nil {
+// flushQueueLocked writes what was held for c, in order, and makes c live. A
+// message held as its only copy that cannot be written (c is closing) is
+// stored, so that it waits for the next init. Caller holds s.mu.
+func (t *Table) flushQueueLocked(s *accountShard, c *Conn) {
+	d := c.drain
+	if d == nil {
 		return
 	}
-	for _, q := range c.drain.queue {
-		if w, _ := c.writeTracked(q.frame, q.item); !w {
-			break // closing; Remove cleans up
+	c.drain = nil
+	closing := false
+	for _, q := range d.queue {
+		if !closing {
+			if w, taken := c.writeTracked(q.frame, q.item); w || taken {
+				if w && q.only {
+					released(q.item)
+				}
+				continue
+			}
+			closing = true // Remove cleans up what c had acknowledged
+		}
+		if q.only {
+			_ = t.storeLocked(s, c.account, requeue(q.item))
 		}
 	}
-	c.drain = nil
+}
+
+// storeHeldLocked stores the messages held for c as their only copy, in order,
+// and stops holding for it. Caller holds s.mu.
+func (t *Table) storeHeldLocked(s *accountShard, account string, c *Conn) (n int, err error) {
+	d := c.drain
+	if d == nil {
+		return 0, nil
+	}
+	d.capture = false
+	kept := d.queue[:0]
+	for _, q := range d.queue {
+		if !q.only {
+			kept = append(kept, q)
+			continue
+		}
+		if e := t.storeLocked(s, account, requeue(q.item)); e != nil && err == nil {
+			err = e
+		}
+		n++
+	}
+	clear(d.queue[len(kept):])
+	d.queue = kept
+	return n, err
+}
+
+// Releaser is implemented by items that want to know when a message held for
+// a draining connection was written to it (a sender waiting for its ack).
+type Releaser interface{ Released() }
+
+func released(it Item) {
+	if r, ok := it.(Releaser); ok {
+		r.Released()
+	}
 }
 
 // Online reports whether account has a connection on this node.
@@ -231,23 +310,6 @@ func (t *Table) Len() int {
 	return n
 }
 
-// Settle runs final under the account's lock and then makes c live. While final
-// runs no message for the account can be routed, so nothing can slip in between
-// the last read of the backlog and the switch to live pushes. It pauses routing to
-// the accounts of one shard for as long as final takes, so it is the last resort
-// of a drain that did not settle with GoLive.
-func (t *Table) Settle(c *Conn, final func() error) error {
-	s := t.accountShard(c.account)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.m[c.account]; !ok {
-		return nil
-	}
-	err := final()
-	t.flushQueueLocked(c)
-	return err
-}
-
 // Idle returns the connections whose last frame arrived before the given time
 // (server clock, seconds). One pass over the list under each shard's lock: at a
 // million connections a sweep costs milliseconds, where a timer per connection
@@ -258,7 +320,7 @@ func (t *Table) Idle(before uint32) []*Conn {
 		s := &t.lists[i]
 		s.mu.Lock()
 		for c := s.head; c != nil; c = c.next {
-			if c.seen.Load() < before {
+			if c.lastSeen() < before {
 				out = append(out, c)
 			}
 		}

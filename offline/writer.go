@@ -80,6 +80,7 @@ type Writer struct {
 	done chan struct{}
 
 	observer observer
+	notices  notices // guarded by mu: senders waiting for a commit (notify.go)
 
 	spool   spooler   // nil: retry the database in place
 	spooled int       // guarded by mu: rows in the spool
@@ -368,7 +369,11 @@ func (w *Writer) run() {
 		w.written += uint64(n)
 		close(w.progress)
 		w.progress = make(chan struct{})
+		due := w.dueLocked()
 		w.mu.Unlock()
+		for _, d := range due {
+			d.fire(true)
+		}
 	}
 }
 

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"chatserver/config"
+	"chatserver/internal/faultproxy"
+)
+
+// TestBacklogInAckWindows: a client that inits with "ack":true while more
+// messages wait for it than limits.max_unacked gets its whole backlog, in
+// windows it can acknowledge, and then chats live (its sender gets pushed).
+func TestBacklogInAckWindows(t *testing.T) {
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) {
+			ts := startServer(t, backend, func(c *config.Config) { c.Limits.MaxUnacked = 3 })
+			alice, _ := login(t, ts, "alice", "")
+			for i := 1; i <= 5; i++ {
+				alice.sendJSON(map[string]string{"flag": "msg", "from": "alice", "to": "bob", "content": fmt.Sprint("m", i)})
+			}
+			alice.sync()
+			eventually(t, "5 rows stored", func() bool { return ts.unsent("bob", "") == 5 })
+
+			for round := 0; round < 2; round++ { // and again after a reconnect without acks
+				bob := dial(t, ts.url)
+				bob.send(`{"flag":"init","from":"bob","ack":true}`)
+				var got []string
+				for len(got) < 5 {
+					f := bob.next(5 * time.Second)
+					got = append(got, f["content"].(string))
+					if round == 1 {
+						bob.sendJSON(map[string]string{"flag": "ack", "id": f["id"].(string)})
+					}
+					if round == 0 {
+						break // the first time, bob leaves before acknowledging
+					}
+				}
+				if round == 0 {
+					if joined(got) != "m1" {
+						t.Fatalf("first frame = %v; want m1", got)
+					}
+					bob.drop()
+					time.Sleep(200 * time.Millisecond)
+					continue
+				}
+				if joined(got) != "m1,m2,m3,m4,m5" {
+					t.Fatalf("backlog = %v; want m1..m5 in order", got)
+				}
+				bob.sync()
+				alice.send(`{"flag":"msg","from":"alice","to":"bob","content":"live","cid":"c-live"}`)
+				if ack := alice.next(5 * time.Second); ack["status"] != "pushed" {
+					t.Fatalf("live message after the backlog: sender got %v; want pushed", ack)
+				}
+				if f := bob.next(5 * time.Second); f["content"] != "live" {
+					t.Fatalf("bob got %v; want the live message", f)
+				}
+				eventually(t, "acknowledged rows marked sent", func() bool { return ts.unsent("bob", "") == 0 })
+			}
+		})
+	}
+}
+
+// TestBlackholedMySQLNeverStallsChat: with MySQL accepting connections and
+// answering nothing, inits answer unavailable within a bounded time and chat
+// live, while pings and live messages on other connections are answered at
+// once, even with a handler pool smaller than the inits waiting.
+func TestBlackholedMySQLNeverStallsChat(t *testing.T) {
+	proxy, err := faultproxy.Start("127.0.0.1:3306")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
+	ts := startServer(t, "redis+mariadb", func(c *config.Config) {
+		m, err := mysql.ParseDSN(c.MySQL.DSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Addr = proxy.Addr()
+		c.MySQL.DSN = m.FormatDSN()
+		c.Server.HandlerPoolSize = 8
+		c.Offline.QueryTimeout = 2 * time.Second
+	})
+	alice, _ := login(t, ts, "alice", "")
+	bob, _ := login(t, ts, "bob", "")
+	carol, _ := login(t, ts, "carol", "") // messages to carol while down go to the spool
+	_ = carol
+	proxy.Set(faultproxy.Blackhole, 0)
+	t.Cleanup(func() { proxy.Set(faultproxy.Pass, 0) })
+
+	const inits = 12
+	users := make([]*client, inits)
+	start := time.Now()
+	for i := range users {
+		users[i] = dial(t, ts.url)
+		users[i].sendJSON(map[string]string{"flag": "init", "from": fmt.Sprint("u", i)})
+	}
+	for round := 0; round < 5; round++ {
+		t0 := time.Now()
+		alice.send(`{"flag":"ping"}`)
+		if f := alice.next(2 * time.Second); f["flag"] != "pong" {
+			t.Fatalf("ping answered with %v", f)
+		}
+		bob.sendJSON(map[string]string{"flag": "msg", "from": "bob", "to": "alice", "content": fmt.Sprint("hi ", round)})
+		if f := alice.next(2 * time.Second); f["content"] != fmt.Sprint("hi ", round) {
+			t.Fatalf("live message: got %v", f)
+		}
+		if d := time.Since(t0); d > time.Second {
+			t.Fatalf("a ping and a live message took %v with MySQL black-holed", d)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	for i, u := range users {
+		f := u.next(15 * time.Second)
+		if f["code"] != "unavailable" {
+			t.Fatalf("init %d: got %v; want unavailable", i, f)
+		}
+	}
+	if d := time.Since(start); d > 12*time.Second {
+		t.Fatalf("inits answered unavailable only after %v", d)
+	}
+	// The refused backlog does not stop live chat for those who just came.
+	alice.sendJSON(map[string]string{"flag": "msg", "from": "alice", "to": "u3", "content": "welcome"})
+	if f := users[3].next(2 * time.Second); f["content"] != "welcome" {
+		t.Fatalf("u3 after its unavailable init got %v; want a live message", f)
+	}
+}

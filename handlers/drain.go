@@ -1,0 +1,269 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"chatserver/hub"
+	"chatserver/offline"
+)
+
+// unlockedPasses is how many drain passes may race with new messages before
+// the last one runs with the account's new messages held for the connection
+// (hub.Table.Capture).
+const unlockedPasses = 2
+
+// drainJob is one init's backlog to push.
+type drainJob struct {
+	c             *hub.Conn
+	account, peer string
+	seq           uint64
+}
+
+// drainer runs the inits' drains on goroutines of their own, at most max at
+// once (the rest wait their turn in order), so that a slow or hanging database
+// holds up neither the event loops nor the handler pool: pings, acks and live
+// messages go on. No goroutine is kept while nothing drains.
+type drainer struct {
+	run func(drainJob)
+	max int
+
+	mu      sync.Mutex
+	queue   []drainJob
+	running int
+}
+
+func newDrainer(max int, run func(drainJob)) *drainer { return &drainer{run: run, max: max} }
+
+func (d *drainer) submit(j drainJob) {
+	d.mu.Lock()
+	d.queue = append(d.queue, j)
+	spawn := d.running < d.max
+	if spawn {
+		d.running++
+	}
+	d.mu.Unlock()
+	if spawn {
+		go d.work()
+	}
+}
+
+// idle reports whether no drain runs or waits.
+func (d *drainer) idle() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.running == 0
+}
+
+func (d *drainer) work() {
+	for {
+		d.mu.Lock()
+		if len(d.queue) == 0 {
+			d.running--
+			d.queue = nil
+			d.mu.Unlock()
+			return
+		}
+		j := d.queue[0]
+		d.queue[0] = drainJob{}
+		d.queue = d.queue[1:]
+		d.mu.Unlock()
+		d.run(j)
+	}
+}
+
+// runDrain drains one init's backlog, then serves the frames the connection
+// sent meanwhile (hold.go). A panic is contained as in Handle: it is logged and
+// the connection goes live.
+func (h *Handler) runDrain(j drainJob) {
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				h.log.Error().Str("conn", h.table.ConnID(j.c)).Str("account", j.account).Interface("panic", p).
+					Bytes("stack", debug.Stack()).Msg("drain panic")
+				h.table.ForceLive(j.c)
+				h.reply(j.c, errorPayload(newError(CodeInternal, "internal error; it has been logged"), ""))
+			}
+		}()
+		h.drain(j)
+	}()
+	over := true
+	for {
+		data, ok := h.held.next(j.c, over)
+		if !ok {
+			return // none left, or a held init started the next drain
+		}
+		over = false
+		h.serveHeld(j.c, data)
+	}
+}
+
+func (h *Handler) serveHeld(c *hub.Conn, data []byte) {
+	defer func() {
+		if p := recover(); p != nil {
+			h.log.Error().Str("conn", h.table.ConnID(c)).Str("account", c.Account()).Interface("panic", p).
+				Bytes("stack", debug.Stack()).Msg("handler panic; frame refused")
+			h.reply(c, errorPayload(newError(CodeInternal, "internal error; it has been logged"), ""))
+		}
+	}()
+	f, perr := Decode(data) // decoded once already: cannot fail
+	if perr != nil {
+		h.fail(c, "", perr)
+		return
+	}
+	h.serve(c, &f)
+}
+
+// drain pushes the connection's pending offline messages (all of them, or only
+// those from peer), oldest first, marking exactly the rows pushed as sent (an
+// acknowledging connection: when acknowledged). Live messages that arrive
+// meanwhile wait behind the backlog, or go to the pool and are picked up by a
+// later pass, so that every message arrives once and in order. The last pass
+// runs with new messages held for the connection instead of stored, so it
+// reads a backlog nothing is added to, without a lock held across the reads.
+func (h *Handler) drain(j drainJob) {
+	c, account, peer, seq := j.c, j.account, j.peer, j.seq
+	start := time.Now()
+	// An acknowledging connection leaves its rows unmarked until acked: later
+	// passes start after the last row pushed, so none is pushed twice.
+	var after int64
+	for pass := 1; ; pass++ {
+		if time.Since(start) > h.cfg.DrainTimeout {
+			h.drainFailed(c, account, errors.New("drain did not settle within offline.drain_timeout"))
+			return
+		}
+		if err := h.drainOnce(c, account, peer, &after); err != nil {
+			h.drainFailed(c, account, err)
+			return
+		}
+		next, live := h.table.GoLive(c, seq)
+		if live {
+			return
+		}
+		seq = next
+		if pass >= unlockedPasses {
+			s, ok := h.table.Capture(c)
+			if !ok {
+				return
+			}
+			seq = s
+		}
+	}
+}
+
+// drainFailed keeps the connection usable for live chat when the backlog cannot be
+// read: the rows stay pending for the next init.
+func (h *Handler) drainFailed(c *hub.Conn, account string, err error) {
+	if errors.Is(err, errConnGone) {
+		return
+	}
+	h.table.ForceLive(c)
+	h.log.Error().Err(err).Str("conn", h.table.ConnID(c)).Str("account", account).Msg("offline drain failed")
+	h.fail(c, "init", newError(CodeUnavailable, "offline messages could not be loaded now; they are kept for the next init"))
+}
+
+// drainOnce waits for queued offline writes, then pushes every pending row page
+// by page and marks the pushed rows sent. Every database step has its own
+// deadline (offline.query_timeout), so a database that hangs fails the drain
+// soon instead of holding the connection's backlog for long.
+func (h *Handler) drainOnce(c *hub.Conn, account, peer string, resume *int64) error {
+	if err := h.query(func(ctx context.Context) error { return h.store.Flush(ctx) }); err != nil {
+		return err
+	}
+	var has bool
+	if err := h.query(func(ctx context.Context) (err error) {
+		has, err = h.store.HasPending(ctx, account)
+		return err
+	}); err != nil || !has {
+		return err
+	}
+	var after int64
+	if c.Acks() {
+		after = *resume
+	}
+	window := max(1, h.cfg.MaxUnacked/2)
+	for {
+		start := time.Now()
+		var rows []offline.Row
+		var next int64
+		var more bool
+		err := h.query(func(ctx context.Context) (err error) {
+			rows, next, more, err = h.store.Pending(ctx, account, peer, after, h.cfg.DrainPage)
+			return err
+		})
+		h.metrics.SQL("drain_select", time.Since(start))
+		if err != nil {
+			return err
+		}
+		ids := make([]int64, 0, len(rows))
+		pushed := 0
+		var sendErr error
+		for _, r := range rows {
+			// An acknowledging connection gets its backlog in windows it can
+			// acknowledge (half of limits.max_unacked, leaving room for live
+			// messages), then live chat.
+			if !h.waitWindow(c, window) {
+				sendErr = errConnGone
+				break
+			}
+			if !c.Track(&drainedRow{id: r.MessageID(), row: r.ID}) {
+				sendErr = errConnGone
+				break
+			}
+			if sendErr = c.Send(messagePayload(r.From, r.Content, r.Group, r.MessageID())); sendErr != nil {
+				break
+			}
+			*resume = max(*resume, r.ID)
+			pushed++
+			if !c.Acks() {
+				ids = append(ids, r.ID)
+			}
+		}
+		start = time.Now()
+		err = h.query(func(ctx context.Context) error { return h.store.MarkSent(ctx, ids) })
+		h.metrics.SQL("drain_mark", time.Since(start))
+		if err != nil {
+			// Pushed but not marked: they will be pushed again at the next init.
+			h.log.Error().Err(err).Str("account", account).Int("rows", len(ids)).
+				Msg("pushed offline rows could not be marked sent; they will be delivered again")
+			return err
+		}
+		h.metrics.OfflineDrained(len(ids)) // acknowledging connections count at their ack
+		h.metrics.FramesOut("offline", pushed)
+		if sendErr != nil {
+			return errConnGone
+		}
+		if !more {
+			if !h.waitWindow(c, window) { // room for what was held back meanwhile
+				return errConnGone
+			}
+			return nil
+		}
+		after = next
+	}
+}
+
+// waitWindow waits, at most offline.drain_timeout, until c has fewer than n
+// messages unacknowledged. A client that acknowledges nothing for that long is
+// closed as too slow; its rows stay pending.
+func (h *Handler) waitWindow(c *hub.Conn, n int) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.DrainTimeout)
+	defer cancel()
+	if c.WaitWindow(ctx, n) {
+		return true
+	}
+	if ctx.Err() != nil {
+		c.Close(hub.CloseQueueFull, "offline messages not acknowledged")
+	}
+	return false
+}
+
+// query runs one database step of a drain under its own deadline.
+func (h *Handler) query(fn func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.QueryTimeout)
+	defer cancel()
+	return fn(ctx)
+}
