@@ -77,12 +77,14 @@ type history struct {
 	conns   map[string][]interval
 	faults  []faultSpan
 	members map[string][]string
-	drained time.Time // start of the last drain; zero if the run did not get there
+	drained time.Time              // start of the last drain; zero if the run did not get there
+	inits   map[string][]time.Time // account -> times its inits finished
+	refused map[string][]time.Time // account -> times its init's backlog was refused (unavailable)
 	end     time.Time
 }
 
 func index(events []Event) *history {
-	h := &history{msgs: map[string]*msgInfo{}, recv: map[string][]Event{}, conns: map[string][]interval{}, members: map[string][]string{}}
+	h := &history{msgs: map[string]*msgInfo{}, recv: map[string][]Event{}, conns: map[string][]interval{}, members: map[string][]string{}, refused: map[string][]time.Time{}, inits: map[string][]time.Time{}}
 	open := map[string]*interval{}       // client/conn -> connection
 	openFault := map[string]*faultSpan{} // detail -> span
 	sort.SliceStable(events, func(i, j int) bool { return events[i].T.Before(events[j].T) })
@@ -123,14 +125,22 @@ func index(events []Event) *history {
 			}
 		case evRecv:
 			h.recv[e.Client] = append(h.recv[e.Client], e)
+		case evOpen:
+			open[connKey(e.Client, e.Conn)] = &interval{node: e.Node, start: e.T, end: forever}
 		case evConnect:
-			iv := &interval{node: e.Node, start: e.T, end: forever}
-			open[connKey(e.Client, e.Conn)] = iv
+			if open[connKey(e.Client, e.Conn)] == nil { // a history without open events
+				open[connKey(e.Client, e.Conn)] = &interval{node: e.Node, start: e.T, end: forever}
+			}
+			h.inits[e.Client] = append(h.inits[e.Client], e.T)
 		case evDisconnect:
 			if iv := open[connKey(e.Client, e.Conn)]; iv != nil {
 				iv.end = e.T
 				h.conns[e.Client] = append(h.conns[e.Client], *iv)
 				delete(open, connKey(e.Client, e.Conn))
+			}
+		case evNote:
+			if e.Code == "unavailable" && e.Client != "" {
+				h.refused[e.Client] = append(h.refused[e.Client], e.T)
 			}
 		case evGroup:
 			h.members[e.Group] = strings.Split(e.Detail, ",")
@@ -291,7 +301,7 @@ func Check(events []Event, setup string, seed uint64, d time.Duration) *Result {
 			} else {
 				r.OutOfOrder++
 			}
-			f := h.finding("order", a, p.to, a.firstSend, ta, fmt.Sprintf("received after %d later message(s), first %s", len(overtaken), overtaken[0]))
+			f := h.finding("order", a, p.to, a.firstSend, ta, fmt.Sprintf("received at %s after %d later message(s), first %s", ta.Format("15:04:05.000"), len(overtaken), overtaken[0]))
 			r.classify(h, f, a, p.to, cluster)
 		}
 	}
@@ -333,11 +343,17 @@ func (h *history) finding(rule string, m *msgInfo, to string, from, until time.T
 	if len(m.errors) > 0 {
 		ack += " (errors: " + strings.Join(m.errors, ",") + ")"
 	}
-	lo, hi := window(m, from, until)
+	lo, hi := window(m, m.firstSend, m.settled)
 	var faults []string
 	for _, f := range h.faults {
 		if f.start.Before(hi) && f.end.After(lo) {
 			faults = append(faults, f.detail)
+		}
+	}
+	for _, t := range h.refused[to] {
+		if t.After(m.firstSend) && t.Before(until) {
+			detail += fmt.Sprintf("; the recipient's init at %s got `unavailable` (backlog held back, chatting live: README, MySQL outage)", t.Format("15:04:05.000"))
+			break
 		}
 	}
 	return Finding{Rule: rule, ID: m.id, Sender: m.sender, Recipient: to, Ack: ack,
@@ -407,8 +423,8 @@ func (h *history) faultyNodes(lo, hi time.Time) map[int]bool {
 }
 
 func (h *history) connectedAfter(acct string, t time.Time) bool {
-	for _, iv := range h.conns[acct] {
-		if iv.start.After(t) {
+	for _, it := range h.inits[acct] {
+		if it.After(t) {
 			return true
 		}
 	}

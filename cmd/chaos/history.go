@@ -47,7 +47,8 @@ const (
 	evAck        = "ack"         // the server acknowledged ID (Status pushed|stored)
 	evSendError  = "send_error"  // the server refused ID (Code), or the call failed
 	evRecv       = "recv"        // Client received ID from From
-	evConnect    = "connect"     // Client's connection Conn on Node finished init
+	evOpen       = "open"        // Client's connection Conn to Node is open (init sent)
+	evConnect    = "connect"     // that connection finished init (the pong after init came)
 	evDisconnect = "disconnect"  // that connection ended (Detail: why)
 	evGroup      = "group"       // Group's members (Detail: comma-separated)
 	evFaultStart = "fault_start" // Code: kind, Node: target (-1 all), Detail

@@ -51,8 +51,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (failed b
 	mysqlDSN := fs.String("mysql-dsn", "root@tcp(127.0.0.1:3306)/", "MariaDB/MySQL server (without database); each setup makes its own database")
 	redisAddr := fs.String("redis", "127.0.0.1:6379", "shared Redis, used with a key prefix only when redis-server is not installed")
 	keep := fs.Bool("keep", false, "keep the databases")
+	check := fs.String("check", "", "only check a history file written by an earlier run (with -setups naming its setup)")
 	if err := fs.Parse(args); err != nil {
 		return false, err
+	}
+	if *check != "" {
+		events, err := readHistory(*check)
+		if err != nil {
+			return false, err
+		}
+		r := Check(events, strings.Split(*setups, ",")[0], *seed, *duration)
+		r.History = *check
+		printReport(stdout, []*Result{r})
+		return r.Failed(), nil
 	}
 	kinds, err := parseFaults(*faults)
 	if err != nil {

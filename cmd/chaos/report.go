@@ -47,7 +47,7 @@ func printReport(w io.Writer, rs []*Result) {
 			continue
 		}
 		fmt.Fprintf(w, "\n== %s (seed %d): %s\n", r.Setup, r.Seed, verdict(r))
-		fmt.Fprintf(w, "legacy: sent %d, received %d, lost %d, out of order %d (reported, not failures: legacy clients get no acks)\n",
+		fmt.Fprintf(w, "legacy: sent %d, received %d, lost %d, out of order %d (losses reported, not failures: legacy clients get no acks; order and phantoms are checked)\n",
 			r.LegacySent, r.LegacyReceived, r.LegacyLost, r.LegacyOutOfOrder)
 		printFindings(w, "FAILURE", r.Failures)
 		printFindings(w, "known (several nodes)", r.KnownFailures)

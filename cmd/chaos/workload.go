@@ -128,6 +128,7 @@ func (c *client) session(ctx context.Context, node int) string {
 	c.online = false
 	c.mu.Unlock()
 	conn := &wsConn{ws: ws}
+	c.s.rec.Add(Event{Kind: evOpen, Client: c.acct, Conn: connN, Node: node})
 	defer func() {
 		c.mu.Lock()
 		c.online = false
