@@ -119,6 +119,7 @@ func (n *node) start(ctx context.Context) error {
 		verdict := "expected"
 		if !expected {
 			verdict = "unexpected"
+			status += "; last log line: " + lastLine(n.logPath)
 		}
 		n.rec.Add(Event{Kind: evNodeExit, Node: n.idx, Status: verdict, Detail: fmt.Sprintf("pid %d: %s", cmd.Process.Pid, status)})
 		close(done)
@@ -251,4 +252,18 @@ func (n *node) scanLog() []string {
 		}
 	}
 	return out
+}
+
+// lastLine is the log's last non-empty line (what a process said as it died).
+func lastLine(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	l := lines[len(lines)-1]
+	if len(l) > 300 {
+		l = l[:300] + "..."
+	}
+	return l
 }
