@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/http"
@@ -81,7 +83,7 @@ func start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *app, 
 	if node == "" {
 		node = defaultNode(cfg.Server.Addr)
 	}
-	if err := a.openStore(ctx); err != nil {
+	if err := a.openStoreWaiting(ctx); err != nil {
 		return nil, err
 	}
 	table := hub.NewTable(cfg.Offline.DrainQueue)
@@ -279,13 +281,57 @@ func (a *app) startAPI() error {
 	return nil
 }
 
+// openStoreWaiting opens and migrates the offline store. A MySQL that does not
+// answer yet (a node restarted during an outage) is waited for, with the log
+// saying so at every attempt, instead of ending the process: the node starts
+// listening once MySQL answers, and SIGTERM still stops it meanwhile. What
+// MySQL itself refuses (access denied, unknown database) and configuration
+// errors end the start at once.
+func (a *app) openStoreWaiting(ctx context.Context) error {
+	backoff := 500 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := a.openStore(ctx)
+		if err == nil || a.cfg.MySQL.DSN == "" || !unreachable(err) {
+			return err
+		}
+		if a.store != nil {
+			_ = a.store.Close()
+			a.store = nil
+		}
+		a.log.Error().Err(err).Int("attempt", attempt).Dur("retry_in", backoff).
+			Msg("MySQL unreachable at start; waiting for it before listening")
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stopped while waiting for MySQL: %w", err)
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+// connectTimeout bounds one attempt to reach MySQL at start (one that accepts
+// connections and answers nothing). The migrations that follow have no
+// deadline: converting a big legacy table may take minutes.
+const connectTimeout = 10 * time.Second
+
+// unreachable tells a database that did not answer (worth waiting for) from
+// one that answered with an error (access denied, unknown database, bad SQL)
+// or a configuration error.
+func unreachable(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, mysql.ErrInvalidConn) || errors.Is(err, driver.ErrBadConn) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, context.DeadlineExceeded)
+}
+
 func (a *app) openStore(ctx context.Context) error {
 	sub, err := fs.Sub(sqlFiles, "sql")
 	if err != nil {
 		return fmt.Errorf("migrations: %w", err)
 	}
 	if a.cfg.MySQL.DSN != "" {
-		a.store, err = offline.Open(ctx, offline.MySQL, a.cfg.MySQL.DSN, a.cfg.Offline.Table)
+		cctx, cancel := context.WithTimeout(ctx, connectTimeout)
+		a.store, err = offline.Open(cctx, offline.MySQL, a.cfg.MySQL.DSN, a.cfg.Offline.Table)
+		cancel()
 	} else {
 		if dir := filepath.Dir(a.cfg.Embed.Path); dir != "" {
 			if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -1,14 +1,19 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/rs/zerolog"
 
 	"chatserver/config"
 	"chatserver/internal/faultproxy"
+	"chatserver/internal/servicetest"
 )
 
 // TestBacklogInAckWindows: a client that inits with "ack":true while more
@@ -126,5 +131,63 @@ func TestBlackholedMySQLNeverStallsChat(t *testing.T) {
 	alice.sendJSON(map[string]string{"flag": "msg", "from": "alice", "to": "u3", "content": "welcome"})
 	if f := users[3].next(2 * time.Second); f["content"] != "welcome" {
 		t.Fatalf("u3 after its unavailable init got %v; want a live message", f)
+	}
+}
+
+// TestStartWaitsForMySQL: a node restarted while MySQL is down waits for it,
+// saying so, instead of exiting; it serves once MySQL answers.
+func TestStartWaitsForMySQL(t *testing.T) {
+	proxy, err := faultproxy.Start("127.0.0.1:3306")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
+	cfg := config.Default()
+	cfg.Server.Addr = "127.0.0.1:0"
+	cfg.API.Addr = "127.0.0.1:0"
+	cfg.Node = "test-" + servicetest.Unique()
+	cfg.Offline.SpoolPath = filepath.Join(t.TempDir(), "spool.db")
+	m, err := mysql.ParseDSN(servicetest.MySQLDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Addr = proxy.Addr()
+	cfg.MySQL.DSN = m.FormatDSN()
+	proxy.Set(faultproxy.Cut, 0)
+
+	var logs syncBuffer
+	type started struct {
+		a   *app
+		err error
+	}
+	done := make(chan started, 1)
+	go func() {
+		a, err := start(context.Background(), cfg, zerolog.New(&logs))
+		done <- started{a, err}
+	}()
+	select {
+	case s := <-done:
+		t.Fatalf("start returned while MySQL was down: %v", s.err)
+	case <-time.After(2 * time.Second):
+	}
+	if !strings.Contains(logs.String(), "MySQL unreachable at start") {
+		t.Fatalf("the log does not say what the node waits for:\n%s", logs.String())
+	}
+	proxy.Set(faultproxy.Pass, 0)
+	var s started
+	select {
+	case s = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("start did not finish after MySQL came back")
+	}
+	if s.err != nil {
+		t.Fatalf("start after MySQL came back: %v", s.err)
+	}
+	t.Cleanup(func() { _ = s.a.Close(context.Background()) })
+	ts := &testServer{t: t, app: s.a, cfg: cfg, url: "ws://" + s.a.Addr() + "/"}
+	alice, _ := login(t, ts, "alice", "")
+	alice.send(`{"flag":"msg","from":"alice","to":"bob","content":"hi","cid":"1"}`)
+	if f := alice.next(5 * time.Second); f["status"] != "stored" {
+		t.Fatalf("after the wait: %v; want a stored ack", f)
 	}
 }

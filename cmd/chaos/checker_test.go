@@ -86,6 +86,20 @@ func TestCheckReorder(t *testing.T) {
 	}
 }
 
+// A reorder around an init that got unavailable is what the README documents
+// (the connection chats live, its older backlog comes at a later init): it is
+// reported apart, not a failure. Without that init it is a failure.
+func TestCheckReorderAfterRefusedInitIsDocumented(t *testing.T) {
+	h := newHist().send("s1", "r1", "m:s1:1").ack("s1", "m:s1:1", "x1")
+	h.add(Event{Kind: evNote, Client: "r1", Code: "unavailable"})
+	h.send("s1", "r1", "m:s1:2").ack("s1", "m:s1:2", "x2").
+		recv("r1", "s1", "m:s1:2", "x2").recv("r1", "s1", "m:s1:1", "x1")
+	r := Check(h.ev, "single", 1, time.Minute)
+	if r.Failed() || rules(r.Documented) != "order:m:s1:1" {
+		t.Fatalf("failures %q, documented %q; want none, order:m:s1:1", rules(r.Failures), rules(r.Documented))
+	}
+}
+
 // A message resent after the next one was first sent may arrive after it:
 // the sender, not the server, changed the order.
 func TestCheckResentAfterLaterIsNotReorder(t *testing.T) {

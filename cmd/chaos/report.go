@@ -11,13 +11,13 @@ import (
 // printTable writes one line per setup with the campaign's figures.
 func printTable(w io.Writer, rs []*Result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "setup\tseed\tduration\tfaults\tsent\tacked\treceived\tlost\tout of order\tduplicates by id\tknown (several nodes)\tfailures\tlegacy sent/received")
+	fmt.Fprintln(tw, "setup\tseed\tduration\tfaults\tsent\tacked\treceived\tlost\tout of order\tduplicates by id\tknown (several nodes)\tdocumented\tfailures\tlegacy sent/received")
 	for _, r := range rs {
 		if r == nil {
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d/%d\n", r.Setup, r.Seed, r.Duration, faultSummary(r.FaultsByKind),
-			r.Sent, r.Acked, r.Received, r.Lost, r.OutOfOrder, r.Duplicates, r.Known, len(r.Failures), r.LegacySent, r.LegacyReceived)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d/%d\n", r.Setup, r.Seed, r.Duration, faultSummary(r.FaultsByKind),
+			r.Sent, r.Acked, r.Received, r.Lost, r.OutOfOrder, r.Duplicates, r.Known, len(r.Documented), len(r.Failures), r.LegacySent, r.LegacyReceived)
 	}
 	_ = tw.Flush()
 }
@@ -51,6 +51,7 @@ func printReport(w io.Writer, rs []*Result) {
 			r.LegacySent, r.LegacyReceived, r.LegacyLost, r.LegacyOutOfOrder)
 		printFindings(w, "FAILURE", r.Failures)
 		printFindings(w, "known (several nodes)", r.KnownFailures)
+		printFindings(w, "documented (order after an init that got unavailable)", r.Documented)
 		for _, n := range r.Notes {
 			fmt.Fprintf(w, "note: %s\n", n)
 		}
