@@ -91,10 +91,28 @@ func TestBlackholedMySQLNeverStallsChat(t *testing.T) {
 	})
 	alice, _ := login(t, ts, "alice", "")
 	bob, _ := login(t, ts, "bob", "")
-	carol, _ := login(t, ts, "carol", "") // messages to carol while down go to the spool
-	_ = carol
+	// dave acknowledges; his backlog is read before the fault, acked during it.
+	for i := 1; i <= 3; i++ {
+		alice.sendJSON(map[string]string{"flag": "msg", "from": "alice", "to": "dave", "content": fmt.Sprint("d", i)})
+	}
+	alice.sync()
+	eventually(t, "dave's rows stored", func() bool { return ts.unsent("dave", "") == 3 })
+	dave := dial(t, ts.url)
+	dave.send(`{"flag":"init","from":"dave","ack":true}`)
+	var last map[string]any
+	for i := 0; i < 3; i++ {
+		last = dave.next(5 * time.Second)
+	}
 	proxy.Set(faultproxy.Blackhole, 0)
 	t.Cleanup(func() { proxy.Set(faultproxy.Pass, 0) })
+
+	// Marking acknowledged rows waits on MySQL, dave does not.
+	dave.sendJSON(map[string]string{"flag": "ack", "id": last["id"].(string)})
+	t0 := time.Now()
+	dave.send(`{"flag":"ping"}`)
+	if f := dave.next(2 * time.Second); f["flag"] != "pong" || time.Since(t0) > time.Second {
+		t.Fatalf("after an ack with MySQL black-holed, ping got %v after %v", f, time.Since(t0))
+	}
 
 	const inits = 12
 	users := make([]*client, inits)

@@ -92,6 +92,7 @@ type Handler struct {
 	acks         *ackMemory
 	inflight     inFlightAcks
 	held         heldFrames
+	marker       marker
 	drains       *drainer
 	run          string        // random per process, the prefix of generated message ids
 	seq          atomic.Uint64 // generated message ids
@@ -121,6 +122,7 @@ func New(cfg Config, d Deps) *Handler {
 		run:          runPrefix(),
 	}
 	h.drains = newDrainer(cfg.DrainWorkers, h.runDrain)
+	h.marker.h = h
 	for _, a := range cfg.Broadcasters {
 		h.broadcasters[a] = true
 	}

@@ -191,7 +191,7 @@ func (fx *fixture) conn(string) (*hub.Conn, *fakeConn) {
 // a goroutine of its own) to finish.
 func (fx *fixture) send(c *hub.Conn, frame string) {
 	fx.h.Handle(c, true, []byte(frame))
-	for !fx.h.drains.idle() {
+	for !fx.h.drains.idle() || !fx.h.marker.idle() {
 		time.Sleep(time.Millisecond)
 	}
 }

@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"context"
 	"sync/atomic"
 
 	"chatserver/hub"
@@ -91,15 +90,8 @@ func (h *Handler) ack(c *hub.Conn, f *Frame) error {
 			rows = append(rows, r.row)
 		}
 	}
-	if len(rows) == 0 {
-		return nil
+	if len(rows) > 0 {
+		h.marker.add(rows)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.DrainTimeout)
-	defer cancel()
-	if err := h.store.MarkSent(ctx, rows); err != nil {
-		// Acknowledged but not marked: they will come again at the next init.
-		h.log.Error().Err(err).Str("account", c.Account()).Int("rows", len(rows)).Msg("acknowledged rows could not be marked sent")
-	}
-	h.metrics.OfflineDrained(len(rows))
 	return nil
 }
