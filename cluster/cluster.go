@@ -41,6 +41,8 @@ type Bus struct {
 
 	mu    sync.Mutex
 	alive map[string]aliveEntry // node -> liveness, cached briefly
+
+	brk breaker // see breaker.go
 }
 
 type aliveEntry struct {
@@ -89,6 +91,9 @@ func (b *Bus) Run(ctx context.Context, handle func(Envelope)) {
 
 // Send publishes env to node's inbox; it reports whether the node received it.
 func (b *Bus) Send(ctx context.Context, node string, env Envelope) (bool, error) {
+	if err := b.check(); err != nil {
+		return false, err
+	}
 	env.Origin = b.node
 	payload, err := json.Marshal(env)
 	if err != nil {
@@ -96,6 +101,7 @@ func (b *Bus) Send(ctx context.Context, node string, env Envelope) (bool, error)
 	}
 	n, err := b.rdb.Publish(ctx, b.inbox(node), payload).Result()
 	if err != nil {
+		b.failed(err)
 		return false, fmt.Errorf("cluster: publish to %s: %w", node, err)
 	}
 	return n > 0, nil
@@ -103,12 +109,16 @@ func (b *Bus) Send(ctx context.Context, node string, env Envelope) (bool, error)
 
 // Broadcast publishes env to every node (each delivers it to its connections).
 func (b *Bus) Broadcast(ctx context.Context, env Envelope) error {
+	if err := b.check(); err != nil {
+		return err
+	}
 	env.Origin = b.node
 	payload, err := json.Marshal(env)
 	if err != nil {
 		return fmt.Errorf("cluster: encode: %w", err)
 	}
 	if err := b.rdb.Publish(ctx, b.allChannel(), payload).Err(); err != nil {
+		b.failed(err)
 		return fmt.Errorf("cluster: broadcast: %w", err)
 	}
 	return nil
@@ -118,12 +128,16 @@ func (b *Bus) Broadcast(ctx context.Context, env Envelope) error {
 // on, in one pipeline. Entries of nodes whose liveness key has expired are
 // ignored and removed.
 func (b *Bus) Locate(ctx context.Context, accounts []string) (map[string][]string, error) {
+	if err := b.check(); err != nil {
+		return nil, err
+	}
 	pipe := b.rdb.Pipeline()
 	cmds := make([]*redis.StringSliceCmd, len(accounts))
 	for i, a := range accounts {
 		cmds[i] = pipe.HKeys(ctx, b.prefix+"acct:"+a)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		b.failed(err)
 		return nil, fmt.Errorf("cluster: locate: %w", err)
 	}
 	out := make(map[string][]string)
@@ -168,6 +182,7 @@ func (b *Bus) isAlive(ctx context.Context, node string) (bool, error) {
 	}
 	n, err := b.rdb.Exists(ctx, b.prefix+"alive:"+node).Result()
 	if err != nil {
+		b.failed(err)
 		return false, fmt.Errorf("cluster: liveness of %s: %w", node, err)
 	}
 	b.mu.Lock()

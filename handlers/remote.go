@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"chatserver/cluster"
@@ -70,7 +71,9 @@ func (h *Handler) fanout(from, content, group, id string, accounts []string, now
 	defer cancel()
 	where, err := h.remote.Locate(ctx, accounts)
 	if err != nil {
-		h.log.Warn().Err(err).Msg("cannot locate accounts on other nodes; storing for those not here")
+		if !errors.Is(err, cluster.ErrUnavailable) { // (the bus logged the outage once)
+			h.log.Warn().Err(err).Msg("cannot locate accounts on other nodes; storing for those not here")
+		}
 		where = nil
 	}
 	// One envelope per node; the first node of an account not here is the one

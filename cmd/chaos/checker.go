@@ -384,15 +384,16 @@ func window(m *msgInfo, from, until time.Time) (time.Time, time.Time) {
 }
 
 // classify marks f known when, in the cluster, the recipient was on another
-// node than the sender's and that node was stopped, killed or lost Redis
-// around then.
+// node than the sender's and one of the two was stopped, killed or lost Redis
+// around then (a node that cannot reach Redis stores what it cannot route, and
+// the cross-node boundary is the several-nodes issue's).
 func (r *Result) classify(h *history, f Finding, m *msgInfo, to string, cluster bool) {
 	if cluster {
 		lo, hi := window(m, m.firstSend, m.settled)
 		hit := h.faultyNodes(lo, hi)
 		for rn := range h.nodesOf(to, lo, hi) {
 			for sn := range m.sendNodes {
-				if rn != sn && hit[rn] {
+				if rn != sn && (hit[rn] || hit[sn]) {
 					f.Known = true
 				}
 			}
