@@ -68,6 +68,10 @@ type entry struct {
 	stale   bool          // invalidated while loading: do not keep the result
 }
 
+// staleRetry is how soon an expired member list that could not be read again
+// is retried; meanwhile the last one known is used.
+const staleRetry = 5 * time.Second
+
 // NewCache caches src's member lists for ttl, for at most entries groups
 // (entries <= 0: 100000); max bounds a group's size.
 func NewCache(src source, ttl time.Duration, max, entries int) *Cache {
@@ -87,6 +91,7 @@ func (c *Cache) Len() int {
 // Get returns group's members (an empty set for a group nobody is in).
 func (c *Cache) Get(ctx context.Context, group string) (*Set, error) {
 	for {
+		var old *Set // an expired set, answered again if its reload fails
 		c.mu.Lock()
 		e := c.m[group]
 		switch {
@@ -104,6 +109,7 @@ func (c *Cache) Get(ctx context.Context, group string) (*Set, error) {
 			c.mu.Unlock()
 			return e.set, nil
 		case e != nil:
+			old = e.set
 			c.dropLocked(e) // expired
 		}
 		e = &entry{group: group, loading: make(chan struct{})}
@@ -116,6 +122,15 @@ func (c *Cache) Get(ctx context.Context, group string) (*Set, error) {
 		e.loading = nil
 		if err != nil {
 			delete(c.m, group)
+			if old != nil && !e.stale {
+				// The database does not answer: group chat goes on with the
+				// members known last, and the list is read again soon.
+				e.set, e.expires = old, c.now().Add(min(c.ttl, staleRetry))
+				e.elem = c.lru.PushFront(e)
+				c.m[group] = e
+				c.mu.Unlock()
+				return old, nil
+			}
 			c.mu.Unlock()
 			return nil, err
 		}

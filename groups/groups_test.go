@@ -76,10 +76,14 @@ type countingSource struct {
 	members map[string][]string
 	reads   atomic.Int32
 	hold    chan struct{}
+	down    atomic.Bool // the database does not answer
 }
 
 func (c *countingSource) Members(_ context.Context, g string) ([]string, error) {
 	c.reads.Add(1)
+	if c.down.Load() {
+		return nil, errors.New("database unreachable")
+	}
 	if c.hold != nil {
 		<-c.hold
 	}
@@ -215,5 +219,40 @@ func eventuallyTrue(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting: %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestCacheKeepsGroupsWorkingWhileTheDatabaseIsDown: a member list that
+// expires while the database does not answer is answered from the last one
+// known, so group chat goes on; once the database answers it is read again.
+func TestCacheKeepsGroupsWorkingWhileTheDatabaseIsDown(t *testing.T) {
+	src := &countingSource{members: map[string][]string{"team": {"a", "b"}}}
+	c := groups.NewCache(src, 20*time.Millisecond, 100, 0)
+	ctx := context.Background()
+	if s, err := c.Get(ctx, "team"); err != nil || !s.Has("b") {
+		t.Fatalf("Get = %v, %v", s, err)
+	}
+	src.down.Store(true)
+	time.Sleep(40 * time.Millisecond) // expired
+	s, err := c.Get(ctx, "team")
+	if err != nil || !s.Has("a") || !s.Has("b") {
+		t.Fatalf("expired list with the database down: %v, %v; want the last one known", s, err)
+	}
+	if _, err := c.Get(ctx, "other"); err == nil {
+		t.Fatal("a group never read was answered with the database down")
+	}
+	src.down.Store(false)
+	src.mu.Lock()
+	src.members["team"] = []string{"a", "c"}
+	src.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if s, err := c.Get(ctx, "team"); err == nil && s.Has("c") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the list was not read again once the database answered")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
