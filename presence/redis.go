@@ -150,9 +150,22 @@ func (r *Redis) Sync(ctx context.Context) error {
 }
 
 // Lookup lists account's connections on every node.
+//
+// While Redis is known to be unreachable (a write, the heartbeat or a lookup
+// failed, and the account map has not been rebuilt since) it fails at once
+// with ErrUnreachable instead of waiting for a deadline per call.
 func (r *Redis) Lookup(ctx context.Context, account string) ([]Entry, error) {
+	r.mu.Lock()
+	failing := r.failing
+	r.mu.Unlock()
+	if failing {
+		return nil, ErrUnreachable
+	}
 	fields, err := r.rdb.HKeys(ctx, r.accountKey(account)).Result()
 	if err != nil {
+		if !errors.Is(err, context.Canceled) {
+			r.markFailing()
+		}
 		return nil, fmt.Errorf("presence: lookup %q: %w", account, err)
 	}
 	out := make([]Entry, len(fields))
@@ -401,6 +414,9 @@ func (r *Redis) resync() error {
 	r.log.Info().Int("superseded_ops", dropped).Msg("Redis reachable again: this node's account map entries rebuilt")
 	return nil
 }
+
+// ErrUnreachable is Lookup's answer while Redis is known to be unreachable.
+var ErrUnreachable = errors.New("presence: Redis unreachable")
 
 func (r *Redis) markFailing() {
 	r.mu.Lock()
