@@ -127,6 +127,18 @@ func TestScenariosAgainstBaseline(t *testing.T) {
 			t.Fatalf("cpu = %+v", r.CPU)
 		}
 	})
+	t.Run("pairs-ping", func(t *testing.T) {
+		r := runTool(t, "pairs", "-addr", addr, "-pairs", "10", "-rate", "1000", "-duration", "1s", "-workers", "2",
+			"-ping-conns", "4", "-ping-every", "50ms")
+		p := r.Pairs
+		if p == nil || p.Lost != 0 || p.Ping == nil {
+			t.Fatalf("pairs = %+v", p)
+		}
+		// 4 connections, a ping every 50 ms for 1 s: about 80 round trips.
+		if g := p.Ping; g.Conns != 4 || g.Answered < 40 || g.Answered != g.Sent || g.Unanswered != 0 || g.MaxMs <= 0 || g.P50ms > g.MaxMs {
+			t.Fatalf("ping = %+v", g)
+		}
+	})
 	for _, rate := range []string{"0", "2000"} {
 		t.Run("pairs-rate-"+rate, func(t *testing.T) {
 			r := runTool(t, "pairs", "-addr", addr, "-pairs", "10", "-rate", rate, "-duration", "1s", "-workers", "2", "-grace", "5s")

@@ -46,11 +46,14 @@ type config struct {
 	k            int // broadcast
 	roundTimeout time.Duration
 
-	pairs    int // pairs
-	rate     float64
-	duration time.Duration
-	window   int
-	grace    time.Duration
+	pairs     int // pairs
+	rate      float64
+	duration  time.Duration
+	window    int
+	grace     time.Duration
+	pingConns int
+	pingEvery time.Duration
+	faultPID  int
 
 	messages     int // offline
 	accounts     int
@@ -123,6 +126,9 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "pairs: sending time")
 	fs.IntVar(&c.window, "window", 0, "pairs: in-flight messages per pair when -rate 0 (0: max(1, 2000/pairs))")
 	fs.DurationVar(&c.grace, "grace", 5*time.Second, "pairs: wait this long after sending for stragglers")
+	fs.IntVar(&c.pingConns, "ping-conns", 0, "pairs: this many senders also send {\"flag\":\"ping\"} every -ping-every and time the pong (p50/p99/max)")
+	fs.DurationVar(&c.pingEvery, "ping-every", 200*time.Millisecond, "pairs: ping period of the -ping-conns connections")
+	fs.IntVar(&c.faultPID, "fault-pid", 0, "pairs: send SIGUSR1 to this process when sending starts and SIGUSR2 when it is over (cmd/faultproxy: black-hole, then pass)")
 	fs.IntVar(&c.messages, "messages", 10000, "offline: messages in total")
 	fs.IntVar(&c.accounts, "accounts", 100, "offline: receiver accounts (one sender each)")
 	fs.StringVar(&c.dsn, "mysql-dsn", "", "offline: MySQL DSN to watch app_offline fill up (go-sql-driver format)")
@@ -182,9 +188,16 @@ func (c *config) validate() error {
 		return errors.New("-rate, -size, -window and -pairs must not be negative")
 	case c.heartbeat > 0 && c.heartbeat < time.Second:
 		return errors.New("-heartbeat: at least 1s")
+	case c.pingConns < 0 || c.faultPID < 0:
+		return errors.New("-ping-conns and -fault-pid must not be negative")
+	case c.pingConns > 0 && c.pingEvery < time.Millisecond:
+		return errors.New("-ping-every: at least 1ms")
 	}
 	if c.pairs == 0 {
 		c.pairs = max(c.conns/2, 1)
+	}
+	if c.pingConns > c.pairs {
+		return fmt.Errorf("-ping-conns %d: at most -pairs (%d)", c.pingConns, c.pairs)
 	}
 	if c.window == 0 {
 		c.window = max(1, 2000/c.pairs)

@@ -51,6 +51,10 @@ type pairsParams struct {
 	Window   int     `json:"window"` // in-flight messages per pair when Rate == 0
 	Duration int64   `json:"duration_ns"`
 	Grace    int64   `json:"grace_ns"`
+	// PingConns senders of this worker also send {"flag":"ping"} every
+	// PingEvery and time the pong.
+	PingConns int   `json:"ping_conns,omitempty"`
+	PingEvery int64 `json:"ping_every_ns,omitempty"`
 }
 
 type response struct {
@@ -110,4 +114,5 @@ type flowStat struct {
 	Skipped     int64       `json:"skipped"` // pairs (or senders) left out: a connection failed
 	Hist        []histEntry `json:"hist,omitempty"`
 	MaxLatNs    int64       `json:"max_lat_ns"`
+	Ping        *pingStat   `json:"ping,omitempty"` // pairs with PingConns
 }

@@ -83,23 +83,24 @@ type broadcastResult struct {
 }
 
 type pairsResult struct {
-	Pairs           int     `json:"pairs"`
-	Rate            float64 `json:"rate"` // 0 = closed loop
-	Window          int     `json:"window,omitempty"`
-	DurationS       float64 `json:"duration_s"`
-	Sent            int64   `json:"sent"`
-	Delivered       int64   `json:"delivered"`
-	Lost            int64   `json:"lost"`
-	Duplicated      int64   `json:"duplicated"`
-	OutOfOrder      int64   `json:"out_of_order"`
-	WrongFrom       int64   `json:"wrong_from"`
-	SentPerSec      float64 `json:"sent_per_sec"`
-	DeliveredPerSec float64 `json:"delivered_per_sec"`
-	LatP50ms        float64 `json:"latency_p50_ms"`
-	LatP99ms        float64 `json:"latency_p99_ms"`
-	LatMaxMs        float64 `json:"latency_max_ms"`
-	Behind          int64   `json:"late_sends"`    // paced sends more than 10 ms late (client could not keep the rate)
-	Skipped         int64   `json:"pairs_skipped"` // a connection of the pair failed to open
+	Pairs           int         `json:"pairs"`
+	Rate            float64     `json:"rate"` // 0 = closed loop
+	Window          int         `json:"window,omitempty"`
+	DurationS       float64     `json:"duration_s"`
+	Sent            int64       `json:"sent"`
+	Delivered       int64       `json:"delivered"`
+	Lost            int64       `json:"lost"`
+	Duplicated      int64       `json:"duplicated"`
+	OutOfOrder      int64       `json:"out_of_order"`
+	WrongFrom       int64       `json:"wrong_from"`
+	SentPerSec      float64     `json:"sent_per_sec"`
+	DeliveredPerSec float64     `json:"delivered_per_sec"`
+	LatP50ms        float64     `json:"latency_p50_ms"`
+	LatP99ms        float64     `json:"latency_p99_ms"`
+	LatMaxMs        float64     `json:"latency_max_ms"`
+	Behind          int64       `json:"late_sends"`     // paced sends more than 10 ms late (client could not keep the rate)
+	Skipped         int64       `json:"pairs_skipped"`  // a connection of the pair failed to open
+	Ping            *pingResult `json:"ping,omitempty"` // -ping-conns
 }
 
 type offlineResult struct {
@@ -213,6 +214,10 @@ func printPairs(row rowFunc, r *pairsResult) {
 	row("latency", "p50 %.2f ms  p99 %.2f ms  max %.2f ms", r.LatP50ms, r.LatP99ms, r.LatMaxMs)
 	row("lost / dup / out-of-order", "%d / %d / %d  (wrong sender %d, late sends %d, pairs skipped %d)",
 		r.Lost, r.Duplicated, r.OutOfOrder, r.WrongFrom, r.Behind, r.Skipped)
+	if p := r.Ping; p != nil {
+		row("ping round trip", "p50 %.2f ms  p99 %.2f ms  max %.2f ms  (%d conns every %.0f ms: %d sent, %d answered, %d unanswered at the end)",
+			p.P50ms, p.P99ms, p.MaxMs, p.Conns, p.EveryMs, p.Sent, p.Answered, p.Unanswered)
+	}
 }
 
 func printOffline(row rowFunc, r *offlineResult) {
@@ -294,6 +299,9 @@ func (r *result) problems() []string {
 		add(p.Duplicated, "messages duplicated")
 		add(p.OutOfOrder, "messages out of order")
 		add(p.WrongFrom, "messages from the wrong sender")
+		if p.Ping != nil {
+			add(p.Ping.Unanswered, "pings unanswered")
+		}
 	}
 	if o := r.Offline; o != nil {
 		add(o.Lost, "offline messages lost")

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -25,10 +27,14 @@ func (c *coord) pairs(ctx context.Context) error {
 	}
 	c.setPhase("pairs: sending")
 	var (
-		mu  sync.Mutex
-		agg = &flowStat{}
-		h   hist
+		mu    sync.Mutex
+		agg   = &flowStat{}
+		h     hist
+		pings pingAgg
 	)
+	if err := c.signalFault(syscall.SIGUSR1); err != nil {
+		return err
+	}
 	cpu := c.startCPU()
 	err := c.pool.all(func(i int, wp *workerProc) error {
 		if len(specs[i]) == 0 {
@@ -37,6 +43,7 @@ func (c *coord) pairs(ctx context.Context) error {
 		run := &pairsParams{
 			Rate:   cfg.rate * float64(len(specs[i])) / float64(cfg.pairs),
 			Window: cfg.window, Duration: int64(cfg.duration), Grace: int64(cfg.grace),
+			PingConns: share(cfg.pingConns, n, i), PingEvery: int64(cfg.pingEvery),
 		}
 		res, err := wp.call(ctx, "pairs", args{Pairs: specs[i], Run: run})
 		if err != nil {
@@ -45,9 +52,13 @@ func (c *coord) pairs(ctx context.Context) error {
 		mu.Lock()
 		agg.merge(res.Flow)
 		h.merge(res.Flow.Hist, res.Flow.MaxLatNs)
+		pings.add(res.Flow.Ping)
 		mu.Unlock()
 		return nil
 	})
+	if ferr := c.signalFault(syscall.SIGUSR2); err == nil {
+		err = ferr
+	}
 	if err != nil {
 		return err
 	}
@@ -61,6 +72,9 @@ func (c *coord) pairs(ctx context.Context) error {
 	if cfg.rate == 0 {
 		r.Window = cfg.window
 	}
+	if cfg.pingConns > 0 {
+		r.Ping = pings.result(cfg.pingEvery)
+	}
 	if d := time.Duration(agg.LastSendNs - agg.FirstSendNs); d > 0 {
 		r.SentPerSec = float64(agg.Sent) / d.Seconds()
 	}
@@ -68,6 +82,27 @@ func (c *coord) pairs(ctx context.Context) error {
 		r.DeliveredPerSec = float64(agg.Unique) / d.Seconds()
 	}
 	c.res.Pairs = r
+	return nil
+}
+
+// share is worker i's part of total spread over n workers.
+func share(total, n, i int) int {
+	s := total / n
+	if i < total%n {
+		s++
+	}
+	return s
+}
+
+// signalFault tells the -fault-pid process that the sending phase starts
+// (SIGUSR1) or is over (SIGUSR2), so a fault is on exactly while it runs.
+func (c *coord) signalFault(sig syscall.Signal) error {
+	if c.cfg.faultPID == 0 {
+		return nil
+	}
+	if err := syscall.Kill(c.cfg.faultPID, sig); err != nil {
+		return fmt.Errorf("-fault-pid %d: %s: %w", c.cfg.faultPID, sig, err)
+	}
 	return nil
 }
 

@@ -155,6 +155,9 @@ func (wk *worker) onText(c *wsConn, payload []byte) {
 	switch string(f.flag) {
 	case "pong":
 		wk.st.pongs.Add(1)
+		if p := c.pinger.Load(); p != nil {
+			p.pong(c, time.Now().UnixNano())
+		}
 		c.signal(nil)
 	case "error":
 		wk.st.serverError(f.code, f.message)

@@ -107,6 +107,18 @@ func (wk *worker) runPairs(ctx context.Context, specs []pairSpec, p *pairsParams
 	if len(f.tracks) == 0 {
 		return &flowStat{Skipped: skipped}, nil
 	}
+	var pg *pinger
+	stopPing := func() {}
+	if p.PingConns > 0 && p.PingEvery > 0 {
+		conns := make([]*wsConn, 0, p.PingConns)
+		for _, t := range f.tracks[:min(p.PingConns, len(f.tracks))] {
+			conns = append(conns, t.sender)
+		}
+		pg = newPinger(conns)
+		pctx, cancel := context.WithCancel(ctx)
+		stopPing = cancel
+		go pg.run(pctx, time.Duration(p.PingEvery))
+	}
 	f.running.Store(true)
 	end := time.Now().Add(time.Duration(p.Duration))
 	var behind int64
@@ -121,12 +133,18 @@ func (wk *worker) runPairs(ctx context.Context, specs []pairSpec, p *pairsParams
 		behind = pace(ctx, f.tracks, p.Rate, end)
 	}
 	f.running.Store(false)
+	stopPing()
 	st := f.stat()
 	f.want.Store(max(st.Sent, 1))
 	f.checkDone()
+	drainStart := time.Now()
 	drain(ctx, f.done, time.Duration(p.Grace))
 	st = f.stat()
 	st.Behind, st.Skipped = behind, skipped
+	if pg != nil {
+		pg.settle(ctx, time.Duration(p.Grace)-time.Since(drainStart))
+		st.Ping = pg.stop()
+	}
 	return st, nil
 }
 

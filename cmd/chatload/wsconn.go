@@ -21,6 +21,8 @@ type wsConn struct {
 	ready   chan error                // first result of handshake + init (buffered 1)
 	key     string                    // handshake key; read only by the poller
 	track   atomic.Pointer[pairTrack] // receiver side of a pairs/offline stream
+	pinger  atomic.Pointer[pinger]    // measures this connection's ping round trips (-ping-conns)
+	pingAt  atomic.Int64              // send time of the unanswered ping, 0 if none
 
 	// Owned by the poller goroutine (onData).
 	upgraded bool

@@ -61,9 +61,14 @@ func (l *link) close() {
 
 // Start listens on a loopback port and forwards to target.
 func Start(target string) (*Proxy, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return Listen("127.0.0.1:0", target)
+}
+
+// Listen listens on addr (host:port) and forwards to target.
+func Listen(addr, target string) (*Proxy, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("faultproxy: listen: %w", err)
+		return nil, fmt.Errorf("faultproxy: listen %s: %w", addr, err)
 	}
 	p := &Proxy{ln: ln, target: target, changed: make(chan struct{}), links: map[*link]struct{}{}}
 	p.wg.Add(1)
