@@ -149,8 +149,8 @@ func (c *Conn) WriteFrame(frame []byte) error {
 	return nil
 }
 
-// Close closes the connection with a WebSocket close code and reason.
-func (c *Conn) Close(code int, reason string) { c.t.Close(code, reason) }
+// Close closes the connection with a WebSocket close code and its reason.
+func (c *Conn) Close(code CloseCode) { c.t.Close(int(code), code.Reason()) }
 
 // acceptsLive reports whether a message from sender may be pushed to c now, or
 // must wait until c's backlog has drained. Caller holds the account's shard lock.

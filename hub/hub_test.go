@@ -169,7 +169,7 @@ func TestQueueOverflowClosesSlowDrainer(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		_, _ = tb.Deliver("bob", "alice", TextFrame([]byte("m")), st.fn("m"))
 	}
-	if ss.closed != CloseQueueFull {
+	if ss.closed != int(CloseQueueFull) {
 		t.Fatalf("slow drainer close code = %d; want %d", ss.closed, CloseQueueFull)
 	}
 }
@@ -339,6 +339,27 @@ func TestCloseRequeuesUnacked(t *testing.T) {
 	bob.Ack("m1")
 	if _, _, n, _ := tb.RemoveRequeue(bob); n != 1 || strings.Join(st.msgs, ",") != "m2" {
 		t.Fatalf("close requeued %d (%v); want m2 only", n, st.msgs)
+	}
+}
+
+// TestTooManyUnackedCloses: an acknowledging connection past its limit is
+// closed with its own code (4009), not the slow drainer's (4008).
+func TestTooManyUnackedCloses(t *testing.T) {
+	tb := NewTable(10)
+	st := &store{}
+	bob, bs := newConn("b1")
+	tb.Add(bob)
+	seq := mustBind(t, tb, bob, "bob", "")
+	tb.EnableAcks(bob, 2)
+	mustLive(t, tb, bob, seq)
+	for _, m := range []string{"m1", "m2", "m3"} {
+		tb.Deliver("bob", "alice", TextFrame([]byte(m)), st.fn(m))
+	}
+	bs.mu.Lock()
+	code := bs.closed
+	bs.mu.Unlock()
+	if code != int(CloseUnacked) {
+		t.Fatalf("close code past max unacked = %d; want %d (%s)", code, CloseUnacked, CloseUnacked.Reason())
 	}
 }
 

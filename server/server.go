@@ -233,7 +233,7 @@ func (s *Server) servePage(w http.ResponseWriter, r *http.Request, wsPath bool) 
 
 func (s *Server) onOpen(ws *websocket.Conn) {
 	if s.closing.Load() {
-		_ = ws.WriteClose(CloseGoingAway, "server shutting down")
+		_ = ws.WriteClose(int(hub.CloseGoingAway), hub.CloseGoingAway.Reason())
 		_ = ws.Close()
 		return
 	}
@@ -298,7 +298,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 	close(s.stopSweep)
 	n := 0
 	s.table.Each(func(c *hub.Conn) {
-		c.Close(CloseGoingAway, "server shutting down")
+		c.Close(hub.CloseGoingAway)
 		n++
 	})
 	for s.inflight.Load() > 0 {
