@@ -50,7 +50,7 @@ type listShard struct {
 // NewTable returns an empty table. maxQueue bounds the live frames held for one
 // connection while its offline backlog drains.
 func NewTable(maxQueue int) *Table {
-	t := &Table{seed: maphash.MakeSeed(), maxQueue: maxQueue, run: runID()}
+	t := &Table{seed: maphash.MakeSeed(), maxQueue: maxQueue, run: RunID()}
 	for i := range t.accounts {
 		t.accounts[i].m = make(map[string]entry)
 	}
