@@ -24,9 +24,9 @@ type Config struct {
 	Limits          offline.Limits // column sizes of the offline table
 	MaxAccountChars int            // when the table sets none; default 128
 	MaxContentBytes int            // message content; 0 = the table's limit only
-	DrainPage       int            // rows per drain query; default 500
-	DrainTimeout    time.Duration  // for one init's drain; default 30s
-	QueryTimeout    time.Duration  // for each database step of a drain; default 3s
+	DrainPage       int            // rows per drain query; default DefaultDrainPage
+	DrainTimeout    time.Duration  // for one init's drain; default DefaultDrainTimeout
+	QueryTimeout    time.Duration  // for each database step of a drain; default DefaultQueryTimeout
 	DrainWorkers    int            // drains running at once; default 64
 
 	// Broadcasters may send {"flag":"all"}; "*" lets anyone. Empty: nobody.
@@ -36,12 +36,21 @@ type Config struct {
 	// Verifier checks init tokens; nil = auth.mode none (legacy).
 	Verifier Verifier
 	// MaxUnacked bounds what an acknowledging connection may leave unacked;
-	// past it the connection is closed as too slow. Default 1000.
+	// past it the connection is closed as too slow. Default DefaultMaxUnacked.
 	MaxUnacked int
 	// AckMemory bounds the cids remembered for retries, all senders together.
-	// Default 1,000,000.
+	// Default DefaultAckMemory.
 	AckMemory int
 }
+
+// The defaults of Config's zero fields that config.Default shares.
+const (
+	DefaultDrainPage    = 500
+	DefaultDrainTimeout = 30 * time.Second
+	DefaultQueryTimeout = 3 * time.Second
+	DefaultMaxUnacked   = 1000
+	DefaultAckMemory    = 1_000_000
+)
 
 func (c Config) withDefaults() Config {
 	if c.MaxAccountChars <= 0 {
@@ -51,22 +60,22 @@ func (c Config) withDefaults() Config {
 		c.MaxAccountChars = c.Limits.AccountChars
 	}
 	if c.DrainPage <= 0 {
-		c.DrainPage = 500
+		c.DrainPage = DefaultDrainPage
 	}
 	if c.DrainTimeout <= 0 {
-		c.DrainTimeout = 30 * time.Second
+		c.DrainTimeout = DefaultDrainTimeout
 	}
 	if c.QueryTimeout <= 0 {
-		c.QueryTimeout = 3 * time.Second
+		c.QueryTimeout = DefaultQueryTimeout
 	}
 	if c.DrainWorkers <= 0 {
 		c.DrainWorkers = 64
 	}
 	if c.MaxUnacked <= 0 {
-		c.MaxUnacked = 1000
+		c.MaxUnacked = DefaultMaxUnacked
 	}
 	if c.AckMemory <= 0 {
-		c.AckMemory = 1_000_000
+		c.AckMemory = DefaultAckMemory
 	}
 	return c
 }
