@@ -5,7 +5,6 @@
 package hub
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"sync/atomic"
@@ -19,10 +18,6 @@ type Transport interface {
 	Close(code int, reason string)
 	RemoteAddr() string
 }
-
-// ErrQueueFull is returned when a connection that is still draining its offline
-// backlog has too many live messages waiting behind it.
-var ErrQueueFull = errors.New("hub: drain queue full")
 
 // Conn is one client connection. It is kept small: a server holds hundreds of
 // thousands, and every byte here is multiplied by that.

@@ -197,13 +197,13 @@ func TestRemoveAndRebind(t *testing.T) {
 	if _, _, _, err := tb.Bind(a1, "mallory", ""); err == nil {
 		t.Fatal("rebinding a connection to another account succeeded")
 	}
-	if acc, last := tb.Remove(a1); acc != "alice" || last {
+	if acc, last, _, _ := tb.RemoveRequeue(a1); acc != "alice" || last {
 		t.Fatalf("remove a1 = %q, last %v; want alice, not last", acc, last)
 	}
 	if !tb.Online("alice") {
 		t.Fatal("alice offline with a2 still connected")
 	}
-	if acc, last := tb.Remove(a2); acc != "alice" || !last {
+	if acc, last, _, _ := tb.RemoveRequeue(a2); acc != "alice" || !last {
 		t.Fatalf("remove a2 = %q, last %v; want alice, last", acc, last)
 	}
 	if tb.Online("alice") || tb.Len() != 0 {
@@ -267,7 +267,7 @@ func TestIdle(t *testing.T) {
 	if len(idle) != 1 || idle[0] != quiet {
 		t.Fatalf("Idle(60) = %v; want only the connection last seen at 10", idle)
 	}
-	tb.Remove(quiet)
+	tb.RemoveRequeue(quiet)
 	if idle := tb.Idle(60); len(idle) != 0 {
 		t.Fatalf("Idle after removal = %v; want none", idle)
 	}
