@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"chatserver/internal/faultproxy"
@@ -17,14 +16,7 @@ import (
 // call fails at its deadline and the next ones fail at once (a sender is not
 // held up a round trip per message); once Redis answers, routing resumes.
 func TestRoutingPausesWhileRedisHangs(t *testing.T) {
-	proxy, err := faultproxy.Start(servicetest.RedisAddr(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = proxy.Close() })
-	_, prefix := servicetest.Redis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: proxy.Addr()})
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb, proxy, prefix := servicetest.RedisThroughProxy(t)
 	b := New(rdb, prefix, "n1", zerolog.Nop())
 
 	ctx := context.Background()
@@ -33,7 +25,7 @@ func TestRoutingPausesWhileRedisHangs(t *testing.T) {
 	}
 	proxy.Set(faultproxy.Blackhole, 0)
 	cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
-	_, err = b.Locate(cctx, []string{"alice"})
+	_, err := b.Locate(cctx, []string{"alice"})
 	cancel()
 	if err == nil {
 		t.Fatal("locate with Redis black-holed succeeded")
@@ -54,14 +46,8 @@ func TestRoutingPausesWhileRedisHangs(t *testing.T) {
 		t.Fatalf("20 routing calls while paused took %v; want them refused at once", d)
 	}
 	proxy.Set(faultproxy.Pass, 0)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := b.Locate(ctx, []string{"alice"}); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("routing did not resume after Redis came back")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	servicetest.Eventually(t, 10*time.Second, "routing to resume after Redis came back", func() bool {
+		_, err := b.Locate(ctx, []string{"alice"})
+		return err == nil
+	})
 }

@@ -157,8 +157,10 @@ func (t *Table) Bind(c *Conn, account, peer string) (seq uint64, first, start bo
 		return 0, false, false, &ErrRebind{Bound: c.account, Asked: account}
 	}
 	first = c.account == ""
-	c.account = account
-	c.seen.Store(c.seen.Load() | boundBit)
+	if first { // a later init (same account) writes nothing: it may run off the connection's flow
+		c.account = account
+		c.seen.Store(c.seen.Load() | boundBit)
+	}
 	s := t.accountShard(account)
 	s.mu.Lock()
 	defer s.mu.Unlock()

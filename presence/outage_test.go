@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"chatserver/internal/faultproxy"
@@ -19,14 +18,7 @@ import (
 // online flag runs on a connection's handler), and lookups work again once
 // Redis answers and the account map is rebuilt.
 func TestLookupFailsFastWhileRedisHangs(t *testing.T) {
-	proxy, err := faultproxy.Start(servicetest.RedisAddr(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = proxy.Close() })
-	_, prefix := servicetest.Redis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: proxy.Addr()})
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb, proxy, prefix := servicetest.RedisThroughProxy(t)
 	r := presence.NewRedis(rdb, prefix, "n1", zerolog.Nop(), func() []presence.Binding { return nil })
 	t.Cleanup(func() { _ = r.Close(context.Background()) })
 	if err := r.Rebuild(); err != nil {
@@ -38,7 +30,7 @@ func TestLookupFailsFastWhileRedisHangs(t *testing.T) {
 	}
 	proxy.Set(faultproxy.Blackhole, 0)
 	cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
-	_, err = r.Lookup(cctx, "alice")
+	_, err := r.Lookup(cctx, "alice")
 	cancel()
 	if err == nil {
 		t.Fatal("lookup with Redis black-holed succeeded")
@@ -56,14 +48,8 @@ func TestLookupFailsFastWhileRedisHangs(t *testing.T) {
 		t.Fatalf("10 lookups while Redis hangs took %v", d)
 	}
 	proxy.Set(faultproxy.Pass, 0)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if _, err := r.Lookup(ctx, "alice"); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("lookups did not work again after Redis came back")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	servicetest.Eventually(t, 15*time.Second, "lookups to work again after Redis came back", func() bool {
+		_, err := r.Lookup(ctx, "alice")
+		return err == nil
+	})
 }

@@ -16,6 +16,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/redis/go-redis/v9"
+
+	"chatserver/internal/faultproxy"
 )
 
 // Defaults; override with CHAT_TEST_MYSQL_DSN (no database name) and CHAT_TEST_REDIS_ADDR.
@@ -113,4 +115,33 @@ func Redis(t testing.TB) (*redis.Client, string) {
 		_ = rdb.Close()
 	})
 	return rdb, prefix
+}
+
+// RedisThroughProxy is Redis with a fault proxy in between: a client that
+// reaches the test's Redis through the proxy, the proxy (to cut, black-hole or
+// delay it), and the test's key prefix.
+func RedisThroughProxy(t testing.TB) (*redis.Client, *faultproxy.Proxy, string) {
+	t.Helper()
+	_, prefix := Redis(t)
+	proxy, err := faultproxy.Start(RedisAddr(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
+	rdb := redis.NewClient(&redis.Options{Addr: proxy.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	return rdb, proxy, prefix
+}
+
+// Eventually polls cond every 100 ms until it holds, failing the test with
+// what after d.
+func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
