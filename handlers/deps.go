@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"chatserver/cluster"
 	"chatserver/groups"
 	"chatserver/offline"
 	"chatserver/presence"
@@ -44,4 +45,12 @@ type Groups interface {
 // returns an error saying why a token is refused.
 type Verifier interface {
 	Verify(token, account string) error
+}
+
+// Remote carries messages to accounts connected on other nodes (cluster.Bus).
+// nil: one node, every account is here or offline.
+type Remote interface {
+	Locate(ctx context.Context, accounts []string) (map[string][]string, error)
+	Send(ctx context.Context, node string, env cluster.Envelope) (bool, error)
+	Broadcast(ctx context.Context, env cluster.Envelope) error
 }

@@ -7,10 +7,6 @@ import (
 	"chatserver/hub"
 )
 
-// errConnGone stops a drain whose connection closed; nothing is lost: the rows
-// not pushed stay pending.
-var errConnGone = errors.New("connection closed during drain")
-
 // init binds the connection to an account and pushes its pending offline
 // messages (all of them, or only those from `to`), oldest first, marking exactly
 // the rows pushed as sent. Live messages that arrive meanwhile wait behind the

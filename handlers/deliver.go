@@ -10,13 +10,13 @@ import (
 	"chatserver/offline"
 )
 
-// Remote carries messages to accounts connected on other nodes (cluster.Bus).
-// nil: one node, every account is here or offline.
-type Remote interface {
-	Locate(ctx context.Context, accounts []string) (map[string][]string, error)
-	Send(ctx context.Context, node string, env cluster.Envelope) (bool, error)
-	Broadcast(ctx context.Context, env cluster.Envelope) error
-}
+// Delivery. Every message goes through here: msg and group frames and the side
+// API's Push and PushGroup call fanout, which hands each copy for an account on
+// this node to the table (hub.Table.Deliver: pushed, held behind a drain, or
+// stored offline) and publishes one envelope per other node; Receive is the
+// other end, for envelopes from other nodes. Each copy travels with an item
+// (item.go) that the table stores if no connection takes it, and that reports
+// its outcome to the sender's ack (sender_ack.go).
 
 // remoteTimeout bounds the Redis round trips of one message's routing.
 const remoteTimeout = 2 * time.Second
@@ -162,10 +162,3 @@ func (h *Handler) Receive(env cluster.Envelope) {
 		h.metrics.FramesOut(env.Kind, d.Pushed)
 	}
 }
-
-// noStore is a copy another node is responsible for: if the connection is gone,
-// there is nothing to store here.
-type noStore struct{ id string }
-
-func (n *noStore) ID() string   { return n.id }
-func (n *noStore) Store() error { return nil }
