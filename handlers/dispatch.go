@@ -79,7 +79,8 @@ func (c Config) withDefaults() Config {
 type Handler struct {
 	cfg          Config
 	table        *hub.Table
-	store        Store
+	queue        Queue
+	backlog      Backlog
 	presence     Presence
 	groups       Groups
 	remote       Remote
@@ -101,7 +102,8 @@ type Handler struct {
 // Deps are the handler's collaborators. Metrics may be nil.
 type Deps struct {
 	Table    *hub.Table
-	Store    Store
+	Queue    Queue   // new messages for the offline table (offline.Writer)
+	Backlog  Backlog // the offline table, for the drain (offline.Store)
 	Presence Presence
 	Groups   Groups
 	Remote   Remote // nil: a single node
@@ -109,12 +111,12 @@ type Deps struct {
 	Log      zerolog.Logger
 }
 
-// New returns a handler over the node's connection table, the offline pool,
-// the account map and the group memberships.
+// New returns a handler over the node's connection table, the offline queue
+// and backlog, the account map and the group memberships.
 func New(cfg Config, d Deps) *Handler {
 	cfg = cfg.withDefaults()
 	h := &Handler{
-		cfg: cfg, table: d.Table, store: d.Store, presence: d.Presence, groups: d.Groups, remote: d.Remote,
+		cfg: cfg, table: d.Table, queue: d.Queue, backlog: d.Backlog, presence: d.Presence, groups: d.Groups, remote: d.Remote,
 		metrics: d.Metrics, log: d.Log, now: time.Now, started: time.Now(),
 		broadcasters: make(map[string]bool, len(cfg.Broadcasters)),
 		acks:         newAckMemory(cfg.AckMemory),

@@ -114,12 +114,12 @@ func (h *Handler) drainFailed(c *hub.Conn, account string, err error) {
 // deadline (offline.query_timeout), so a database that hangs fails the drain
 // soon instead of holding the connection's backlog for long.
 func (h *Handler) drainOnce(c *hub.Conn, account, peer string, resume *int64) error {
-	if err := h.query(func(ctx context.Context) error { return h.store.Flush(ctx) }); err != nil {
+	if err := h.query(func(ctx context.Context) error { return h.queue.Flush(ctx) }); err != nil {
 		return err
 	}
 	var has bool
 	if err := h.query(func(ctx context.Context) (err error) {
-		has, err = h.store.HasPending(ctx, account)
+		has, err = h.backlog.HasPending(ctx, account)
 		return err
 	}); err != nil || !has {
 		return err
@@ -135,7 +135,7 @@ func (h *Handler) drainOnce(c *hub.Conn, account, peer string, resume *int64) er
 		var next int64
 		var more bool
 		err := h.query(func(ctx context.Context) (err error) {
-			rows, next, more, err = h.store.Pending(ctx, account, peer, after, h.cfg.DrainPage)
+			rows, next, more, err = h.backlog.Pending(ctx, account, peer, after, h.cfg.DrainPage)
 			return err
 		})
 		h.metrics.SQL("drain_select", time.Since(start))
@@ -167,7 +167,7 @@ func (h *Handler) drainOnce(c *hub.Conn, account, peer string, resume *int64) er
 			}
 		}
 		start = time.Now()
-		err = h.query(func(ctx context.Context) error { return h.store.MarkSent(ctx, ids) })
+		err = h.query(func(ctx context.Context) error { return h.backlog.MarkSent(ctx, ids) })
 		h.metrics.SQL("drain_mark", time.Since(start))
 		if err != nil {
 			// Pushed but not marked: they will be pushed again at the next init.

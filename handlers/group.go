@@ -94,10 +94,10 @@ func (h *Handler) pushGroup(ctx context.Context, from, group, content, id string
 			away++
 		}
 	}
-	if err := h.store.Reserve(from, id, away); err != nil {
+	if err := h.queue.Reserve(from, id, away); err != nil {
 		return r, storeError(err)
 	}
-	defer h.store.Release(id)
+	defer h.queue.Release(id)
 	var firstErr error
 	r, firstErr = h.fanout(from, content, group, id, members, h.now().Unix(), ack)
 	r.Members = len(members)

@@ -26,9 +26,9 @@ type message struct {
 func (it *message) ID() string { return it.m.ID }
 
 func (it *message) Store() error {
-	enqueue := it.h.store.Enqueue
+	enqueue := it.h.queue.Enqueue
 	if it.accepted {
-		enqueue = it.h.store.EnqueueAccepted
+		enqueue = it.h.queue.EnqueueAccepted
 	}
 	t, err := enqueue(it.m)
 	if err == nil {
@@ -41,7 +41,7 @@ func (it *message) Store() error {
 // that closed without acknowledging it, or held for one): it must not be
 // refused for a full queue, or it is lost.
 func (it *message) Requeue() error {
-	t, err := it.h.store.EnqueueAccepted(it.m)
+	t, err := it.h.queue.EnqueueAccepted(it.m)
 	if err == nil {
 		it.report(true, t)
 	}

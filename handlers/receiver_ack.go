@@ -75,7 +75,7 @@ func (m *marker) run() {
 		m.mu.Unlock()
 		h := m.h
 		ctx, cancel := context.WithTimeout(context.Background(), h.cfg.QueryTimeout)
-		err := h.store.MarkSent(ctx, ids)
+		err := h.backlog.MarkSent(ctx, ids)
 		cancel()
 		if err != nil {
 			h.log.Error().Err(err).Int("rows", len(ids)).

@@ -157,7 +157,7 @@ func (a *senderAck) answer() {
 		a.send("pushed")
 		return
 	}
-	a.h.store.NotifyWritten(a.ticket, a.h.cfg.DrainTimeout, func(written bool) {
+	a.h.queue.NotifyWritten(a.ticket, a.h.cfg.DrainTimeout, func(written bool) {
 		if written {
 			a.send("stored")
 			return
