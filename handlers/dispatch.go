@@ -208,19 +208,20 @@ func (h *Handler) dispatch(c *hub.Conn, f *Frame) error {
 	}
 }
 
-// Closed is called once when c has closed. What an acknowledging connection
-// had not acknowledged goes back to the offline pool.
-func (h *Handler) Closed(c *hub.Conn) {
+// Closed is called once when c has closed, after the transport took it off
+// the table (r says what that did: what c had not acknowledged went back to
+// the offline pool). Its held frames are dropped and its account map entry
+// removed.
+func (h *Handler) Closed(c *hub.Conn, r hub.Removal) {
 	h.held.drop(c)
-	account, last, requeued, err := h.table.RemoveRequeue(c)
-	if err != nil {
-		h.log.Error().Err(err).Str("account", account).Int("requeued", requeued).
+	if r.Err != nil {
+		h.log.Error().Err(r.Err).Str("account", r.Account).Int("requeued", r.Requeued).
 			Msg("unacknowledged messages of a closed connection could not all be stored again")
-	} else if requeued > 0 {
-		h.log.Debug().Str("account", account).Int("requeued", requeued).Msg("unacknowledged messages stored again")
+	} else if r.Requeued > 0 {
+		h.log.Debug().Str("account", r.Account).Int("requeued", r.Requeued).Msg("unacknowledged messages stored again")
 	}
-	if account != "" {
-		h.presence.Unregister(account, h.table.ConnID(c), last)
+	if r.Account != "" {
+		h.presence.Unregister(r.Account, h.table.ConnID(c), r.Last)
 	}
 }
 

@@ -197,14 +197,14 @@ func TestRemoveAndRebind(t *testing.T) {
 	if _, _, _, err := tb.Bind(a1, "mallory", ""); err == nil {
 		t.Fatal("rebinding a connection to another account succeeded")
 	}
-	if acc, last := tb.Remove(a1); acc != "alice" || last {
-		t.Fatalf("remove a1 = %q, last %v; want alice, not last", acc, last)
+	if r := tb.Remove(a1); r.Account != "alice" || r.Last {
+		t.Fatalf("remove a1 = %+v; want alice, not last", r)
 	}
 	if !tb.Online("alice") {
 		t.Fatal("alice offline with a2 still connected")
 	}
-	if acc, last := tb.Remove(a2); acc != "alice" || !last {
-		t.Fatalf("remove a2 = %q, last %v; want alice, last", acc, last)
+	if r := tb.Remove(a2); r.Account != "alice" || !r.Last {
+		t.Fatalf("remove a2 = %+v; want alice, last", r)
 	}
 	if tb.Online("alice") || tb.Len() != 0 {
 		t.Fatalf("after removing both: online %v, len %d; want false, 0", tb.Online("alice"), tb.Len())
@@ -321,7 +321,7 @@ func TestAcknowledgingConnection(t *testing.T) {
 	if !d.Stored || strings.Join(st.msgs, ",") != "m2,m3,m4" {
 		t.Fatalf("after the socket died: %+v, stored %v; want m2,m3,m4 in order", d, st.msgs)
 	}
-	if _, _, n, _ := tb.RemoveRequeue(bob); n != 0 {
+	if n := tb.Remove(bob).Requeued; n != 0 {
 		t.Fatalf("close requeued %d more; want 0 (already stored)", n)
 	}
 }
@@ -337,7 +337,7 @@ func TestCloseRequeuesUnacked(t *testing.T) {
 	tb.Deliver("bob", "alice", TextFrame([]byte("m1")), st.fn("m1"))
 	tb.Deliver("bob", "alice", TextFrame([]byte("m2")), st.fn("m2"))
 	bob.Ack("m1")
-	if _, _, n, _ := tb.RemoveRequeue(bob); n != 1 || strings.Join(st.msgs, ",") != "m2" {
+	if n := tb.Remove(bob).Requeued; n != 1 || strings.Join(st.msgs, ",") != "m2" {
 		t.Fatalf("close requeued %d (%v); want m2 only", n, st.msgs)
 	}
 }

@@ -65,6 +65,16 @@ func (t *Table) listShard(c *Conn) *listShard {
 	return &t.lists[c.seq%numShards]
 }
 
+// The life of a connection in the table. The transport (server/) adds every
+// upgraded connection (NewConn, Add: it is on the broadcast list and swept when
+// idle) and removes it when it closes (Remove), then tells the handlers what
+// the removal did (server.Hooks.OnClose). In between, the handlers bind it to
+// an account at init (Bind: its backlog drains while live messages are held
+// for it), make it live (GoLive), and for a client that acknowledges what it
+// receives, enable receiver acks (EnableAcks). Remove takes it off the
+// list and the account's connections, and stores again, in order, what it had
+// not acknowledged and what was held for it as the only copy.
+
 // Add puts an upgraded connection on the broadcast list.
 func (t *Table) Add(c *Conn) {
 	s := t.listShard(c)
@@ -78,18 +88,18 @@ func (t *Table) Add(c *Conn) {
 	s.mu.Unlock()
 }
 
-// Remove takes a closed connection off the table. It returns the account it was
-// bound to ("" if none) and whether it was that account's last connection here.
-// An acknowledging connection's unacked messages go back to the offline pool
-// first (see RemoveRequeue).
-func (t *Table) Remove(c *Conn) (account string, last bool) {
-	account, last, _, _ = t.RemoveRequeue(c)
-	return account, last
+// Removal is what taking a closed connection off the table did.
+type Removal struct {
+	Account  string // the account it was bound to; "" if none
+	Last     bool   // it was the account's last connection on this node
+	Requeued int    // messages stored again: not acknowledged by the receiver, or held for it
+	Err      error  // the first error storing them again
 }
 
-// RemoveRequeue is Remove, also reporting how many unacknowledged messages were
-// stored again and the first error doing so.
-func (t *Table) RemoveRequeue(c *Conn) (account string, last bool, requeued int, err error) {
+// Remove takes a closed connection off the table: off the broadcast list and
+// its account's connections. Its messages not acknowledged by the receiver,
+// then those held for it as their only copy, go back to the offline pool.
+func (t *Table) Remove(c *Conn) Removal {
 	s := t.listShard(c)
 	s.mu.Lock()
 	if c.prev != nil || s.head == c {
@@ -107,14 +117,14 @@ func (t *Table) RemoveRequeue(c *Conn) (account string, last bool, requeued int,
 	s.mu.Unlock()
 
 	if c.account == "" {
-		return "", false, 0, nil
+		return Removal{}
 	}
 	as := t.accountShard(c.account)
 	as.mu.Lock()
 	defer as.mu.Unlock()
 	e, ok := as.m[c.account]
 	if !ok {
-		return c.account, false, 0, nil
+		return Removal{Account: c.account}
 	}
 	if e.head == c {
 		e.head = c.sibling
@@ -135,13 +145,13 @@ func (t *Table) RemoveRequeue(c *Conn) (account string, last bool, requeued int,
 	// After the removal: with no live connection left the messages go to the
 	// pool, where the next init finds them in order: first what c was sent and
 	// had not acknowledged, then what was held for it as the only copy.
-	requeued, err = t.requeueLocked(as, c.account, c)
+	requeued, err := t.requeueLocked(as, c.account, c)
 	held, herr := t.storeHeldLocked(as, c.account, c)
 	c.drain = nil
 	if err == nil {
 		err = herr
 	}
-	return c.account, e.head == nil, requeued + held, err
+	return Removal{Account: c.account, Last: e.head == nil, Requeued: requeued + held, Err: err}
 }
 
 // ErrRebind is returned by Bind when a connection already speaks for another account.

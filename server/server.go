@@ -1,7 +1,8 @@
 // Package server is the transport: the nbio engine in non-blocking mode, the
 // WebSocket upgrade on / and /ws, heartbeats and idle timeouts, the write path
-// and graceful shutdown. It knows nothing of the chat protocol: frames go to the
-// OnFrame hook and closes to OnClose.
+// and graceful shutdown. It puts each connection in the hub's table and takes
+// it off when it closes, and knows nothing of the chat protocol: frames go to
+// the OnFrame hook and closes, once removed, to OnClose.
 package server
 
 import (
@@ -73,9 +74,12 @@ func (c Config) withDefaults() Config {
 }
 
 // Hooks are the protocol side of the server, called per connection in order.
+// The server adds every upgraded connection to the table and removes it when
+// it closes (see hub's Table.Add); OnClose runs once, after the removal, with
+// what the removal did.
 type Hooks struct {
 	OnFrame func(c *hub.Conn, text bool, data []byte)
-	OnClose func(c *hub.Conn)
+	OnClose func(c *hub.Conn, r hub.Removal)
 }
 
 // Server accepts WebSocket connections and hands their frames to the hooks.
@@ -258,7 +262,7 @@ func (s *Server) onMessage(ws *websocket.Conn, mt websocket.MessageType, data []
 func (s *Server) onClose(ws *websocket.Conn, _ error) {
 	if c, _ := ws.Session().(*hub.Conn); c != nil {
 		s.perIP.release(hostOf(c.RemoteAddr()))
-		s.hooks.OnClose(c)
+		s.hooks.OnClose(c, s.table.Remove(c))
 	}
 }
 
