@@ -26,8 +26,8 @@ const remoteTimeout = 2 * time.Second
 // by one publish per node. An account connected only elsewhere is stored by the
 // first node that receives it if that node no longer has its connection; if no
 // node receives it, it is stored here. Routing failures fall back to storing.
-// With ack (a sender waiting for its ack), every local copy reports to it.
-func (h *Handler) fanout(from, content, group, id string, accounts []string, now int64, ack *senderAck) (res GroupResult, firstErr error) {
+// With sa (a sender waiting for its ack), every local copy reports to it.
+func (h *Handler) fanout(from, content, group, id string, accounts []string, now int64, sa *senderAck) (res GroupResult, firstErr error) {
 	local := accounts
 	var remoteOnly []string
 	if h.remote != nil {
@@ -42,8 +42,8 @@ func (h *Handler) fanout(from, content, group, id string, accounts []string, now
 	}
 	frame := hub.TextFrame(messagePayload(from, content, group, id))
 	deliver := func(a string) {
-		it := &message{h: h, m: offline.Message{To: a, From: from, Content: content, Group: group, ID: id, AddTime: now}, ack: ack}
-		ack.add()
+		it := &message{h: h, m: offline.Message{To: a, From: from, Content: content, Group: group, ID: id, AddTime: now}, sa: sa}
+		sa.add()
 		d, err := h.table.Deliver(a, from, frame, it)
 		switch {
 		case err != nil:

@@ -38,10 +38,12 @@ type Config struct {
 	FramesPerSecond, FrameBurst int
 	// Verifier checks init tokens; nil = auth.mode none (legacy).
 	Verifier Verifier
-	// MaxUnacked bounds what an acknowledging connection may leave unacked;
+	// MaxUnacked bounds what an acknowledging connection may leave unacked
+	// (receiver acks);
 	// past it the connection is closed as too slow. Default 1000.
 	MaxUnacked int
-	// AckMemory bounds the cids remembered for retries, all senders together.
+	// AckMemory bounds the cids remembered for retries (sender acks), all
+	// senders together.
 	// Default 1,000,000.
 	AckMemory int
 }
@@ -90,8 +92,8 @@ type Handler struct {
 	started      time.Time
 	broadcasters map[string]bool
 	interval     int64 // rate limit: ns between frames
-	acks         *ackMemory
-	inflight     inFlightAcks
+	sentCIDs     *sentCIDs
+	senderAcks   openSenderAcks
 	held         heldFrames
 	marker       marker
 	drains       *drainer
@@ -119,8 +121,8 @@ func New(cfg Config, d Deps) *Handler {
 		cfg: cfg, table: d.Table, queue: d.Queue, backlog: d.Backlog, presence: d.Presence, groups: d.Groups, remote: d.Remote,
 		metrics: d.Metrics, log: d.Log, now: time.Now, started: time.Now(),
 		broadcasters: make(map[string]bool, len(cfg.Broadcasters)),
-		acks:         newAckMemory(cfg.AckMemory),
-		inflight:     inFlightAcks{m: map[string]*senderAck{}},
+		sentCIDs:     newSentCIDs(cfg.AckMemory),
+		senderAcks:   openSenderAcks{m: map[string]*senderAck{}},
 		run:          runPrefix(),
 	}
 	h.drains = newDrainer(cfg.DrainWorkers, h.runDrain)
@@ -160,7 +162,7 @@ func (h *Handler) Handle(c *hub.Conn, text bool, data []byte) {
 		h.fail(c, "", perr)
 		return
 	}
-	if f.Flag != "ack" { // acks go through: a running drain waits for them
+	if f.Flag != "ack" { // receiver acks go through: a running drain waits for them
 		if held, full := h.held.hold(c, data); full {
 			h.failCID(c, f.Flag, newError(CodeBusy, "too many frames sent while the offline messages load; this one was dropped, resend it"), f.CID)
 			return
@@ -200,7 +202,7 @@ func (h *Handler) dispatch(c *hub.Conn, f *Frame) error {
 	case "pong":
 		return nil // a client answering a ping of ours, or echoing: nothing to do
 	case "ack":
-		return h.ack(c, f)
+		return h.receiverAck(c, f)
 	case "group":
 		return h.group(c, f)
 	default:

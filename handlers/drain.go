@@ -125,7 +125,7 @@ func (h *Handler) drainOnce(c *hub.Conn, account, peer string, resume *int64) er
 		return err
 	}
 	var after int64
-	if c.Acks() {
+	if c.ReceiverAcks() {
 		after = *resume
 	}
 	window := max(1, h.cfg.MaxUnacked/2)
@@ -162,7 +162,7 @@ func (h *Handler) drainOnce(c *hub.Conn, account, peer string, resume *int64) er
 			}
 			*resume = max(*resume, r.ID)
 			pushed++
-			if !c.Acks() {
+			if !c.ReceiverAcks() {
 				ids = append(ids, r.ID)
 			}
 		}
@@ -175,7 +175,7 @@ func (h *Handler) drainOnce(c *hub.Conn, account, peer string, resume *int64) er
 				Msg("pushed offline rows could not be marked sent; they will be delivered again")
 			return err
 		}
-		h.metrics.OfflineDrained(len(ids)) // acknowledging connections count at their ack
+		h.metrics.OfflineDrained(len(ids)) // acknowledging connections count at their receiver ack
 		h.metrics.FramesOut("offline", pushed)
 		if sendErr != nil {
 			return errConnGone

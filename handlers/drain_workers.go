@@ -15,7 +15,7 @@ type drainJob struct {
 
 // drainer runs the inits' drains on goroutines of their own, at most max at
 // once (the rest wait their turn in order), so that a slow or hanging database
-// holds up neither the event loops nor the handler pool: pings, acks and live
+// holds up neither the event loops nor the handler pool: pings, receiver acks and live
 // messages go on. No goroutine is kept while nothing drains.
 type drainer struct {
 	run func(drainJob)

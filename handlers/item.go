@@ -11,12 +11,13 @@ import (
 // acknowledging connection closes before its receiver ack.
 
 // message is a live message on its way to one recipient: hub.Item for the
-// table. ack, if the sender asked for one, hears the first outcome of this
-// copy (a later Store, of a copy pushed and then not acknowledged, is not one).
+// table. sa, the sender's ack if it asked for one, hears the first outcome of
+// this copy (a later Store, of a copy pushed and then not acknowledged by the
+// receiver, is not one).
 type message struct {
 	h        *Handler
 	m        offline.Message
-	ack      *senderAck
+	sa       *senderAck // the sender's ack, if it asked for one
 	reported atomic.Bool
 	// accepted: another node took the message already (it counted it as
 	// delivered), so storing it here must not be refused for a full queue.
@@ -53,8 +54,8 @@ func (it *message) Requeue() error {
 func (it *message) Released() { it.report(false, 0) }
 
 func (it *message) report(stored bool, ticket uint64) {
-	if it.ack != nil && it.reported.CompareAndSwap(false, true) {
-		it.ack.outcome(stored, ticket)
+	if it.sa != nil && it.reported.CompareAndSwap(false, true) {
+		it.sa.outcome(stored, ticket)
 	}
 }
 

@@ -15,19 +15,19 @@ import (
 // acknowledged, not when written. Connections without "ack" keep the legacy
 // behaviour: written means delivered.
 
-// ack handles {"flag":"ack","id":...} from an acknowledging connection.
-func (h *Handler) ack(c *hub.Conn, f *Frame) error {
+// receiverAck handles {"flag":"ack","id":...} from an acknowledging connection.
+func (h *Handler) receiverAck(c *hub.Conn, f *Frame) error {
 	if _, e := bound(c); e != nil {
 		return e
 	}
 	if f.ID == "" {
 		return newError(CodeMissingField, "id is required: the id of the last message received")
 	}
-	if !c.Acks() {
+	if !c.ReceiverAcks() {
 		return nil // a legacy connection has nothing to acknowledge; ignore
 	}
 	var rows []int64
-	for _, it := range c.Ack(f.ID) {
+	for _, it := range c.ReceiverAck(f.ID) {
 		if r, ok := it.(*drainedRow); ok {
 			rows = append(rows, r.row)
 		}
@@ -39,7 +39,7 @@ func (h *Handler) ack(c *hub.Conn, f *Frame) error {
 }
 
 // marker marks acknowledged offline rows sent off the connection's handler
-// flow: an ack must not hold a goroutine of the shared pool while the database
+// flow: a receiver ack must not hold a goroutine of the shared pool while the database
 // is slow or hangs. One goroutine at most, started when there is work and gone
 // when there is none, marks what piled up in one statement, each under
 // offline.query_timeout. Rows it cannot mark stay unsent and come again at the

@@ -305,14 +305,14 @@ func TestAcknowledgingConnection(t *testing.T) {
 	bob, bs := newConn("b1")
 	tb.Add(bob)
 	seq := mustBind(t, tb, bob, "bob", "")
-	tb.EnableAcks(bob, 100)
+	tb.EnableReceiverAcks(bob, 100)
 	mustLive(t, tb, bob, seq)
 	for _, m := range []string{"m1", "m2", "m3"} {
 		if d, _ := tb.Deliver("bob", "alice", TextFrame([]byte(m)), st.fn(m)); d.Pushed != 1 {
 			t.Fatalf("deliver %s = %+v", m, d)
 		}
 	}
-	if acked := bob.Ack("m1"); len(acked) != 1 {
+	if acked := bob.ReceiverAck("m1"); len(acked) != 1 {
 		t.Fatalf("ack m1 removed %d; want 1", len(acked))
 	}
 	// The socket dies: the next write fails; m2, m3 are stored before m4.
@@ -332,11 +332,11 @@ func TestCloseRequeuesUnacked(t *testing.T) {
 	bob, _ := newConn("b1")
 	tb.Add(bob)
 	seq := mustBind(t, tb, bob, "bob", "")
-	tb.EnableAcks(bob, 2)
+	tb.EnableReceiverAcks(bob, 2)
 	mustLive(t, tb, bob, seq)
 	tb.Deliver("bob", "alice", TextFrame([]byte("m1")), st.fn("m1"))
 	tb.Deliver("bob", "alice", TextFrame([]byte("m2")), st.fn("m2"))
-	bob.Ack("m1")
+	bob.ReceiverAck("m1")
 	if n := tb.Remove(bob).Requeued; n != 1 || strings.Join(st.msgs, ",") != "m2" {
 		t.Fatalf("close requeued %d (%v); want m2 only", n, st.msgs)
 	}

@@ -71,7 +71,7 @@ func (t *Table) listShard(c *Conn) *listShard {
 // the removal did (server.Hooks.OnClose). In between, the handlers bind it to
 // an account at init (Bind: its backlog drains while live messages are held
 // for it), make it live (GoLive), and for a client that acknowledges what it
-// receives, enable receiver acks (EnableAcks). Remove takes it off the
+// receives, enable receiver acks (EnableReceiverAcks). Remove takes it off the
 // list and the account's connections, and stores again, in order, what it had
 // not acknowledged and what was held for it as the only copy.
 

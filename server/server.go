@@ -92,7 +92,7 @@ type Server struct {
 	upgrader *websocket.Upgrader
 
 	closing  atomic.Bool
-	inflight atomic.Int64
+	handling atomic.Int64 // frame handlers running (Shutdown waits for them)
 
 	started   time.Time
 	stopSweep chan struct{}
@@ -253,8 +253,8 @@ func (s *Server) onMessage(ws *websocket.Conn, mt websocket.MessageType, data []
 	if c == nil {
 		return
 	}
-	s.inflight.Add(1)
-	defer s.inflight.Add(-1)
+	s.handling.Add(1)
+	defer s.handling.Add(-1)
 	c.Touch(s.now())
 	s.hooks.OnFrame(c, mt == websocket.TextMessage, data)
 }
@@ -305,10 +305,10 @@ func (s *Server) shutdown(ctx context.Context) error {
 		c.Close(CloseGoingAway, "server shutting down")
 		n++
 	})
-	for s.inflight.Load() > 0 {
+	for s.handling.Load() > 0 {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("server: shutdown with %d handlers running: %w", s.inflight.Load(), ctx.Err())
+			return fmt.Errorf("server: shutdown with %d handlers running: %w", s.handling.Load(), ctx.Err())
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
