@@ -91,11 +91,11 @@ type Handler struct {
 	now          func() time.Time
 	started      time.Time
 	broadcasters map[string]bool
-	interval     int64 // rate limit: ns between frames
-	sentCIDs     *sentCIDs
-	senderAcks   openSenderAcks
-	held         heldFrames
-	marker       marker
+	interval     int64          // rate limit: ns between frames
+	sentCIDs     *sentCIDs      // sender acks answered recently, for retries
+	senderAcks   openSenderAcks // sender acks not answered yet
+	marker       marker         // rows acknowledged by their receiver, to mark sent
+	held         heldFrames     // frames waiting behind an init's drain
 	drains       *drainer
 	run          string        // random per process, the prefix of generated message ids
 	seq          atomic.Uint64 // generated message ids

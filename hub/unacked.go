@@ -5,29 +5,6 @@ import (
 	"sync"
 )
 
-// Item is one message on its way to a connection whose client acknowledges what
-// it receives (init with "ack":true). If the connection closes before the
-// receiver acknowledges it, Store puts the message back in the offline pool (a
-// no-op for a row that is still there); the table calls it under the account's
-// lock, in send order.
-type Item interface {
-	ID() string
-	Store() error
-}
-
-// Requeuer is an Item that stores itself differently when it went through
-// already (written to a connection that then closed, or held for one): such a
-// message was accepted, and storing it must not be refused for a full queue.
-type Requeuer interface{ Requeue() error }
-
-// requeue is how the table stores an item that went through already.
-func requeue(it Item) func() error {
-	if r, ok := it.(Requeuer); ok {
-		return r.Requeue
-	}
-	return it.Store
-}
-
 // unacked is what was written to an acknowledging connection and not yet
 // acknowledged, oldest first.
 type unacked struct {
