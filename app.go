@@ -132,7 +132,7 @@ func start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *app, 
 		log.Warn().Msg("auth.mode is none: any client may claim any account at init (the legacy behaviour); set auth.mode: jwt to require tokens")
 	}
 	deps := handlers.Deps{
-		Table: table, Store: storeAdapter{a.store, a.writer}, Presence: a.presence, Groups: a.groups,
+		Table: table, Queue: a.writer, Backlog: a.store, Presence: a.presence, Groups: a.groups,
 		Metrics: a.metrics, Log: log.With().Str("component", "handlers").Logger(),
 	}
 	var bus *cluster.Bus
@@ -477,12 +477,3 @@ func defaultNode(addr string) string {
 	}
 	return host + ":" + port
 }
-
-// storeAdapter joins the batch writer (new messages) and the table (drain) into
-// what the handlers call the store.
-type storeAdapter struct {
-	*offline.Store
-	*offline.Writer
-}
-
-var _ handlers.Store = storeAdapter{}

@@ -19,7 +19,8 @@ func (discard) WriteFrame([]byte) error { return nil }
 func (discard) Close(int, string)       {}
 func (discard) RemoteAddr() string      { return "bench" }
 
-type nopStore struct{ memStore }
+// nopStore takes every message and keeps none.
+type nopStore struct{ *memStore }
 
 func (*nopStore) Enqueue(offline.Message) (uint64, error)         { return 0, nil }
 func (*nopStore) EnqueueAccepted(offline.Message) (uint64, error) { return 0, nil }
@@ -28,8 +29,9 @@ func (*nopStore) Release(string)                                  {}
 
 func benchHandler(b *testing.B) (*Handler, *hub.Table) {
 	table := hub.NewTable(100)
+	nop := &nopStore{memStore: newMemStore()}
 	h := New(Config{Node: "n1", Broadcasters: []string{"*"}}, Deps{
-		Table: table, Store: &nopStore{memStore: *newMemStore()}, Presence: presence.NewLocal("n1"),
+		Table: table, Queue: nop, Backlog: nop, Presence: presence.NewLocal("n1"),
 		Groups: memGroups{}, Log: zerolog.Nop(),
 	})
 	return h, table

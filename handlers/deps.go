@@ -4,14 +4,15 @@ import (
 	"context"
 	"time"
 
+	"chatserver/cluster"
 	"chatserver/groups"
 	"chatserver/offline"
 	"chatserver/presence"
 )
 
-// Store is what the handlers need from the offline pool: the batch writer for
-// new messages and the table for the drain.
-type Store interface {
+// Queue is the offline queue (offline.Writer): a copy no connection takes
+// waits here until the batch writer commits it to the offline table.
+type Queue interface {
 	Enqueue(m offline.Message) (ticket uint64, err error)
 	// EnqueueAccepted queues a message the sender was already told about
 	// (requeued after an unacknowledged push); never refused for a full queue.
@@ -20,8 +21,16 @@ type Store interface {
 	// (offline.ErrBusy); Release gives back what the fan-out did not use.
 	Reserve(from, id string, n int) error
 	Release(id string)
-	Flush(ctx context.Context) error
+	// NotifyWritten calls fn once the message with ticket is committed (true)
+	// or after timeout (false); Flush waits until everything queued before it
+	// is committed.
 	NotifyWritten(ticket uint64, timeout time.Duration, fn func(written bool))
+	Flush(ctx context.Context) error
+}
+
+// Backlog is the offline table (offline.Store) as the init drain reads it: an
+// account's pending rows, oldest first, marked sent once delivered.
+type Backlog interface {
 	HasPending(ctx context.Context, account string) (bool, error)
 	Pending(ctx context.Context, account, from string, afterID int64, limit int) (rows []offline.Row, next int64, more bool, err error)
 	MarkSent(ctx context.Context, ids []int64) error
@@ -44,4 +53,12 @@ type Groups interface {
 // returns an error saying why a token is refused.
 type Verifier interface {
 	Verify(token, account string) error
+}
+
+// Remote carries messages to accounts connected on other nodes (cluster.Bus).
+// nil: one node, every account is here or offline.
+type Remote interface {
+	Locate(ctx context.Context, accounts []string) (map[string][]string, error)
+	Send(ctx context.Context, node string, env cluster.Envelope) (bool, error)
+	Broadcast(ctx context.Context, env cluster.Envelope) error
 }

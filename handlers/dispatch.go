@@ -35,11 +35,12 @@ type Config struct {
 	FramesPerSecond, FrameBurst int
 	// Verifier checks init tokens; nil = auth.mode none (legacy).
 	Verifier Verifier
-	// MaxUnacked bounds what an acknowledging connection may leave unacked;
-	// past it the connection is closed as too slow. Default DefaultMaxUnacked.
+	// MaxUnacked bounds what an acknowledging connection may leave unacked
+	// (receiver acks); past it the connection is closed as too slow. Default
+	// DefaultMaxUnacked.
 	MaxUnacked int
-	// AckMemory bounds the cids remembered for retries, all senders together.
-	// Default DefaultAckMemory.
+	// AckMemory bounds the cids remembered for retries (sender acks), all
+	// senders together. Default DefaultAckMemory.
 	AckMemory int
 }
 
@@ -85,7 +86,8 @@ func (c Config) withDefaults() Config {
 type Handler struct {
 	cfg          Config
 	table        *hub.Table
-	store        Store
+	queue        Queue
+	backlog      Backlog
 	presence     Presence
 	groups       Groups
 	remote       Remote
@@ -94,12 +96,12 @@ type Handler struct {
 	now          func() time.Time
 	started      time.Time
 	broadcasters map[string]bool
-	interval     int64 // rate limit: ns between frames
-	acks         *ackMemory
-	inflight     inFlightAcks
-	held         heldFrames
-	marker       marker
-	routes       routes
+	interval     int64          // rate limit: ns between frames
+	sentCIDs     *sentCIDs      // sender acks answered recently, for retries
+	senderAcks   openSenderAcks // sender acks not answered yet
+	marker       marker         // rows acknowledged by their receiver, to mark sent
+	held         heldFrames     // frames waiting behind an init's drain
+	routes       routes         // the flags and their handlers (flags.go)
 	drains       *drainer
 	run          string        // random per process, the prefix of generated message ids
 	seq          atomic.Uint64 // generated message ids
@@ -108,7 +110,8 @@ type Handler struct {
 // Deps are the handler's collaborators. Metrics may be nil.
 type Deps struct {
 	Table    *hub.Table
-	Store    Store
+	Queue    Queue   // new messages for the offline table (offline.Writer)
+	Backlog  Backlog // the offline table, for the drain (offline.Store)
 	Presence Presence
 	Groups   Groups
 	Remote   Remote // nil: a single node
@@ -116,16 +119,16 @@ type Deps struct {
 	Log      zerolog.Logger
 }
 
-// New returns a handler over the node's connection table, the offline pool,
-// the account map and the group memberships.
+// New returns a handler over the node's connection table, the offline queue
+// and backlog, the account map and the group memberships.
 func New(cfg Config, d Deps) *Handler {
 	cfg = cfg.withDefaults()
 	h := &Handler{
-		cfg: cfg, table: d.Table, store: d.Store, presence: d.Presence, groups: d.Groups, remote: d.Remote,
+		cfg: cfg, table: d.Table, queue: d.Queue, backlog: d.Backlog, presence: d.Presence, groups: d.Groups, remote: d.Remote,
 		metrics: d.Metrics, log: d.Log, now: time.Now, started: time.Now(),
 		broadcasters: make(map[string]bool, len(cfg.Broadcasters)),
-		acks:         newAckMemory(cfg.AckMemory),
-		inflight:     inFlightAcks{m: map[string]*senderAck{}},
+		sentCIDs:     newSentCIDs(cfg.AckMemory),
+		senderAcks:   openSenderAcks{m: map[string]*senderAck{}},
 		run:          hub.RunID(),
 		routes:       newRoutes(d.Metrics),
 	}
@@ -166,7 +169,7 @@ func (h *Handler) Handle(c *hub.Conn, text bool, data []byte) {
 		h.fail(c, "", perr)
 		return
 	}
-	if f.Flag != "ack" { // acks go through: a running drain waits for them
+	if f.Flag != "ack" { // receiver acks go through: a running drain waits for them
 		if held, full := h.held.hold(c, data); full {
 			h.failCID(c, f.Flag, newError(CodeBusy, "too many frames sent while the offline messages load; this one was dropped, resend it"), f.CID)
 			return
@@ -189,19 +192,20 @@ func (h *Handler) serve(c *hub.Conn, f *Frame) {
 	}
 }
 
-// Closed is called once when c has closed. What an acknowledging connection
-// had not acknowledged goes back to the offline pool.
-func (h *Handler) Closed(c *hub.Conn) {
+// Closed is called once when c has closed, after the transport took it off
+// the table (r says what that did: what c had not acknowledged went back to
+// the offline pool). Its held frames are dropped and its account map entry
+// removed.
+func (h *Handler) Closed(c *hub.Conn, r hub.Removal) {
 	h.held.drop(c)
-	account, last, requeued, err := h.table.RemoveRequeue(c)
-	if err != nil {
-		h.log.Error().Err(err).Str("account", account).Int("requeued", requeued).
+	if r.Err != nil {
+		h.log.Error().Err(r.Err).Str("account", r.Account).Int("requeued", r.Requeued).
 			Msg("unacknowledged messages of a closed connection could not all be stored again")
-	} else if requeued > 0 {
-		h.log.Debug().Str("account", account).Int("requeued", requeued).Msg("unacknowledged messages stored again")
+	} else if r.Requeued > 0 {
+		h.log.Debug().Str("account", r.Account).Int("requeued", r.Requeued).Msg("unacknowledged messages stored again")
 	}
-	if account != "" {
-		h.presence.Unregister(account, h.table.ConnID(c), last)
+	if r.Account != "" {
+		h.presence.Unregister(r.Account, h.table.ConnID(c), r.Last)
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"runtime/debug"
-	"sync"
 	"time"
 
 	"chatserver/hub"
@@ -16,67 +15,12 @@ import (
 // (hub.Table.Capture).
 const unlockedPasses = 2
 
-// drainJob is one init's backlog to push.
-type drainJob struct {
-	c             *hub.Conn
-	account, peer string
-	seq           uint64
-}
-
-// drainer runs the inits' drains on goroutines of their own, at most max at
-// once (the rest wait their turn in order), so that a slow or hanging database
-// holds up neither the event loops nor the handler pool: pings, acks and live
-// messages go on. No goroutine is kept while nothing drains.
-type drainer struct {
-	run func(drainJob)
-	max int
-
-	mu      sync.Mutex
-	queue   []drainJob
-	running int
-}
-
-func newDrainer(max int, run func(drainJob)) *drainer { return &drainer{run: run, max: max} }
-
-func (d *drainer) submit(j drainJob) {
-	d.mu.Lock()
-	d.queue = append(d.queue, j)
-	spawn := d.running < d.max
-	if spawn {
-		d.running++
-	}
-	d.mu.Unlock()
-	if spawn {
-		go d.work()
-	}
-}
-
-// idle reports whether no drain runs or waits.
-func (d *drainer) idle() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.running == 0
-}
-
-func (d *drainer) work() {
-	for {
-		d.mu.Lock()
-		if len(d.queue) == 0 {
-			d.running--
-			d.queue = nil
-			d.mu.Unlock()
-			return
-		}
-		j := d.queue[0]
-		d.queue[0] = drainJob{}
-		d.queue = d.queue[1:]
-		d.mu.Unlock()
-		d.run(j)
-	}
-}
+// errConnGone stops a drain whose connection closed; nothing is lost: the rows
+// not pushed stay pending.
+var errConnGone = errors.New("connection closed during drain")
 
 // runDrain drains one init's backlog, then serves the frames the connection
-// sent meanwhile (hold.go). A panic is contained as in Handle: it is logged and
+// sent meanwhile (drain_held.go). A panic is contained as in Handle: it is logged and
 // the connection goes live.
 func (h *Handler) runDrain(j drainJob) {
 	func() {
@@ -170,18 +114,18 @@ func (h *Handler) drainFailed(c *hub.Conn, account string, err error) {
 // deadline (offline.query_timeout), so a database that hangs fails the drain
 // soon instead of holding the connection's backlog for long.
 func (h *Handler) drainOnce(c *hub.Conn, account, peer string, resume *int64) error {
-	if err := h.query(func(ctx context.Context) error { return h.store.Flush(ctx) }); err != nil {
+	if err := h.query(func(ctx context.Context) error { return h.queue.Flush(ctx) }); err != nil {
 		return err
 	}
 	var has bool
 	if err := h.query(func(ctx context.Context) (err error) {
-		has, err = h.store.HasPending(ctx, account)
+		has, err = h.backlog.HasPending(ctx, account)
 		return err
 	}); err != nil || !has {
 		return err
 	}
 	var after int64
-	if c.Acks() {
+	if c.ReceiverAcks() {
 		after = *resume
 	}
 	window := max(1, h.cfg.MaxUnacked/2)
@@ -191,7 +135,7 @@ func (h *Handler) drainOnce(c *hub.Conn, account, peer string, resume *int64) er
 		var next int64
 		var more bool
 		err := h.query(func(ctx context.Context) (err error) {
-			rows, next, more, err = h.store.Pending(ctx, account, peer, after, h.cfg.DrainPage)
+			rows, next, more, err = h.backlog.Pending(ctx, account, peer, after, h.cfg.DrainPage)
 			return err
 		})
 		h.metrics.SQL("drain_select", time.Since(start))
@@ -218,12 +162,12 @@ func (h *Handler) drainOnce(c *hub.Conn, account, peer string, resume *int64) er
 			}
 			*resume = max(*resume, r.ID)
 			pushed++
-			if !c.Acks() {
+			if !c.ReceiverAcks() {
 				ids = append(ids, r.ID)
 			}
 		}
 		start = time.Now()
-		err = h.query(func(ctx context.Context) error { return h.store.MarkSent(ctx, ids) })
+		err = h.query(func(ctx context.Context) error { return h.backlog.MarkSent(ctx, ids) })
 		h.metrics.SQL("drain_mark", time.Since(start))
 		if err != nil {
 			// Pushed but not marked: they will be pushed again at the next init.
@@ -231,7 +175,7 @@ func (h *Handler) drainOnce(c *hub.Conn, account, peer string, resume *int64) er
 				Msg("pushed offline rows could not be marked sent; they will be delivered again")
 			return err
 		}
-		h.metrics.OfflineDrained(len(ids)) // acknowledging connections count at their ack
+		h.metrics.OfflineDrained(len(ids)) // acknowledging connections count at their receiver ack
 		h.metrics.FramesOut("offline", pushed)
 		if sendErr != nil {
 			return errConnGone

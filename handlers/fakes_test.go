@@ -16,7 +16,8 @@ import (
 	"chatserver/presence"
 )
 
-// memStore is an in-memory offline pool for unit tests of the handlers' logic.
+// memStore is an in-memory offline pool for unit tests of the handlers' logic:
+// the queue and the backlog at once (a message enqueued is pending at once).
 // The real engines are tested in offline/ and end to end in the main package.
 type memStore struct {
 	mu      sync.Mutex
@@ -172,7 +173,7 @@ func newFixtureWith(t *testing.T, cfg Config) *fixture {
 		cfg.Broadcasters = []string{"*"}
 	}
 	h := New(cfg, Deps{
-		Table: table, Store: st, Presence: presence.NewLocal("n1"),
+		Table: table, Queue: st, Backlog: st, Presence: presence.NewLocal("n1"),
 		Groups: memGroups{"g1": {"alice", "bob", "carol"}},
 		Log:    zerolog.New(zerolog.NewTestWriter(t)),
 	})

@@ -30,7 +30,7 @@ func flagSpecs() []flagSpec {
 		{"online", (*Handler).online, true},
 		{"ping", (*Handler).ping, true},
 		{"pong", (*Handler).pong, false},
-		{"ack", (*Handler).ack, false},
+		{"ack", (*Handler).receiverAck, false},
 	}
 }
 

@@ -18,8 +18,9 @@ import (
 func TestFramesCountedByFlag(t *testing.T) {
 	m := metrics.New(func() float64 { return 0 }, func() float64 { return 0 }, func() float64 { return 0 })
 	table := hub.NewTable(100)
+	st := newMemStore()
 	h := New(Config{Node: "n1", Limits: offline.Limits{AccountChars: 32, ContentChars: 100}, Broadcasters: []string{"*"}}, Deps{
-		Table: table, Store: newMemStore(), Presence: presence.NewLocal("n1"),
+		Table: table, Queue: st, Backlog: st, Presence: presence.NewLocal("n1"),
 		Groups: memGroups{}, Metrics: m, Log: zerolog.New(zerolog.NewTestWriter(t)),
 	})
 	fx := &fixture{h: h, table: table}

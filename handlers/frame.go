@@ -12,15 +12,15 @@ import (
 // Frame is one decoded client frame. Unknown fields are ignored, as the legacy
 // server did; known fields are type-checked.
 type Frame struct {
-	Flag    string
-	Heart   bool // {"type":"heart"}: the seed clients' heartbeat
-	From    string
-	To      string
-	Content string
-	Token   string // init: a JWT when auth.mode is jwt
-	CID     string // msg, group: the sender's own id, asking for an ack
-	Ack     bool   // init: this connection acknowledges what it receives
-	ID      string // ack: the id of the last message received
+	Flag         string
+	Heart        bool // {"type":"heart"}: the seed clients' heartbeat
+	From         string
+	To           string
+	Content      string
+	Token        string // init: a JWT when auth.mode is jwt
+	CID          string // msg, group: the sender's own id, asking for a sender ack
+	ReceiverAcks bool   // init "ack": this connection acknowledges what it receives
+	ID           string // ack (a receiver ack): the id of the last message received
 
 	hasFrom, hasTo, hasContent bool
 }
@@ -69,7 +69,7 @@ func Decode(data []byte) (Frame, *Error) {
 	}
 	switch {
 	case raw.ack.kind == kOther && string(raw.ack.raw) == "true":
-		f.Ack = true
+		f.ReceiverAcks = true
 	case raw.ack.kind == kAbsent || raw.ack.kind == kNull || (raw.ack.kind == kOther && string(raw.ack.raw) == "false"):
 	default:
 		return f, newError(CodeBadField, "ack must be true or false")

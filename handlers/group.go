@@ -34,15 +34,15 @@ func (h *Handler) group(c *hub.Conn, f *Frame) error {
 		return err
 	}
 	id := messageID(from, f.CID)
-	ack, retry := h.acknowledge(c, from, f.CID, id)
+	sa, retry := h.startSenderAck(c, from, f.CID, id)
 	if retry { // acknowledged again (or when the first attempt settles), delivered once
 		return nil
 	}
-	if _, err := h.pushGroup(ctx, from, f.To, f.Content, id, true, ack); err != nil {
-		ack.cancel()
+	if _, err := h.pushGroup(ctx, from, f.To, f.Content, id, true, sa); err != nil {
+		sa.cancel()
 		return err
 	}
-	ack.seal()
+	sa.seal()
 	return nil
 }
 
@@ -55,7 +55,7 @@ func (h *Handler) PushGroup(ctx context.Context, from, group, content string, me
 	return h.pushGroup(ctx, from, group, content, h.newID(), memberOnly, nil)
 }
 
-func (h *Handler) pushGroup(ctx context.Context, from, group, content, id string, memberOnly bool, ack *senderAck) (r GroupResult, err error) {
+func (h *Handler) pushGroup(ctx context.Context, from, group, content, id string, memberOnly bool, sa *senderAck) (r GroupResult, err error) {
 	if e := checkAccount(from, "from", h.cfg.MaxAccountChars); e != nil {
 		return r, e
 	}
@@ -94,12 +94,12 @@ func (h *Handler) pushGroup(ctx context.Context, from, group, content, id string
 			away++
 		}
 	}
-	if err := h.store.Reserve(from, id, away); err != nil {
+	if err := h.queue.Reserve(from, id, away); err != nil {
 		return r, storeError(err)
 	}
-	defer h.store.Release(id)
+	defer h.queue.Release(id)
 	var firstErr error
-	r, firstErr = h.fanout(from, content, group, id, members, h.now().Unix(), ack)
+	r, firstErr = h.fanout(from, content, group, id, members, h.now().Unix(), sa)
 	r.Members = len(members)
 	if r.Pushed > 0 {
 		h.metrics.Pushed()

@@ -7,10 +7,6 @@ import (
 	"chatserver/hub"
 )
 
-// errConnGone stops a drain whose connection closed; nothing is lost: the rows
-// not pushed stay pending.
-var errConnGone = errors.New("connection closed during drain")
-
 // init binds the connection to an account and pushes its pending offline
 // messages (all of them, or only those from `to`), oldest first, marking exactly
 // the rows pushed as sent. Live messages that arrive meanwhile wait behind the
@@ -55,12 +51,13 @@ func (h *Handler) init(c *hub.Conn, f *Frame) error {
 		h.presence.Register(f.From, id)
 		h.log.Debug().Str("conn", id).Str("account", f.From).Str("remote", c.RemoteAddr()).Msg("init")
 	}
-	if f.Ack {
-		h.table.EnableAcks(c, h.cfg.MaxUnacked)
+	if f.ReceiverAcks {
+		h.table.EnableReceiverAcks(c, h.cfg.MaxUnacked)
 	}
 	if start {
 		// The backlog is read off the connection's handler flow: its pings,
-		// acks and messages are served while the database answers (or not).
+		// receiver acks and messages are served while the database answers
+		// (or not).
 		h.held.start(c)
 		h.drains.submit(drainJob{c: c, account: f.From, peer: peer, seq: seq})
 	}

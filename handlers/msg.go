@@ -27,15 +27,15 @@ func (h *Handler) msg(c *hub.Conn, f *Frame) error {
 		return err
 	}
 	id := messageID(from, f.CID)
-	ack, retry := h.acknowledge(c, from, f.CID, id)
+	sa, retry := h.startSenderAck(c, from, f.CID, id)
 	if retry { // acknowledged again (or when the first attempt settles), delivered once
 		return nil
 	}
-	if _, err := h.push(from, f.To, f.Content, id, ack); err != nil {
-		ack.cancel()
+	if _, err := h.push(from, f.To, f.Content, id, sa); err != nil {
+		sa.cancel()
 		return err
 	}
-	ack.seal()
+	sa.seal()
 	return nil
 }
 
@@ -46,7 +46,7 @@ func (h *Handler) Push(from, to, content string) (stored bool, err error) {
 	return h.push(from, to, content, h.newID(), nil)
 }
 
-func (h *Handler) push(from, to, content, id string, ack *senderAck) (stored bool, err error) {
+func (h *Handler) push(from, to, content, id string, sa *senderAck) (stored bool, err error) {
 	if e := checkAccount(from, "from", h.cfg.MaxAccountChars); e != nil {
 		return false, e
 	}
@@ -56,7 +56,7 @@ func (h *Handler) push(from, to, content, id string, ack *senderAck) (stored boo
 	if e := h.checkContent(content); e != nil {
 		return false, e
 	}
-	r, err := h.fanout(from, content, "", id, []string{to}, h.now().Unix(), ack)
+	r, err := h.fanout(from, content, "", id, []string{to}, h.now().Unix(), sa)
 	if err != nil {
 		return false, storeError(err)
 	}

@@ -1,10 +1,10 @@
 package handlers
 
 import (
-	"sync/atomic"
+	"context"
+	"sync"
 
 	"chatserver/hub"
-	"chatserver/offline"
 )
 
 // Receiver acknowledgements, opt-in per connection with {"flag":"init",...,
@@ -15,77 +15,19 @@ import (
 // acknowledged, not when written. Connections without "ack" keep the legacy
 // behaviour: written means delivered.
 
-// message is a live message on its way to one recipient: hub.Item for the
-// table. ack, if the sender asked for one, hears the first outcome of this
-// copy (a later Store, of a copy pushed and then not acknowledged, is not one).
-type message struct {
-	h        *Handler
-	m        offline.Message
-	ack      *senderAck
-	reported atomic.Bool
-	// accepted: another node took the message already (it counted it as
-	// delivered), so storing it here must not be refused for a full queue.
-	accepted bool
-}
-
-func (it *message) ID() string { return it.m.ID }
-
-func (it *message) Store() error {
-	enqueue := it.h.store.Enqueue
-	if it.accepted {
-		enqueue = it.h.store.EnqueueAccepted
-	}
-	t, err := enqueue(it.m)
-	if err == nil {
-		it.report(true, t)
-	}
-	return err
-}
-
-// Requeue stores a message that went through already (written to a connection
-// that closed without acknowledging it, or held for one): it must not be
-// refused for a full queue, or it is lost.
-func (it *message) Requeue() error {
-	t, err := it.h.store.EnqueueAccepted(it.m)
-	if err == nil {
-		it.report(true, t)
-	}
-	return err
-}
-
-// Released: a copy held for a connection in the last pass of its drain was
-// written to it.
-func (it *message) Released() { it.report(false, 0) }
-
-func (it *message) report(stored bool, ticket uint64) {
-	if it.ack != nil && it.reported.CompareAndSwap(false, true) {
-		it.ack.outcome(stored, ticket)
-	}
-}
-
-// drainedRow is an offline row pushed to an acknowledging connection: it stays
-// in the table until acknowledged, so there is nothing to store again.
-type drainedRow struct {
-	id  string
-	row int64
-}
-
-func (r *drainedRow) ID() string   { return r.id }
-func (r *drainedRow) Store() error { return nil }
-
-// ack handles {"flag":"ack","id":...} from an acknowledging connection.
-func (h *Handler) ack(c *hub.Conn, f *Frame) error {
+// receiverAck handles {"flag":"ack","id":...} from an acknowledging connection.
+func (h *Handler) receiverAck(c *hub.Conn, f *Frame) error {
 	if _, e := bound(c); e != nil {
 		return e
 	}
 	if f.ID == "" {
 		return newError(CodeMissingField, "id is required: the id of the last message received")
 	}
-	if !c.Acks() {
+	if !c.ReceiverAcks() {
 		return nil // a legacy connection has nothing to acknowledge; ignore
 	}
 	var rows []int64
-	for _, it := range c.Ack(f.ID) {
+	for _, it := range c.ReceiverAck(f.ID) {
 		if r, ok := it.(*drainedRow); ok {
 			rows = append(rows, r.row)
 		}
@@ -94,4 +36,59 @@ func (h *Handler) ack(c *hub.Conn, f *Frame) error {
 		h.marker.add(rows)
 	}
 	return nil
+}
+
+// marker marks acknowledged offline rows sent off the connection's handler
+// flow: a receiver ack must not hold a goroutine of the shared pool while the database
+// is slow or hangs. One goroutine at most, started when there is work and gone
+// when there is none, marks what piled up in one statement, each under
+// offline.query_timeout. Rows it cannot mark stay unsent and come again at the
+// next init, with the same ids (acknowledging clients drop them).
+type marker struct {
+	h       *Handler
+	mu      sync.Mutex
+	ids     []int64
+	running bool
+}
+
+func (m *marker) add(ids []int64) {
+	m.mu.Lock()
+	m.ids = append(m.ids, ids...)
+	start := !m.running
+	m.running = true
+	m.mu.Unlock()
+	if start {
+		go m.run()
+	}
+}
+
+func (m *marker) run() {
+	for {
+		m.mu.Lock()
+		ids := m.ids
+		m.ids = nil
+		if len(ids) == 0 {
+			m.running = false
+			m.mu.Unlock()
+			return
+		}
+		m.mu.Unlock()
+		h := m.h
+		ctx, cancel := context.WithTimeout(context.Background(), h.cfg.QueryTimeout)
+		err := h.backlog.MarkSent(ctx, ids)
+		cancel()
+		if err != nil {
+			h.log.Error().Err(err).Int("rows", len(ids)).
+				Msg("acknowledged offline rows could not be marked sent; they come again at the next init")
+			continue
+		}
+		h.metrics.OfflineDrained(len(ids))
+	}
+}
+
+// idle reports whether nothing waits to be marked (tests).
+func (m *marker) idle() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return !m.running
 }

@@ -31,8 +31,8 @@ type Transport interface {
 //   - guarded by the lock of the connection's list shard: prev, next.
 //   - atomic: seen (and, in its top bit, whether the connection is bound).
 //   - owned by the connection's handler flow: tat.
-//   - extra: set by SetURLToken before the first frame, its inflight once by
-//     EnableAcks under the account's shard lock.
+//   - extra: set by SetURLToken before the first frame, its unacked list once by
+//     EnableReceiverAcks under the account's shard lock.
 //
 // 96 bytes, a size class of its own: a field more costs 16 bytes a connection.
 type Conn struct {
@@ -53,8 +53,8 @@ type Conn struct {
 
 // connExtra holds what only some connections need, behind one pointer.
 type connExtra struct {
-	urlToken string    // the ?token= of the WebSocket URL (auth at init)
-	inflight *inflight // acknowledging connections: written, not yet acknowledged
+	urlToken string   // the ?token= of the WebSocket URL (auth at init)
+	unacked  *unacked // acknowledging connections: written, not yet acknowledged by the receiver
 }
 
 // drainState exists only while a connection loads its backlog (see Table.Bind).
@@ -100,12 +100,13 @@ func (c *Conn) URLToken() string {
 	return c.extra.urlToken
 }
 
-// acks is c's unacknowledged list, nil unless EnableAcks was called.
-func (c *Conn) acks() *inflight {
+// unacked is what c was sent and has not acknowledged, nil unless
+// EnableReceiverAcks was called.
+func (c *Conn) unacked() *unacked {
 	if c.extra == nil {
 		return nil
 	}
-	return c.extra.inflight
+	return c.extra.unacked
 }
 
 // Allow is a per-connection rate limit (GCRA): one frame per interval on

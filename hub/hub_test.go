@@ -197,14 +197,14 @@ func TestRemoveAndRebind(t *testing.T) {
 	if _, _, _, err := tb.Bind(a1, "mallory", ""); err == nil {
 		t.Fatal("rebinding a connection to another account succeeded")
 	}
-	if acc, last, _, _ := tb.RemoveRequeue(a1); acc != "alice" || last {
-		t.Fatalf("remove a1 = %q, last %v; want alice, not last", acc, last)
+	if r := tb.Remove(a1); r.Account != "alice" || r.Last {
+		t.Fatalf("remove a1 = %+v; want alice, not last", r)
 	}
 	if !tb.Online("alice") {
 		t.Fatal("alice offline with a2 still connected")
 	}
-	if acc, last, _, _ := tb.RemoveRequeue(a2); acc != "alice" || !last {
-		t.Fatalf("remove a2 = %q, last %v; want alice, last", acc, last)
+	if r := tb.Remove(a2); r.Account != "alice" || !r.Last {
+		t.Fatalf("remove a2 = %+v; want alice, last", r)
 	}
 	if tb.Online("alice") || tb.Len() != 0 {
 		t.Fatalf("after removing both: online %v, len %d; want false, 0", tb.Online("alice"), tb.Len())
@@ -267,7 +267,7 @@ func TestIdle(t *testing.T) {
 	if len(idle) != 1 || idle[0] != quiet {
 		t.Fatalf("Idle(60) = %v; want only the connection last seen at 10", idle)
 	}
-	tb.RemoveRequeue(quiet)
+	tb.Remove(quiet)
 	if idle := tb.Idle(60); len(idle) != 0 {
 		t.Fatalf("Idle after removal = %v; want none", idle)
 	}
@@ -305,14 +305,14 @@ func TestAcknowledgingConnection(t *testing.T) {
 	bob, bs := newConn("b1")
 	tb.Add(bob)
 	seq := mustBind(t, tb, bob, "bob", "")
-	tb.EnableAcks(bob, 100)
+	tb.EnableReceiverAcks(bob, 100)
 	mustLive(t, tb, bob, seq)
 	for _, m := range []string{"m1", "m2", "m3"} {
 		if d, _ := tb.Deliver("bob", "alice", TextFrame([]byte(m)), st.fn(m)); d.Pushed != 1 {
 			t.Fatalf("deliver %s = %+v", m, d)
 		}
 	}
-	if acked := bob.Ack("m1"); len(acked) != 1 {
+	if acked := bob.ReceiverAck("m1"); len(acked) != 1 {
 		t.Fatalf("ack m1 removed %d; want 1", len(acked))
 	}
 	// The socket dies: the next write fails; m2, m3 are stored before m4.
@@ -321,7 +321,7 @@ func TestAcknowledgingConnection(t *testing.T) {
 	if !d.Stored || strings.Join(st.msgs, ",") != "m2,m3,m4" {
 		t.Fatalf("after the socket died: %+v, stored %v; want m2,m3,m4 in order", d, st.msgs)
 	}
-	if _, _, n, _ := tb.RemoveRequeue(bob); n != 0 {
+	if n := tb.Remove(bob).Requeued; n != 0 {
 		t.Fatalf("close requeued %d more; want 0 (already stored)", n)
 	}
 }
@@ -332,12 +332,12 @@ func TestCloseRequeuesUnacked(t *testing.T) {
 	bob, _ := newConn("b1")
 	tb.Add(bob)
 	seq := mustBind(t, tb, bob, "bob", "")
-	tb.EnableAcks(bob, 2)
+	tb.EnableReceiverAcks(bob, 2)
 	mustLive(t, tb, bob, seq)
 	tb.Deliver("bob", "alice", TextFrame([]byte("m1")), st.fn("m1"))
 	tb.Deliver("bob", "alice", TextFrame([]byte("m2")), st.fn("m2"))
-	bob.Ack("m1")
-	if _, _, n, _ := tb.RemoveRequeue(bob); n != 1 || strings.Join(st.msgs, ",") != "m2" {
+	bob.ReceiverAck("m1")
+	if n := tb.Remove(bob).Requeued; n != 1 || strings.Join(st.msgs, ",") != "m2" {
 		t.Fatalf("close requeued %d (%v); want m2 only", n, st.msgs)
 	}
 }
@@ -350,7 +350,7 @@ func TestTooManyUnackedCloses(t *testing.T) {
 	bob, bs := newConn("b1")
 	tb.Add(bob)
 	seq := mustBind(t, tb, bob, "bob", "")
-	tb.EnableAcks(bob, 2)
+	tb.EnableReceiverAcks(bob, 2)
 	mustLive(t, tb, bob, seq)
 	for _, m := range []string{"m1", "m2", "m3"} {
 		tb.Deliver("bob", "alice", TextFrame([]byte(m)), st.fn(m))

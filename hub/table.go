@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"fmt"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
@@ -65,6 +64,16 @@ func (t *Table) listShard(c *Conn) *listShard {
 	return &t.lists[c.seq%numShards]
 }
 
+// The life of a connection in the table. The transport (server/) adds every
+// upgraded connection (NewConn, Add: it is on the broadcast list and swept when
+// idle) and removes it when it closes (Remove), then tells the handlers what
+// the removal did (server.Hooks.OnClose). In between, the handlers bind it to
+// an account at init (Bind: its backlog drains while live messages are held
+// for it), make it live (GoLive), and for a client that acknowledges what it
+// receives, enable receiver acks (EnableReceiverAcks). Remove takes it off the
+// list and the account's connections, and stores again, in order, what it had
+// not acknowledged and what was held for it as the only copy.
+
 // Add puts an upgraded connection on the broadcast list.
 func (t *Table) Add(c *Conn) {
 	s := t.listShard(c)
@@ -78,12 +87,18 @@ func (t *Table) Add(c *Conn) {
 	s.mu.Unlock()
 }
 
-// RemoveRequeue takes a closed connection off the table. It returns the account
-// it was bound to ("" if none) and whether it was that account's last
-// connection here. An acknowledging connection's unacked messages go back to
-// the offline pool first: it also reports how many were stored again and the
-// first error doing so.
-func (t *Table) RemoveRequeue(c *Conn) (account string, last bool, requeued int, err error) {
+// Removal is what taking a closed connection off the table did.
+type Removal struct {
+	Account  string // the account it was bound to; "" if none
+	Last     bool   // it was the account's last connection on this node
+	Requeued int    // messages stored again: not acknowledged by the receiver, or held for it
+	Err      error  // the first error storing them again
+}
+
+// Remove takes a closed connection off the table: off the broadcast list and
+// its account's connections. Its messages not acknowledged by the receiver,
+// then those held for it as their only copy, go back to the offline pool.
+func (t *Table) Remove(c *Conn) Removal {
 	s := t.listShard(c)
 	s.mu.Lock()
 	if c.prev != nil || s.head == c {
@@ -101,14 +116,14 @@ func (t *Table) RemoveRequeue(c *Conn) (account string, last bool, requeued int,
 	s.mu.Unlock()
 
 	if c.account == "" {
-		return "", false, 0, nil
+		return Removal{}
 	}
 	as := t.accountShard(c.account)
 	as.mu.Lock()
 	defer as.mu.Unlock()
 	e, ok := as.m[c.account]
 	if !ok {
-		return c.account, false, 0, nil
+		return Removal{Account: c.account}
 	}
 	if e.head == c {
 		e.head = c.sibling
@@ -129,160 +144,13 @@ func (t *Table) RemoveRequeue(c *Conn) (account string, last bool, requeued int,
 	// After the removal: with no live connection left the messages go to the
 	// pool, where the next init finds them in order: first what c was sent and
 	// had not acknowledged, then what was held for it as the only copy.
-	requeued, err = t.requeueLocked(as, c.account, c)
+	requeued, err := t.requeueLocked(as, c.account, c)
 	held, herr := t.storeHeldLocked(as, c.account, c)
 	c.drain = nil
 	if err == nil {
 		err = herr
 	}
-	return c.account, e.head == nil, requeued + held, err
-}
-
-// ErrRebind is returned by Bind when a connection already speaks for another account.
-type ErrRebind struct{ Bound, Asked string }
-
-func (e *ErrRebind) Error() string {
-	return fmt.Sprintf("hub: connection is bound to %q, not %q", e.Bound, e.Asked)
-}
-
-// Bind binds c to account (first init) or re-arms it (a later init on the same
-// connection) and puts it in the draining state: live messages for it are held
-// back, or stored offline if no connection of the account is live, until GoLive.
-// With a non-empty peer only messages from peer are held back; others go live.
-// It returns the account's offline sequence for GoLive, whether this was the
-// connection's first binding, and whether the caller must start a drain (false
-// if one is already running for c).
-func (t *Table) Bind(c *Conn, account, peer string) (seq uint64, first, start bool, err error) {
-	if c.account != "" && c.account != account {
-		return 0, false, false, &ErrRebind{Bound: c.account, Asked: account}
-	}
-	first = c.account == ""
-	if first { // a later init (same account) writes nothing: it may run off the connection's flow
-		c.account = account
-		c.seen.Store(c.seen.Load() | boundBit)
-	}
-	s := t.accountShard(account)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e := s.m[account]
-	if first {
-		c.sibling = e.head
-		e.head = c
-		s.m[account] = e
-	}
-	if d := c.drain; d != nil {
-		// A drain of c is running (the handlers hold c's frames until it is
-		// over, so this is a caller's mistake): keep it, hold every sender.
-		d.peer = ""
-		return e.offlineSeq, first, false, nil
-	}
-	c.drain = &drainState{peer: peer}
-	return e.offlineSeq, first, true, nil
-}
-
-// GoLive makes a draining connection live if no message for its account was
-// handed to the offline store since seq was read. Then it writes the frames
-// held back for c, in order, and returns true. Otherwise it returns false and the
-// current sequence: the caller drains again and retries.
-func (t *Table) GoLive(c *Conn, seq uint64) (uint64, bool) {
-	s := t.accountShard(c.account)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, ok := s.m[c.account]
-	if !ok || c.drain == nil { // closed meanwhile
-		return 0, true
-	}
-	if e.offlineSeq != seq {
-		return e.offlineSeq, false
-	}
-	t.flushQueueLocked(s, c)
-	return seq, true
-}
-
-// Capture starts the last pass of c's drain: from now on a message for the
-// account that finds no live connection is held for c (up to the queue limit)
-// instead of stored, so the pass reads a backlog that nothing is added to, and
-// no lock is held while it reads. It returns the sequence for GoLive, and false
-// if c is gone.
-func (t *Table) Capture(c *Conn) (uint64, bool) {
-	s := t.accountShard(c.account)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, ok := s.m[c.account]
-	if !ok || c.drain == nil {
-		return 0, false
-	}
-	c.drain.capture = true
-	return e.offlineSeq, true
-}
-
-// ForceLive makes c live whatever is still pending; used when the backlog cannot
-// be read (storage down): live chat keeps working and the rows stay pending.
-func (t *Table) ForceLive(c *Conn) {
-	s := t.accountShard(c.account)
-	s.mu.Lock()
-	t.flushQueueLocked(s, c)
-	s.mu.Unlock()
-}
-
-// flushQueueLocked writes what was held for c, in order, and makes c live. A
-// message held as its only copy that cannot be written (c is closing) is
-// stored, so that it waits for the next init. Caller holds s.mu.
-func (t *Table) flushQueueLocked(s *accountShard, c *Conn) {
-	d := c.drain
-	if d == nil {
-		return
-	}
-	c.drain = nil
-	closing := false
-	for _, q := range d.queue {
-		if !closing {
-			if w, taken := c.writeTracked(q.frame, q.item); w || taken {
-				if w && q.only {
-					released(q.item)
-				}
-				continue
-			}
-			closing = true // Remove cleans up what c had acknowledged
-		}
-		if q.only {
-			_ = t.storeLocked(s, c.account, requeue(q.item))
-		}
-	}
-}
-
-// storeHeldLocked stores the messages held for c as their only copy, in order,
-// and stops holding for it. Caller holds s.mu.
-func (t *Table) storeHeldLocked(s *accountShard, account string, c *Conn) (n int, err error) {
-	d := c.drain
-	if d == nil {
-		return 0, nil
-	}
-	d.capture = false
-	kept := d.queue[:0]
-	for _, q := range d.queue {
-		if !q.only {
-			kept = append(kept, q)
-			continue
-		}
-		if e := t.storeLocked(s, account, requeue(q.item)); e != nil && err == nil {
-			err = e
-		}
-		n++
-	}
-	clear(d.queue[len(kept):])
-	d.queue = kept
-	return n, err
-}
-
-// Releaser is implemented by items that want to know when a message held for
-// a draining connection was written to it (a sender waiting for its ack).
-type Releaser interface{ Released() }
-
-func released(it Item) {
-	if r, ok := it.(Releaser); ok {
-		r.Released()
-	}
+	return Removal{Account: c.account, Last: e.head == nil, Requeued: requeued + held, Err: err}
 }
 
 // Online reports whether account has a connection on this node.

@@ -1,7 +1,8 @@
 // Package server is the transport: the nbio engine in non-blocking mode, the
 // WebSocket upgrade on / and /ws, heartbeats and idle timeouts, the write path
-// and graceful shutdown. It knows nothing of the chat protocol: frames go to the
-// OnFrame hook and closes to OnClose.
+// and graceful shutdown. It puts each connection in the hub's table and takes
+// it off when it closes, and knows nothing of the chat protocol: frames go to
+// the OnFrame hook and closes, once removed, to OnClose.
 package server
 
 import (
@@ -83,9 +84,12 @@ func (c Config) withDefaults() Config {
 }
 
 // Hooks are the protocol side of the server, called per connection in order.
+// The server adds every upgraded connection to the table and removes it when
+// it closes (see hub's Table.Add); OnClose runs once, after the removal, with
+// what the removal did.
 type Hooks struct {
 	OnFrame func(c *hub.Conn, text bool, data []byte)
-	OnClose func(c *hub.Conn)
+	OnClose func(c *hub.Conn, r hub.Removal)
 }
 
 // Server accepts WebSocket connections and hands their frames to the hooks.
@@ -98,7 +102,7 @@ type Server struct {
 	upgrader *websocket.Upgrader
 
 	closing  atomic.Bool
-	inflight atomic.Int64
+	handling atomic.Int64 // frame handlers running (Shutdown waits for them)
 
 	started   time.Time
 	stopSweep chan struct{}
@@ -259,8 +263,8 @@ func (s *Server) onMessage(ws *websocket.Conn, mt websocket.MessageType, data []
 	if c == nil {
 		return
 	}
-	s.inflight.Add(1)
-	defer s.inflight.Add(-1)
+	s.handling.Add(1)
+	defer s.handling.Add(-1)
 	c.Touch(s.now())
 	s.hooks.OnFrame(c, mt == websocket.TextMessage, data)
 }
@@ -268,7 +272,7 @@ func (s *Server) onMessage(ws *websocket.Conn, mt websocket.MessageType, data []
 func (s *Server) onClose(ws *websocket.Conn, _ error) {
 	if c, _ := ws.Session().(*hub.Conn); c != nil {
 		s.perIP.release(hostOf(c.RemoteAddr()))
-		s.hooks.OnClose(c)
+		s.hooks.OnClose(c, s.table.Remove(c))
 	}
 }
 
@@ -311,10 +315,10 @@ func (s *Server) shutdown(ctx context.Context) error {
 		c.Close(hub.CloseGoingAway)
 		n++
 	})
-	for s.inflight.Load() > 0 {
+	for s.handling.Load() > 0 {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("server: shutdown with %d handlers running: %w", s.inflight.Load(), ctx.Err())
+			return fmt.Errorf("server: shutdown with %d handlers running: %w", s.handling.Load(), ctx.Err())
 		case <-time.After(10 * time.Millisecond):
 		}
 	}

@@ -19,8 +19,7 @@ import (
 func startEcho(t *testing.T, cfg Config) (*Server, chan *hub.Conn) {
 	t.Helper()
 	closed := make(chan *hub.Conn, 10)
-	cfg.Addr = "127.0.0.1:0"
-	s := New(cfg, hub.NewTable(10), Hooks{
+	s := start(t, cfg, hub.NewTable(10), Hooks{
 		OnFrame: func(c *hub.Conn, text bool, data []byte) {
 			if !text {
 				_ = c.Send([]byte(`"binary"`))
@@ -28,8 +27,16 @@ func startEcho(t *testing.T, cfg Config) (*Server, chan *hub.Conn) {
 			}
 			_ = c.Send(append([]byte(nil), data...))
 		},
-		OnClose: func(c *hub.Conn) { closed <- c },
-	}, zerolog.New(zerolog.NewTestWriter(t)))
+		OnClose: func(c *hub.Conn, _ hub.Removal) { closed <- c },
+	})
+	return s, closed
+}
+
+// start runs the transport on a free loopback port until the test ends.
+func start(t *testing.T, cfg Config, table *hub.Table, hooks Hooks) *Server {
+	t.Helper()
+	cfg.Addr = "127.0.0.1:0"
+	s := New(cfg, table, hooks, zerolog.New(zerolog.NewTestWriter(t)))
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +45,7 @@ func startEcho(t *testing.T, cfg Config) (*Server, chan *hub.Conn) {
 		defer cancel()
 		_ = s.Shutdown(ctx)
 	})
-	return s, closed
+	return s
 }
 
 func TestFramesOfEverySizeArriveIntact(t *testing.T) {
@@ -101,5 +108,54 @@ func TestCloseHookRunsOncePerConnection(t *testing.T) {
 	case c := <-closed:
 		t.Fatalf("OnClose called twice (%s)", s.table.ConnID(c))
 	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// The transport puts a connection in the table when it opens and takes it off
+// when it closes, before OnClose runs, which hears what the removal did: the
+// account it spoke for, and that it was the account's last connection here.
+func TestCloseTakesTheConnectionOffTheTableBeforeTheHook(t *testing.T) {
+	type closing struct {
+		r      hub.Removal
+		len    int
+		online bool
+	}
+	table := hub.NewTable(10)
+	closed := make(chan closing, 2)
+	s := start(t, Config{}, table, Hooks{
+		OnFrame: func(c *hub.Conn, _ bool, data []byte) {
+			seq, _, _, err := table.Bind(c, string(data), "")
+			if err == nil {
+				table.GoLive(c, seq)
+			}
+			_ = c.Send([]byte(`"bound"`))
+		},
+		OnClose: func(c *hub.Conn, r hub.Removal) {
+			closed <- closing{r: r, len: table.Len(), online: table.Online(r.Account)}
+		},
+	})
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+s.Addr()+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.WriteMessage(websocket.TextMessage, []byte("alice")); err != nil {
+		t.Fatal(err)
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := ws.ReadMessage(); err != nil {
+		t.Fatal(err)
+	}
+	if table.Len() != 1 || !table.Online("alice") {
+		t.Fatalf("open connection: table holds %d, alice online %v; want 1, true", table.Len(), table.Online("alice"))
+	}
+	_ = ws.Close()
+	select {
+	case got := <-closed:
+		if got.r.Account != "alice" || !got.r.Last || got.len != 0 || got.online {
+			t.Fatalf("OnClose heard %+v with %d connections in the table, alice online %v; want alice, last, 0, false",
+				got.r, got.len, got.online)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("OnClose not called after the client closed")
 	}
 }

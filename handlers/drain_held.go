@@ -11,7 +11,7 @@ import (
 // connection's later frames wait behind it, as they would if the drain ran on
 // the connection's handler flow: a client may take the pong of a ping sent after
 // init to mean "my backlog is out" (the web client does), and a msg sent after
-// init is handled after it. Only acks go through at once: the drain waits for
+// init is handled after it. Only receiver acks go through at once: the drain waits for
 // them. Waiting frames cost memory, not a goroutine: a handler flow blocked on a
 // slow database would take a goroutine of the shared pool, and enough of them
 // stop every connection's pings.

@@ -9,8 +9,8 @@ import (
 // Many senders cannot grow the memory past its cap: the least recently active
 // sender's cids go first, a sender still active keeps its own, and a cid still
 // remembered is answered.
-func TestAckMemoryEvictsLeastRecentlyActiveSenders(t *testing.T) {
-	m := newAckMemory(1000)
+func TestSentCIDsEvictsLeastRecentlyActiveSenders(t *testing.T) {
+	m := newSentCIDs(1000)
 	clock := time.Unix(1_700_000_000, 0)
 	m.now = func() time.Time { return clock }
 	for i := 0; i < 100; i++ {
@@ -47,8 +47,8 @@ func TestAckMemoryEvictsLeastRecentlyActiveSenders(t *testing.T) {
 
 // A sender keeps its last cidsPerSender cids; a sender silent for cidMemory is
 // forgotten, and its cids no longer count against the cap.
-func TestAckMemoryPerSenderCapAndExpiry(t *testing.T) {
-	m := newAckMemory(1_000_000)
+func TestSentCIDsPerSenderCapAndExpiry(t *testing.T) {
+	m := newSentCIDs(1_000_000)
 	clock := time.Unix(1_700_000_000, 0)
 	m.now = func() time.Time { return clock }
 	for i := 0; i < cidsPerSender+10; i++ {

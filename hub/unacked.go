@@ -5,31 +5,9 @@ import (
 	"sync"
 )
 
-// Item is one message on its way to a connection whose client acknowledges what
-// it receives (init with "ack":true). If the connection closes before the ack,
-// Store puts the message back in the offline pool (a no-op for a row that is
-// still there); the table calls it under the account's lock, in send order.
-type Item interface {
-	ID() string
-	Store() error
-}
-
-// Requeuer is an Item that stores itself differently when it went through
-// already (written to a connection that then closed, or held for one): such a
-// message was accepted, and storing it must not be refused for a full queue.
-type Requeuer interface{ Requeue() error }
-
-// requeue is how the table stores an item that went through already.
-func requeue(it Item) func() error {
-	if r, ok := it.(Requeuer); ok {
-		return r.Requeue
-	}
-	return it.Store
-}
-
-// inflight is what was written to an acknowledging connection and not yet
+// unacked is what was written to an acknowledging connection and not yet
 // acknowledged, oldest first.
-type inflight struct {
+type unacked struct {
 	mu     sync.Mutex
 	items  []Item
 	closed bool
@@ -40,7 +18,7 @@ type inflight struct {
 // add records it before it is written. It returns false if the connection has
 // closed (the caller treats the write as failed) or if too many are unacked
 // (the caller closes the connection as a slow consumer).
-func (f *inflight) add(it Item) (ok, full bool) {
+func (f *unacked) add(it Item) (ok, full bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
@@ -55,7 +33,7 @@ func (f *inflight) add(it Item) (ok, full bool) {
 
 // remove takes it back after a failed write; false means the close already
 // took it (and stored it).
-func (f *inflight) remove(it Item) bool {
+func (f *unacked) remove(it Item) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i := len(f.items) - 1; i >= 0; i-- {
@@ -69,7 +47,7 @@ func (f *inflight) remove(it Item) bool {
 
 // ackUpTo removes the item with id and every one before it (acks are
 // cumulative: frames arrive in order). Unknown ids remove nothing.
-func (f *inflight) ackUpTo(id string) []Item {
+func (f *unacked) ackUpTo(id string) []Item {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i, it := range f.items {
@@ -83,7 +61,7 @@ func (f *inflight) ackUpTo(id string) []Item {
 	return nil
 }
 
-func (f *inflight) wakeLocked() {
+func (f *unacked) wakeLocked() {
 	if f.room != nil {
 		close(f.room)
 		f.room = nil
@@ -92,7 +70,7 @@ func (f *inflight) wakeLocked() {
 
 // waitBelow waits until fewer than n items are unacknowledged. It returns
 // false if the connection closed or ctx ended first.
-func (f *inflight) waitBelow(ctx context.Context, n int) bool {
+func (f *unacked) waitBelow(ctx context.Context, n int) bool {
 	for {
 		f.mu.Lock()
 		if f.closed {
@@ -117,7 +95,7 @@ func (f *inflight) waitBelow(ctx context.Context, n int) bool {
 }
 
 // close marks the connection gone and returns what it had not acknowledged.
-func (f *inflight) close() []Item {
+func (f *unacked) close() []Item {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.closed = true
@@ -127,28 +105,28 @@ func (f *inflight) close() []Item {
 	return items
 }
 
-// EnableAcks makes c an acknowledging connection: frames written to it are kept
+// EnableReceiverAcks makes c an acknowledging connection: frames written to it are kept
 // until acknowledged, at most max (past it the connection is closed as too
 // slow). Call it from c's own handler flow, before it goes live.
-func (t *Table) EnableAcks(c *Conn, max int) {
+func (t *Table) EnableReceiverAcks(c *Conn, max int) {
 	s := t.accountShard(c.account)
 	s.mu.Lock()
 	switch {
 	case c.extra == nil:
-		c.extra = &connExtra{inflight: &inflight{max: max}}
-	case c.extra.inflight == nil:
-		c.extra.inflight = &inflight{max: max}
+		c.extra = &connExtra{unacked: &unacked{max: max}}
+	case c.extra.unacked == nil:
+		c.extra.unacked = &unacked{max: max}
 	}
 	s.mu.Unlock()
 }
 
-// Acks reports whether c acknowledges what it receives.
-func (c *Conn) Acks() bool { return c.acks() != nil }
+// ReceiverAcks reports whether c acknowledges what it receives.
+func (c *Conn) ReceiverAcks() bool { return c.unacked() != nil }
 
-// Ack removes the message with id, and every one before it, from c's unacked
+// ReceiverAck removes the message with id, and every one before it, from c's unacked
 // list and returns them.
-func (c *Conn) Ack(id string) []Item {
-	f := c.acks()
+func (c *Conn) ReceiverAck(id string) []Item {
+	f := c.unacked()
 	if f == nil {
 		return nil
 	}
@@ -158,7 +136,7 @@ func (c *Conn) Ack(id string) []Item {
 // Track records an item written outside Deliver (the drain) on an
 // acknowledging connection; false means c is closed or too far behind.
 func (c *Conn) Track(it Item) bool {
-	f := c.acks()
+	f := c.unacked()
 	if f == nil {
 		return true
 	}
@@ -171,7 +149,7 @@ func (c *Conn) Track(it Item) bool {
 // can acknowledge. It returns false if c closed or ctx ended first; a legacy
 // connection never waits.
 func (c *Conn) WaitWindow(ctx context.Context, n int) bool {
-	f := c.acks()
+	f := c.unacked()
 	if f == nil {
 		return true
 	}
@@ -182,7 +160,7 @@ func (c *Conn) WaitWindow(ctx context.Context, n int) bool {
 // connection. It reports whether the frame is c's now, and whether c's close
 // already took it back (stored).
 func (c *Conn) writeTracked(frame []byte, it Item) (written, taken bool) {
-	f := c.acks()
+	f := c.unacked()
 	if f == nil || it == nil {
 		return c.WriteFrame(frame) == nil, false
 	}
@@ -203,7 +181,7 @@ func (c *Conn) writeTracked(frame []byte, it Item) (written, taken bool) {
 // its list. Caller holds the account's shard lock (so nothing newer for the
 // account is stored before them).
 func (t *Table) requeueLocked(s *accountShard, account string, c *Conn) (n int, err error) {
-	f := c.acks()
+	f := c.unacked()
 	if f == nil {
 		return 0, nil
 	}

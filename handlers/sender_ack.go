@@ -23,7 +23,7 @@ func messageID(from, cid string) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:12])
 }
 
-func ackPayload(cid, id, status string) []byte {
+func senderAckPayload(cid, id, status string) []byte {
 	b := make([]byte, 0, 48+len(cid)+len(id))
 	b = append(b, `{"flag":"ack","cid":`...)
 	b = appendString(b, cid)
@@ -53,44 +53,44 @@ type senderAck struct {
 	ticket  uint64 // the last stored copy's, for the writer's notice
 }
 
-// inFlightAcks are the senders' acks not yet answered, by sender and cid: a
+// openSenderAcks are the senders' acks not yet answered, by sender and cid: a
 // retry of one of them (after a reconnect) is not delivered again, and the
 // answer goes to the connection the retry came on.
-type inFlightAcks struct {
+type openSenderAcks struct {
 	mu sync.Mutex
 	m  map[string]*senderAck
 }
 
-func ackKey(from, cid string) string { return from + "\x00" + cid }
+func senderAckKey(from, cid string) string { return from + "\x00" + cid }
 
-// acknowledge answers a retry from what is remembered, or starts the ack of a
+// startSenderAck answers a retry from what is remembered, or starts the ack of a
 // new message. retry is true when the message must not be delivered again.
-func (h *Handler) acknowledge(c *hub.Conn, from, cid, id string) (a *senderAck, retry bool) {
-	if status, ok := h.acks.seen(from, cid); ok && status != "" {
-		h.reply(c, ackPayload(cid, id, status))
+func (h *Handler) startSenderAck(c *hub.Conn, from, cid, id string) (a *senderAck, retry bool) {
+	if status, ok := h.sentCIDs.seen(from, cid); ok && status != "" {
+		h.reply(c, senderAckPayload(cid, id, status))
 		return nil, true
 	}
-	k := ackKey(from, cid)
-	h.inflight.mu.Lock()
-	defer h.inflight.mu.Unlock()
-	if a := h.inflight.m[k]; a != nil {
+	k := senderAckKey(from, cid)
+	h.senderAcks.mu.Lock()
+	defer h.senderAcks.mu.Unlock()
+	if a := h.senderAcks.m[k]; a != nil {
 		a.mu.Lock()
 		a.c = c
 		a.mu.Unlock()
 		return nil, true
 	}
 	a = &senderAck{h: h, c: c, from: from, cid: cid, id: id}
-	h.inflight.m[k] = a
+	h.senderAcks.m[k] = a
 	return a, false
 }
 
-func (h *Handler) ackDone(a *senderAck) {
-	k := ackKey(a.from, a.cid)
-	h.inflight.mu.Lock()
-	if h.inflight.m[k] == a {
-		delete(h.inflight.m, k)
+func (h *Handler) senderAckDone(a *senderAck) {
+	k := senderAckKey(a.from, a.cid)
+	h.senderAcks.mu.Lock()
+	if h.senderAcks.m[k] == a {
+		delete(h.senderAcks.m, k)
 	}
-	h.inflight.mu.Unlock()
+	h.senderAcks.mu.Unlock()
 }
 
 // add counts a copy about to be delivered. A nil ack (no cid) ignores it all.
@@ -141,7 +141,7 @@ func (a *senderAck) cancel() {
 	a.mu.Lock()
 	a.done = true
 	a.mu.Unlock()
-	a.h.ackDone(a)
+	a.h.senderAckDone(a)
 }
 
 func (a *senderAck) readyLocked() bool {
@@ -157,7 +157,7 @@ func (a *senderAck) answer() {
 		a.send("pushed")
 		return
 	}
-	a.h.store.NotifyWritten(a.ticket, a.h.cfg.DrainTimeout, func(written bool) {
+	a.h.queue.NotifyWritten(a.ticket, a.h.cfg.DrainTimeout, func(written bool) {
 		if written {
 			a.send("stored")
 			return
@@ -166,7 +166,7 @@ func (a *senderAck) answer() {
 		// still be written (and delivered) once the database answers; a resend
 		// of the cid is delivered once more with the same id, which the
 		// offline table and the receiver both drop.
-		a.h.ackDone(a)
+		a.h.senderAckDone(a)
 		a.h.metrics.Error(CodeUnavailable)
 		a.h.reply(a.conn(), errorPayload(newError(CodeUnavailable,
 			"the message is queued but not yet stored; it will be delivered once the database answers"), a.cid))
@@ -174,9 +174,9 @@ func (a *senderAck) answer() {
 }
 
 func (a *senderAck) send(status string) {
-	a.h.acks.remember(a.from, a.cid, status)
-	a.h.ackDone(a)
-	a.h.reply(a.conn(), ackPayload(a.cid, a.id, status))
+	a.h.sentCIDs.remember(a.from, a.cid, status)
+	a.h.senderAckDone(a)
+	a.h.reply(a.conn(), senderAckPayload(a.cid, a.id, status))
 }
 
 // conn is where the answer goes: the connection of the latest attempt.

@@ -6,21 +6,21 @@ import (
 	"time"
 )
 
-// ackMemory remembers, per sender, the cids it used recently and what became of
+// sentCIDs remembers, per sender, the cids it used recently and what became of
 // them, so that a retried frame is acknowledged again and not delivered twice.
 // It is bounded three ways: a cid is forgotten after cidMemory, a sender keeps
 // its last cidsPerSender, and all senders together keep at most max (past it
 // the oldest cids of the least recently active sender go first).
-type ackMemory struct {
+type sentCIDs struct {
 	mu      sync.Mutex
-	senders map[string]*sentCIDs
-	active  list.List // of *sentCIDs, most recently active first
+	senders map[string]*senderCIDs
+	active  list.List // of *senderCIDs, most recently active first
 	total   int       // cids remembered, all senders together
 	max     int
 	now     func() time.Time
 }
 
-type sentCIDs struct {
+type senderCIDs struct {
 	from   string
 	last   time.Time
 	status map[string]string // cid -> pushed|stored
@@ -33,12 +33,12 @@ const (
 	cidMemory     = 10 * time.Minute
 )
 
-// newAckMemory keeps at most max cids in all.
-func newAckMemory(max int) *ackMemory {
-	return &ackMemory{senders: make(map[string]*sentCIDs), max: max, now: time.Now}
+// newSentCIDs keeps at most max cids in all.
+func newSentCIDs(max int) *sentCIDs {
+	return &sentCIDs{senders: make(map[string]*senderCIDs), max: max, now: time.Now}
 }
 
-func (m *ackMemory) seen(from, cid string) (string, bool) {
+func (m *sentCIDs) seen(from, cid string) (string, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := m.senders[from]
@@ -49,16 +49,16 @@ func (m *ackMemory) seen(from, cid string) (string, bool) {
 	return st, ok
 }
 
-func (m *ackMemory) remember(from, cid, status string) {
+func (m *sentCIDs) remember(from, cid, status string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
-	for b := m.active.Back(); b != nil && now.Sub(b.Value.(*sentCIDs).last) > cidMemory; b = m.active.Back() {
-		m.forget(b.Value.(*sentCIDs))
+	for b := m.active.Back(); b != nil && now.Sub(b.Value.(*senderCIDs).last) > cidMemory; b = m.active.Back() {
+		m.forget(b.Value.(*senderCIDs))
 	}
 	s := m.senders[from]
 	if s == nil {
-		s = &sentCIDs{from: from, status: make(map[string]string)}
+		s = &senderCIDs{from: from, status: make(map[string]string)}
 		s.elem = m.active.PushFront(s)
 		m.senders[from] = s
 	} else {
@@ -74,12 +74,12 @@ func (m *ackMemory) remember(from, cid, status string) {
 	}
 	s.status[cid] = status
 	for m.total > m.max {
-		m.dropOldest(m.active.Back().Value.(*sentCIDs))
+		m.dropOldest(m.active.Back().Value.(*senderCIDs))
 	}
 }
 
 // dropOldest forgets s's oldest cid, and s once it has none. Caller holds mu.
-func (m *ackMemory) dropOldest(s *sentCIDs) {
+func (m *sentCIDs) dropOldest(s *senderCIDs) {
 	delete(s.status, s.order[0])
 	s.order[0] = ""
 	s.order = s.order[1:]
@@ -90,14 +90,14 @@ func (m *ackMemory) dropOldest(s *sentCIDs) {
 }
 
 // forget drops a sender and its cids. Caller holds mu.
-func (m *ackMemory) forget(s *sentCIDs) {
+func (m *sentCIDs) forget(s *senderCIDs) {
 	m.active.Remove(s.elem)
 	delete(m.senders, s.from)
 	m.total -= len(s.order)
 }
 
 // len is the number of cids remembered.
-func (m *ackMemory) len() int {
+func (m *sentCIDs) len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.total

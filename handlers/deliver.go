@@ -10,13 +10,13 @@ import (
 	"chatserver/offline"
 )
 
-// Remote carries messages to accounts connected on other nodes (cluster.Bus).
-// nil: one node, every account is here or offline.
-type Remote interface {
-	Locate(ctx context.Context, accounts []string) (map[string][]string, error)
-	Send(ctx context.Context, node string, env cluster.Envelope) (bool, error)
-	Broadcast(ctx context.Context, env cluster.Envelope) error
-}
+// Delivery. Every message goes through here: msg and group frames and the side
+// API's Push and PushGroup call fanout, which hands each copy for an account on
+// this node to the table (hub.Table.Deliver: pushed, held behind a drain, or
+// stored offline) and publishes one envelope per other node; Receive is the
+// other end, for envelopes from other nodes. Each copy travels with an item
+// (item.go) that the table stores if no connection takes it, and that reports
+// its outcome to the sender's ack (sender_ack.go).
 
 // remoteTimeout bounds the Redis round trips of one message's routing.
 const remoteTimeout = 2 * time.Second
@@ -26,8 +26,8 @@ const remoteTimeout = 2 * time.Second
 // by one publish per node. An account connected only elsewhere is stored by the
 // first node that receives it if that node no longer has its connection; if no
 // node receives it, it is stored here. Routing failures fall back to storing.
-// With ack (a sender waiting for its ack), every local copy reports to it.
-func (h *Handler) fanout(from, content, group, id string, accounts []string, now int64, ack *senderAck) (res GroupResult, firstErr error) {
+// With sa (a sender waiting for its ack), every local copy reports to it.
+func (h *Handler) fanout(from, content, group, id string, accounts []string, now int64, sa *senderAck) (res GroupResult, firstErr error) {
 	local := accounts
 	var remoteOnly []string
 	if h.remote != nil {
@@ -42,8 +42,8 @@ func (h *Handler) fanout(from, content, group, id string, accounts []string, now
 	}
 	frame := hub.TextFrame(messagePayload(from, content, group, id))
 	deliver := func(a string) {
-		it := &message{h: h, m: offline.Message{To: a, From: from, Content: content, Group: group, ID: id, AddTime: now}, ack: ack}
-		ack.add()
+		it := &message{h: h, m: offline.Message{To: a, From: from, Content: content, Group: group, ID: id, AddTime: now}, sa: sa}
+		sa.add()
 		d, err := h.table.Deliver(a, from, frame, it)
 		switch {
 		case err != nil:
@@ -162,10 +162,3 @@ func (h *Handler) Receive(env cluster.Envelope) {
 		h.metrics.FramesOut(env.Kind, d.Pushed)
 	}
 }
-
-// noStore is a copy another node is responsible for: if the connection is gone,
-// there is nothing to store here.
-type noStore struct{ id string }
-
-func (n *noStore) ID() string   { return n.id }
-func (n *noStore) Store() error { return nil }
