@@ -62,7 +62,10 @@ func boundaryRound(t *testing.T, ts *testServer, round int) (beforePong int) {
 				close(ready)
 			}
 			send(i)
-			time.Sleep(time.Duration(50+round%4*50) * time.Microsecond)
+			// Paced so that the sending outlasts the drain (a few
+			// milliseconds) in most rounds: the end of the drain then
+			// falls among these messages.
+			time.Sleep(time.Duration(100+round%4*200) * time.Microsecond)
 		}
 		if connectAt >= 200 {
 			close(ready)
