@@ -45,13 +45,14 @@ var webFiles embed.FS
 // app is the running server with everything it owns, wired in dependency order
 // and closed in reverse.
 type app struct {
-	cfg      config.Config
-	log      zerolog.Logger
-	store    *offline.Store
-	spool    *offline.Store
-	writer   *offline.Writer
-	rdb      redis.UniversalClient
-	presence interface {
+	cfg       config.Config
+	log       zerolog.Logger
+	store     *offline.Store
+	spool     *offline.Store
+	spoolHeld int // rows a previous run left in the spool
+	writer    *offline.Writer
+	rdb       redis.UniversalClient
+	presence  interface {
 		handlers.Presence
 		ClearNode(context.Context) error
 		Close(context.Context) error
@@ -87,26 +88,25 @@ func start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *app, 
 		return nil, err
 	}
 	table := hub.NewTable(cfg.Offline.DrainQueue)
-	if err := a.openPresence(node, table); err != nil {
-		return nil, err
-	}
-	a.writer = offline.NewWriter(a.store, offline.WriterConfig{
-		BatchSize: cfg.Offline.BatchSize, QueueLimit: cfg.Offline.QueueLimit, SpoolLimit: cfg.Offline.SpoolMaxRows,
-		SenderShare: cfg.Offline.SenderQueueShare,
-	}, log.With().Str("component", "offline").Logger())
-
-	if err := a.openSpool(ctx); err != nil {
-		return nil, err
-	}
 	a.metrics = metrics.New(
 		func() float64 { return float64(table.Len()) },
 		func() float64 { return float64(a.writer.Depth()) },
 		func() float64 { return float64(a.writer.Spooled()) },
 	)
-	a.writer.Observe(a.metrics)
-	if r, ok := a.presence.(*presence.Redis); ok {
-		r.ObserveLatency(a.metrics.Redis)
+	if err := a.openPresence(node, table); err != nil {
+		return nil, err
 	}
+	wopts := []offline.WriterOption{offline.WithObserver(a.metrics)}
+	if err := a.openSpool(ctx); err != nil {
+		return nil, err
+	}
+	if a.spool != nil {
+		wopts = append(wopts, offline.WithSpool(a.spool, a.spoolHeld))
+	}
+	a.writer = offline.NewWriter(a.store, offline.WriterConfig{
+		BatchSize: cfg.Offline.BatchSize, QueueLimit: cfg.Offline.QueueLimit, SpoolLimit: cfg.Offline.SpoolMaxRows,
+		SenderShare: cfg.Offline.SenderQueueShare,
+	}, log.With().Str("component", "offline").Logger(), wopts...)
 	a.groups = groups.NewCache(groups.NewStore(a.store.DB(), cfg.Groups.Table, a.store.Dialect() == offline.SQLite),
 		cfg.Groups.CacheTTL, cfg.Limits.MaxGroupSize, cfg.Groups.CacheEntries)
 	hcfg := handlers.Config{
@@ -241,8 +241,7 @@ func (a *app) openSpool(ctx context.Context) error {
 	if held > 0 {
 		a.log.Warn().Int("rows", held).Str("path", a.cfg.Offline.SpoolPath).Msg("spool holds messages from a previous run; moving them to MySQL")
 	}
-	a.spool = sp
-	a.writer.UseSpool(sp, held)
+	a.spool, a.spoolHeld = sp, held
 	return nil
 }
 
@@ -378,14 +377,14 @@ func (a *app) openPresence(node string, table *hub.Table) error {
 			out[i] = presence.Binding{Account: b.Account, Conn: b.Conn}
 		}
 		return out
-	})
+	}, presence.WithLatency(a.metrics.Redis))
 	a.presence = p
 	// A start is a rebuild from an empty table: clear what a previous run of
-	// this node left, set the liveness key.
+	// this node left, set the liveness key. On failure the map is left stale
+	// and rebuilt by the writer once Redis answers.
 	if err := p.Rebuild(); err != nil {
 		plog.Error().Err(err).Str("redis_addr", a.cfg.Redis.Addr).
 			Msg("Redis unreachable at start: serving with local delivery; the account map is written when Redis is back")
-		p.MarkStale()
 	}
 	return nil
 }
