@@ -11,6 +11,11 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"chatserver/groups"
+	"chatserver/handlers"
+	"chatserver/offline"
+	"chatserver/server"
 )
 
 // Config is the whole file. Every key is documented in config.yaml and README.md.
@@ -178,30 +183,35 @@ type Runtime struct {
 }
 
 // Default is the configuration with nothing set: the embedded default on :9052.
+// Where a package has a default of its own for a zero setting, this uses it, so
+// that each default is written once.
 func Default() Config {
 	return Config{
 		Server: Server{
-			Addr:                ":9052",
-			IdleTimeout:         60 * time.Second,
-			MaxFrameBytes:       64 << 10,
-			ReadBufferBytes:     16 << 10,
-			MaxWriteBufferBytes: 1 << 20,
-			MaxConnections:      1_000_000,
+			Addr:                server.DefaultAddr,
+			IdleTimeout:         server.DefaultIdleTimeout,
+			MaxFrameBytes:       server.DefaultMaxFrameBytes,
+			ReadBufferBytes:     server.DefaultReadBufferBytes,
+			MaxWriteBufferBytes: server.DefaultMaxWriteBufferBytes,
+			MaxConnections:      server.DefaultMaxConnections,
 			ShutdownTimeout:     10 * time.Second,
 		},
 		Redis: Redis{KeyPrefix: "chat:"},
 		Embed: Embed{Path: "data/chat.db"},
-		Offline: Offline{Table: "app_offline", BatchSize: 500, QueueLimit: 100_000, DrainPage: 500, DrainTimeout: 30 * time.Second, DrainQueue: 10_000, QueryTimeout: 3 * time.Second,
-			SpoolPath: "data/spool.db", SpoolMaxRows: 1_000_000},
+		Offline: Offline{
+			Table: "app_offline", BatchSize: offline.DefaultBatchSize, QueueLimit: offline.DefaultQueueLimit,
+			DrainPage: handlers.DefaultDrainPage, DrainTimeout: handlers.DefaultDrainTimeout, DrainQueue: 10_000,
+			QueryTimeout: handlers.DefaultQueryTimeout, SpoolPath: "data/spool.db", SpoolMaxRows: offline.DefaultSpoolLimit,
+		},
 		Log:  Log{Level: "info", Format: "json"},
 		API:  API{Addr: "127.0.0.1:9053"},
 		Auth: Auth{Mode: "none"},
 		Limits: Limits{
 			FramesPerSecond: 20, FrameBurst: 40, ConnectionsPerIP: 256,
-			MaxContentBytes: 16 << 10, MaxGroupSize: 10_000, MaxUnacked: 1000,
-			AckMemory: 1_000_000,
+			MaxContentBytes: 16 << 10, MaxGroupSize: 10_000, MaxUnacked: handlers.DefaultMaxUnacked,
+			AckMemory: handlers.DefaultAckMemory,
 		},
-		Groups: Groups{Table: "app_group_member", CacheTTL: 60 * time.Second, CacheEntries: 100_000},
+		Groups: Groups{Table: "app_group_member", CacheTTL: 60 * time.Second, CacheEntries: groups.DefaultCacheEntries},
 		TLS:    TLS{MinVersion: "1.2"},
 	}
 }

@@ -72,11 +72,15 @@ type entry struct {
 // is retried; meanwhile the last one known is used.
 const staleRetry = 5 * time.Second
 
+// DefaultCacheEntries is NewCache's entries when none is given (config.Default
+// uses it too).
+const DefaultCacheEntries = 100_000
+
 // NewCache caches src's member lists for ttl, for at most entries groups
-// (entries <= 0: 100000); max bounds a group's size.
+// (entries <= 0: DefaultCacheEntries); max bounds a group's size.
 func NewCache(src source, ttl time.Duration, max, entries int) *Cache {
 	if entries <= 0 {
-		entries = 100_000
+		entries = DefaultCacheEntries
 	}
 	return &Cache{src: src, ttl: ttl, max: max, entries: entries, now: time.Now, none: &Set{}, m: make(map[string]*entry)}
 }

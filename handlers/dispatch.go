@@ -1,16 +1,13 @@
 // Package handlers serves the client frames: it decodes each one, validates it
-// and dispatches it on its flag (init, msg, group, all, online, ping). The side
+// and dispatches it on its flag (the list is in flags.go). The side
 // API calls the same operations (Push, PushGroup, Announce, Online). A handler either
 // succeeds or returns a protocol *Error, which becomes one
 // {"flag":"error","code":...,"message":...} frame; the connection stays open.
 package handlers
 
 import (
-	"crypto/rand"
-	"encoding/base32"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -27,9 +24,9 @@ type Config struct {
 	Limits          offline.Limits // column sizes of the offline table
 	MaxAccountChars int            // when the table sets none; default 128
 	MaxContentBytes int            // message content; 0 = the table's limit only
-	DrainPage       int            // rows per drain query; default 500
-	DrainTimeout    time.Duration  // for one init's drain; default 30s
-	QueryTimeout    time.Duration  // for each database step of a drain; default 3s
+	DrainPage       int            // rows per drain query; default DefaultDrainPage
+	DrainTimeout    time.Duration  // for one init's drain; default DefaultDrainTimeout
+	QueryTimeout    time.Duration  // for each database step of a drain; default DefaultQueryTimeout
 	DrainWorkers    int            // drains running at once; default 64
 
 	// Broadcasters may send {"flag":"all"}; "*" lets anyone. Empty: nobody.
@@ -39,12 +36,21 @@ type Config struct {
 	// Verifier checks init tokens; nil = auth.mode none (legacy).
 	Verifier Verifier
 	// MaxUnacked bounds what an acknowledging connection may leave unacked;
-	// past it the connection is closed as too slow. Default 1000.
+	// past it the connection is closed as too slow. Default DefaultMaxUnacked.
 	MaxUnacked int
 	// AckMemory bounds the cids remembered for retries, all senders together.
-	// Default 1,000,000.
+	// Default DefaultAckMemory.
 	AckMemory int
 }
+
+// The defaults of Config's zero fields that config.Default shares.
+const (
+	DefaultDrainPage    = 500
+	DefaultDrainTimeout = 30 * time.Second
+	DefaultQueryTimeout = 3 * time.Second
+	DefaultMaxUnacked   = 1000
+	DefaultAckMemory    = 1_000_000
+)
 
 func (c Config) withDefaults() Config {
 	if c.MaxAccountChars <= 0 {
@@ -54,22 +60,22 @@ func (c Config) withDefaults() Config {
 		c.MaxAccountChars = c.Limits.AccountChars
 	}
 	if c.DrainPage <= 0 {
-		c.DrainPage = 500
+		c.DrainPage = DefaultDrainPage
 	}
 	if c.DrainTimeout <= 0 {
-		c.DrainTimeout = 30 * time.Second
+		c.DrainTimeout = DefaultDrainTimeout
 	}
 	if c.QueryTimeout <= 0 {
-		c.QueryTimeout = 3 * time.Second
+		c.QueryTimeout = DefaultQueryTimeout
 	}
 	if c.DrainWorkers <= 0 {
 		c.DrainWorkers = 64
 	}
 	if c.MaxUnacked <= 0 {
-		c.MaxUnacked = 1000
+		c.MaxUnacked = DefaultMaxUnacked
 	}
 	if c.AckMemory <= 0 {
-		c.AckMemory = 1_000_000
+		c.AckMemory = DefaultAckMemory
 	}
 	return c
 }
@@ -93,6 +99,7 @@ type Handler struct {
 	inflight     inFlightAcks
 	held         heldFrames
 	marker       marker
+	routes       routes
 	drains       *drainer
 	run          string        // random per process, the prefix of generated message ids
 	seq          atomic.Uint64 // generated message ids
@@ -119,7 +126,8 @@ func New(cfg Config, d Deps) *Handler {
 		broadcasters: make(map[string]bool, len(cfg.Broadcasters)),
 		acks:         newAckMemory(cfg.AckMemory),
 		inflight:     inFlightAcks{m: map[string]*senderAck{}},
-		run:          runPrefix(),
+		run:          hub.RunID(),
+		routes:       newRoutes(d.Metrics),
 	}
 	h.drains = newDrainer(cfg.DrainWorkers, h.runDrain)
 	h.marker.h = h
@@ -154,7 +162,7 @@ func (h *Handler) Handle(c *hub.Conn, text bool, data []byte) {
 	}
 	f, perr := Decode(data)
 	if perr != nil {
-		h.metrics.FrameIn("invalid")
+		h.routes.invalid.Inc()
 		h.fail(c, "", perr)
 		return
 	}
@@ -171,38 +179,13 @@ func (h *Handler) Handle(c *hub.Conn, text bool, data []byte) {
 
 // serve dispatches one decoded frame of c.
 func (h *Handler) serve(c *hub.Conn, f *Frame) {
-	h.metrics.FrameIn(flagLabel(f.Flag, f.Heart))
-	if err := h.dispatch(c, f); err != nil {
+	if err := h.routes.find(f)(h, c, f); err != nil {
 		e, known := asError(err)
 		if !known {
 			h.log.Error().Err(err).Str("conn", h.table.ConnID(c)).Str("account", c.Account()).Str("flag", f.Flag).
 				Msg("frame failed")
 		}
 		h.failCID(c, f.Flag, e, f.CID)
-	}
-}
-
-func (h *Handler) dispatch(c *hub.Conn, f *Frame) error {
-	switch f.Flag {
-	case "init":
-		return h.init(c, f)
-	case "msg":
-		return h.msg(c, f)
-	case "all":
-		return h.all(c, f)
-	case "online":
-		return h.online(c, f)
-	case "ping", "":
-		h.reply(c, pongPayload(f.Heart))
-		return nil
-	case "pong":
-		return nil // a client answering a ping of ours, or echoing: nothing to do
-	case "ack":
-		return h.ack(c, f)
-	case "group":
-		return h.group(c, f)
-	default:
-		return newError(CodeUnknownFlag, "unknown flag "+quote(f.Flag)+"; known: init, msg, group, all, online, ping")
 	}
 }
 
@@ -261,25 +244,6 @@ func requireSender(c *hub.Conn, f *Frame) (string, error) {
 }
 
 func quote(s string) string { return string(appendString(nil, s)) }
-
-// flagLabel bounds the metric's label values to the known flags.
-func flagLabel(flag string, heart bool) string {
-	switch flag {
-	case "init", "msg", "group", "all", "online", "ping", "pong", "ack":
-		return flag
-	case "":
-		if heart {
-			return "heart"
-		}
-	}
-	return "unknown"
-}
-
-func runPrefix() string {
-	var b [5]byte
-	_, _ = rand.Read(b[:])
-	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
-}
 
 // newID gives a message sent without a cid its id: unique across restarts (the
 // random run prefix) and nodes.

@@ -256,7 +256,7 @@ func (h *Handler) waitWindow(c *hub.Conn, n int) bool {
 		return true
 	}
 	if ctx.Err() != nil {
-		c.Close(hub.CloseQueueFull, "offline messages not acknowledged")
+		c.Close(hub.CloseUnacked)
 	}
 	return false
 }

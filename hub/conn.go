@@ -5,7 +5,6 @@
 package hub
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"sync/atomic"
@@ -19,10 +18,6 @@ type Transport interface {
 	Close(code int, reason string)
 	RemoteAddr() string
 }
-
-// ErrQueueFull is returned when a connection that is still draining its offline
-// backlog has too many live messages waiting behind it.
-var ErrQueueFull = errors.New("hub: drain queue full")
 
 // Conn is one client connection. It is kept small: a server holds hundreds of
 // thousands, and every byte here is multiplied by that.
@@ -149,8 +144,8 @@ func (c *Conn) WriteFrame(frame []byte) error {
 	return nil
 }
 
-// Close closes the connection with a WebSocket close code and reason.
-func (c *Conn) Close(code int, reason string) { c.t.Close(code, reason) }
+// Close closes the connection with a WebSocket close code and its reason.
+func (c *Conn) Close(code CloseCode) { c.t.Close(int(code), code.Reason()) }
 
 // acceptsLive reports whether a message from sender may be pushed to c now, or
 // must wait until c's backlog has drained. Caller holds the account's shard lock.

@@ -22,8 +22,9 @@ func (t *Table) ConnID(c *Conn) string {
 	return t.run + "-" + strconv.FormatUint(c.seq, 36)
 }
 
-// runID is a random 8-character id for one life of the process.
-func runID() string {
+// RunID is a random 8-character id for one life of the process: the prefix of
+// connection ids here and of generated message ids in handlers.
+func RunID() string {
 	var b [5]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))

@@ -14,10 +14,6 @@ type Delivery struct {
 	Held bool
 }
 
-// CloseQueueFull is the close code for a connection whose held-back queue
-// overflowed while it drained its backlog (it was not reading fast enough).
-const CloseQueueFull = 4008
-
 // Deliver routes one message from sender to account. Live connections of the
 // account get frame now; connections still draining their backlog get it after
 // the backlog. If no connection takes it live, item.Store is called (under the
@@ -128,7 +124,7 @@ func (t *Table) storeLocked(s *accountShard, account string, store func() error)
 
 func closeSlow(cs []*Conn) {
 	for _, c := range cs {
-		c.Close(CloseQueueFull, "too many messages queued while loading the backlog")
+		c.Close(CloseQueueFull)
 	}
 }
 

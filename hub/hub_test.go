@@ -169,7 +169,7 @@ func TestQueueOverflowClosesSlowDrainer(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		_, _ = tb.Deliver("bob", "alice", TextFrame([]byte("m")), st.fn("m"))
 	}
-	if ss.closed != CloseQueueFull {
+	if ss.closed != int(CloseQueueFull) {
 		t.Fatalf("slow drainer close code = %d; want %d", ss.closed, CloseQueueFull)
 	}
 }
@@ -197,13 +197,13 @@ func TestRemoveAndRebind(t *testing.T) {
 	if _, _, _, err := tb.Bind(a1, "mallory", ""); err == nil {
 		t.Fatal("rebinding a connection to another account succeeded")
 	}
-	if acc, last := tb.Remove(a1); acc != "alice" || last {
+	if acc, last, _, _ := tb.RemoveRequeue(a1); acc != "alice" || last {
 		t.Fatalf("remove a1 = %q, last %v; want alice, not last", acc, last)
 	}
 	if !tb.Online("alice") {
 		t.Fatal("alice offline with a2 still connected")
 	}
-	if acc, last := tb.Remove(a2); acc != "alice" || !last {
+	if acc, last, _, _ := tb.RemoveRequeue(a2); acc != "alice" || !last {
 		t.Fatalf("remove a2 = %q, last %v; want alice, last", acc, last)
 	}
 	if tb.Online("alice") || tb.Len() != 0 {
@@ -267,7 +267,7 @@ func TestIdle(t *testing.T) {
 	if len(idle) != 1 || idle[0] != quiet {
 		t.Fatalf("Idle(60) = %v; want only the connection last seen at 10", idle)
 	}
-	tb.Remove(quiet)
+	tb.RemoveRequeue(quiet)
 	if idle := tb.Idle(60); len(idle) != 0 {
 		t.Fatalf("Idle after removal = %v; want none", idle)
 	}
@@ -339,6 +339,27 @@ func TestCloseRequeuesUnacked(t *testing.T) {
 	bob.Ack("m1")
 	if _, _, n, _ := tb.RemoveRequeue(bob); n != 1 || strings.Join(st.msgs, ",") != "m2" {
 		t.Fatalf("close requeued %d (%v); want m2 only", n, st.msgs)
+	}
+}
+
+// TestTooManyUnackedCloses: an acknowledging connection past its limit is
+// closed with its own code (4009), not the slow drainer's (4008).
+func TestTooManyUnackedCloses(t *testing.T) {
+	tb := NewTable(10)
+	st := &store{}
+	bob, bs := newConn("b1")
+	tb.Add(bob)
+	seq := mustBind(t, tb, bob, "bob", "")
+	tb.EnableAcks(bob, 2)
+	mustLive(t, tb, bob, seq)
+	for _, m := range []string{"m1", "m2", "m3"} {
+		tb.Deliver("bob", "alice", TextFrame([]byte(m)), st.fn(m))
+	}
+	bs.mu.Lock()
+	code := bs.closed
+	bs.mu.Unlock()
+	if code != int(CloseUnacked) {
+		t.Fatalf("close code past max unacked = %d; want %d (%s)", code, CloseUnacked, CloseUnacked.Reason())
 	}
 }
 

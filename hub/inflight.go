@@ -188,7 +188,7 @@ func (c *Conn) writeTracked(frame []byte, it Item) (written, taken bool) {
 	}
 	ok, full := f.add(it)
 	if full {
-		c.Close(CloseQueueFull, "too many unacknowledged messages")
+		c.Close(CloseUnacked)
 	}
 	if !ok {
 		return false, false

@@ -50,7 +50,7 @@ type listShard struct {
 // NewTable returns an empty table. maxQueue bounds the live frames held for one
 // connection while its offline backlog drains.
 func NewTable(maxQueue int) *Table {
-	t := &Table{seed: maphash.MakeSeed(), maxQueue: maxQueue, run: runID()}
+	t := &Table{seed: maphash.MakeSeed(), maxQueue: maxQueue, run: RunID()}
 	for i := range t.accounts {
 		t.accounts[i].m = make(map[string]entry)
 	}
@@ -78,17 +78,11 @@ func (t *Table) Add(c *Conn) {
 	s.mu.Unlock()
 }
 
-// Remove takes a closed connection off the table. It returns the account it was
-// bound to ("" if none) and whether it was that account's last connection here.
-// An acknowledging connection's unacked messages go back to the offline pool
-// first (see RemoveRequeue).
-func (t *Table) Remove(c *Conn) (account string, last bool) {
-	account, last, _, _ = t.RemoveRequeue(c)
-	return account, last
-}
-
-// RemoveRequeue is Remove, also reporting how many unacknowledged messages were
-// stored again and the first error doing so.
+// RemoveRequeue takes a closed connection off the table. It returns the account
+// it was bound to ("" if none) and whether it was that account's last
+// connection here. An acknowledging connection's unacked messages go back to
+// the offline pool first: it also reports how many were stored again and the
+// first error doing so.
 func (t *Table) RemoveRequeue(c *Conn) (account string, last bool, requeued int, err error) {
 	s := t.listShard(c)
 	s.mu.Lock()

@@ -28,15 +28,12 @@ type Metrics struct {
 
 	// Children for the label values the hot path uses, made once: a lookup by
 	// label on every frame would hash the label values each time.
-	inByFlag  map[string]prometheus.Counter
 	outByKind map[string]prometheus.Counter
 }
 
-// Label values known in advance (others are counted through the vector).
-var (
-	knownFlags = []string{"init", "msg", "group", "all", "online", "ping", "pong", "heart", "unknown", "invalid"}
-	knownKinds = []string{"push", "group", "all", "offline", "reply"}
-)
+// knownKinds are the frame kinds counted through children made in advance
+// (others are counted through the vector).
+var knownKinds = []string{"push", "group", "all", "offline", "reply"}
 
 // New registers the collectors. connections, offlineDepth and spooled are read
 // at scrape time.
@@ -78,10 +75,6 @@ func New(connections, offlineDepth, spooled func() float64) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 		}),
 	}
-	m.inByFlag = make(map[string]prometheus.Counter, len(knownFlags))
-	for _, f := range knownFlags {
-		m.inByFlag[f] = m.framesIn.WithLabelValues(f)
-	}
 	m.outByKind = make(map[string]prometheus.Counter, len(knownKinds))
 	for _, k := range knownKinds {
 		m.outByKind[k] = m.framesOut.WithLabelValues(k)
@@ -100,16 +93,15 @@ func New(connections, offlineDepth, spooled func() float64) *Metrics {
 	return m
 }
 
-// FrameIn counts a client frame.
-func (m *Metrics) FrameIn(flag string) {
+// FrameInCounter returns the counter of client frames under one flag label,
+// for the caller to keep and count through (a lookup by label on every frame
+// would hash the label each time). The handlers make one for each label they
+// use (see handlers/flags.go). On a nil Metrics it is a counter nobody reads.
+func (m *Metrics) FrameInCounter(flag string) prometheus.Counter {
 	if m == nil {
-		return
+		return prometheus.NewCounter(prometheus.CounterOpts{Name: "chat_frames_in_total"})
 	}
-	if c, ok := m.inByFlag[flag]; ok {
-		c.Inc()
-		return
-	}
-	m.framesIn.WithLabelValues(flag).Inc()
+	return m.framesIn.WithLabelValues(flag)
 }
 
 // FramesOut counts n frames written of a kind.

@@ -25,10 +25,10 @@ type inserter interface {
 
 // WriterConfig sizes the writer. Zero fields take the defaults.
 type WriterConfig struct {
-	BatchSize  int // rows per INSERT; default 500
-	QueueLimit int // messages waiting before Enqueue says ErrBusy; default 100000
+	BatchSize  int // rows per INSERT; default DefaultBatchSize
+	QueueLimit int // messages waiting before Enqueue says ErrBusy; default DefaultQueueLimit
 	// SpoolLimit bounds the rows held in the spool (with a spool); past it
-	// Enqueue says ErrBusy. Default 1,000,000.
+	// Enqueue says ErrBusy. Default DefaultSpoolLimit.
 	SpoolLimit int
 	// SenderShare bounds the messages of one sender (Message.From) waiting in
 	// the queue, so that one sender cannot fill it for everybody. Default
@@ -36,15 +36,22 @@ type WriterConfig struct {
 	SenderShare int
 }
 
+// The defaults of WriterConfig's zero fields (config.Default uses them too).
+const (
+	DefaultBatchSize  = 500
+	DefaultQueueLimit = 100_000
+	DefaultSpoolLimit = 1_000_000
+)
+
 func (c WriterConfig) withDefaults() WriterConfig {
 	if c.BatchSize <= 0 {
-		c.BatchSize = 500
+		c.BatchSize = DefaultBatchSize
 	}
 	if c.QueueLimit <= 0 {
-		c.QueueLimit = 100_000
+		c.QueueLimit = DefaultQueueLimit
 	}
 	if c.SpoolLimit <= 0 {
-		c.SpoolLimit = 1_000_000
+		c.SpoolLimit = DefaultSpoolLimit
 	}
 	if c.SenderShare <= 0 {
 		c.SenderShare = max(c.QueueLimit/8, 1)

@@ -63,8 +63,5 @@ func (l *Local) ClearNode(context.Context) error {
 // Sync is a no-op: Local writes at once.
 func (l *Local) Sync(context.Context) error { return nil }
 
-// Ping always succeeds.
-func (l *Local) Ping(context.Context) error { return nil }
-
 // Close is a no-op.
 func (l *Local) Close(context.Context) error { return nil }

@@ -206,14 +206,6 @@ func (r *Redis) ClearNode(ctx context.Context) error {
 	return nil
 }
 
-// Ping checks Redis is reachable.
-func (r *Redis) Ping(ctx context.Context) error {
-	if err := r.rdb.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("presence: ping: %w", err)
-	}
-	return nil
-}
-
 // Close sends what is queued (until ctx ends) and stops the writer. It does not
 // close the client, which the caller owns.
 func (r *Redis) Close(ctx context.Context) error {

@@ -4,12 +4,6 @@ import (
 	"github.com/lesismal/nbio/nbhttp/websocket"
 )
 
-// Close codes the server sends (RFC 6455 and the application range 4000-4999).
-const (
-	CloseGoingAway = 1001 // server shutting down: reconnect (to another node)
-	CloseTooBig    = 1009 // frame over the size limit (sent by nbio itself)
-)
-
 // transport adapts an nbio WebSocket connection to hub.Transport. It holds only
 // the pointer, so storing it in an interface costs no allocation.
 type transport struct{ ws *websocket.Conn }
@@ -24,7 +18,8 @@ func (t transport) WriteFrame(frame []byte) error {
 	return err
 }
 
-// Close sends a close frame with code and reason, then closes the socket.
+// Close sends a close frame with code and reason (see hub.CloseCode), then
+// closes the socket.
 func (t transport) Close(code int, reason string) {
 	_ = t.ws.WriteClose(code, reason)
 	_ = t.ws.Close()

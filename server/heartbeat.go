@@ -8,10 +8,6 @@ import (
 	"chatserver/hub"
 )
 
-// CloseIdle is the close code for a connection that sent nothing, not even a
-// heartbeat, for longer than the idle timeout.
-const CloseIdle = 4001
-
 // Heartbeats: every frame a client sends (text, binary, ping, pong) stamps the
 // connection with the server clock; a sweeper closes the connections whose stamp
 // is older than the idle timeout. The clock counts seconds since start in a
@@ -45,7 +41,7 @@ func (s *Server) sweep(stop <-chan struct{}) {
 		}
 		idle := s.table.Idle(now - limit)
 		for _, c := range idle {
-			c.Close(CloseIdle, "idle timeout")
+			c.Close(hub.CloseIdle)
 		}
 		if len(idle) > 0 {
 			s.log.Debug().Int("closed", len(idle)).Msg("idle connections closed")

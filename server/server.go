@@ -24,14 +24,14 @@ import (
 
 // Config is the transport's configuration. Zero fields take the defaults.
 type Config struct {
-	Addr                string        // listen address; default ":9052"
-	IdleTimeout         time.Duration // close a connection silent this long; default 60s
-	MaxFrameBytes       int           // larger messages are refused with close 1009; default 64 KiB
+	Addr                string        // listen address; default DefaultAddr
+	IdleTimeout         time.Duration // close a connection silent this long; default DefaultIdleTimeout
+	MaxFrameBytes       int           // larger messages are refused with close 1009; default DefaultMaxFrameBytes
 	Pollers             int           // nbio event loops; default the number of CPUs
-	ReadBufferBytes     int           // per event loop, not per connection; default 16 KiB
-	MaxWriteBufferBytes int           // unsent bytes per connection before it is closed; default 1 MiB
+	ReadBufferBytes     int           // per event loop, not per connection; default DefaultReadBufferBytes
+	MaxWriteBufferBytes int           // unsent bytes per connection before it is closed; default DefaultMaxWriteBufferBytes
 	HandlerPoolSize     int           // goroutines running frame handlers; default 1024 per CPU
-	MaxConnections      int           // default 1,000,000
+	MaxConnections      int           // default DefaultMaxConnections
 	ConnectionsPerIP    int           // WebSocket connections from one address at once; 0 = no limit
 	AllowedOrigins      []string      // browser Origin values allowed; empty = any
 	// TLSAddr, with TLSConfig, adds a wss:// listener served by the same event
@@ -44,30 +44,40 @@ type Config struct {
 	Pages http.Handler
 }
 
+// The defaults of Config's zero fields (config.Default uses them too).
+const (
+	DefaultAddr                = ":9052"
+	DefaultIdleTimeout         = 60 * time.Second
+	DefaultMaxFrameBytes       = 64 << 10
+	DefaultReadBufferBytes     = 16 << 10
+	DefaultMaxWriteBufferBytes = 1 << 20
+	DefaultMaxConnections      = 1_000_000
+)
+
 func (c Config) withDefaults() Config {
 	if c.Addr == "" {
-		c.Addr = ":9052"
+		c.Addr = DefaultAddr
 	}
 	if c.IdleTimeout <= 0 {
-		c.IdleTimeout = 60 * time.Second
+		c.IdleTimeout = DefaultIdleTimeout
 	}
 	if c.MaxFrameBytes <= 0 {
-		c.MaxFrameBytes = 64 << 10
+		c.MaxFrameBytes = DefaultMaxFrameBytes
 	}
 	if c.Pollers <= 0 {
 		c.Pollers = runtime.NumCPU()
 	}
 	if c.ReadBufferBytes <= 0 {
-		c.ReadBufferBytes = 16 << 10
+		c.ReadBufferBytes = DefaultReadBufferBytes
 	}
 	if c.MaxWriteBufferBytes <= 0 {
-		c.MaxWriteBufferBytes = 1 << 20
+		c.MaxWriteBufferBytes = DefaultMaxWriteBufferBytes
 	}
 	if c.HandlerPoolSize <= 0 {
 		c.HandlerPoolSize = runtime.NumCPU() * 1024
 	}
 	if c.MaxConnections <= 0 {
-		c.MaxConnections = 1_000_000
+		c.MaxConnections = DefaultMaxConnections
 	}
 	return c
 }
@@ -233,7 +243,7 @@ func (s *Server) servePage(w http.ResponseWriter, r *http.Request, wsPath bool) 
 
 func (s *Server) onOpen(ws *websocket.Conn) {
 	if s.closing.Load() {
-		_ = ws.WriteClose(CloseGoingAway, "server shutting down")
+		_ = ws.WriteClose(int(hub.CloseGoingAway), hub.CloseGoingAway.Reason())
 		_ = ws.Close()
 		return
 	}
@@ -298,7 +308,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 	close(s.stopSweep)
 	n := 0
 	s.table.Each(func(c *hub.Conn) {
-		c.Close(CloseGoingAway, "server shutting down")
+		c.Close(hub.CloseGoingAway)
 		n++
 	})
 	for s.inflight.Load() > 0 {

@@ -36,6 +36,7 @@ type Result struct {
 
 	Sent, Acked, Received, Lost, OutOfOrder, Duplicates, Known int
 	LegacySent, LegacyReceived, LegacyLost, LegacyOutOfOrder   int
+	LegacyDuplicates                                           int // of Duplicates: received twice by a legacy client
 
 	Failures      []Finding
 	KnownFailures []Finding
@@ -225,6 +226,9 @@ func Check(events []Event, setup string, seed uint64, d time.Duration) *Result {
 			m := h.msgs[e.ID]
 			if prev, seen := first[acct][e.ID]; seen {
 				r.Duplicates++
+				if m != nil && m.legacy {
+					r.LegacyDuplicates++
+				}
 				if e.MsgID == "" || e.MsgID != prev.MsgID {
 					r.add(Finding{Rule: "duplicate", ID: e.ID, Sender: e.From, Recipient: acct,
 						Detail: fmt.Sprintf("received again with id %q, first with %q: not droppable by id", e.MsgID, prev.MsgID)})

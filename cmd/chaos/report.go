@@ -47,8 +47,8 @@ func printReport(w io.Writer, rs []*Result) {
 			continue
 		}
 		fmt.Fprintf(w, "\n== %s (seed %d): %s\n", r.Setup, r.Seed, verdict(r))
-		fmt.Fprintf(w, "legacy: sent %d, received %d, lost %d, out of order %d (losses reported, not failures: legacy clients get no acks; order and phantoms are checked)\n",
-			r.LegacySent, r.LegacyReceived, r.LegacyLost, r.LegacyOutOfOrder)
+		fmt.Fprintf(w, "legacy: sent %d, received %d, lost %d, duplicates %d, out of order %d (losses and duplicates reported, not failures: legacy clients get no acks and ignore ids; order and phantoms are checked)\n",
+			r.LegacySent, r.LegacyReceived, r.LegacyLost, r.LegacyDuplicates, r.LegacyOutOfOrder)
 		printFindings(w, "FAILURE", r.Failures)
 		printFindings(w, "known (several nodes)", r.KnownFailures)
 		printFindings(w, "documented (order after an init that got unavailable)", r.Documented)

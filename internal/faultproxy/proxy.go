@@ -99,13 +99,6 @@ func (p *Proxy) Set(m Mode, delay time.Duration) {
 	}
 }
 
-// Mode returns the current mode.
-func (p *Proxy) Mode() Mode {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.mode
-}
-
 // Close stops the listener and closes every connection.
 func (p *Proxy) Close() error {
 	p.mu.Lock()

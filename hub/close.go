@@ -1,0 +1,49 @@
+package hub
+
+// CloseCode is a WebSocket close code the server sends. Every code it sends is
+// listed here, each with its reason text (the close frame's reason) and what a
+// client should do about it. README's close-code line mirrors this list.
+type CloseCode int
+
+const (
+	// CloseGoingAway: the server is shutting down. Reconnect (the address may
+	// lead to another node); nothing was lost.
+	CloseGoingAway CloseCode = 1001
+
+	// CloseTooBig: a frame larger than server.max_frame_bytes. nbio sends this
+	// one itself when it reads such a frame; it is listed so that the set is
+	// complete. Do not resend the same frame.
+	CloseTooBig CloseCode = 1009
+
+	// CloseIdle: the connection sent nothing, not even a ping or a pong, for
+	// server.idle_timeout. Reconnect when there is something to say.
+	CloseIdle CloseCode = 4001
+
+	// CloseQueueFull: the connection fell more than offline.drain_queue live
+	// messages behind while its backlog was loading (it did not read fast
+	// enough). The messages it missed are stored offline; reconnect and init.
+	CloseQueueFull CloseCode = 4008
+
+	// CloseUnacked: an acknowledging connection left more than
+	// limits.max_unacked messages unacknowledged, or acknowledged nothing of
+	// its backlog for offline.drain_timeout. What it had not acknowledged is
+	// stored again; reconnect and init.
+	CloseUnacked CloseCode = 4009
+)
+
+// Reason is the text sent with the code in the close frame.
+func (c CloseCode) Reason() string {
+	switch c {
+	case CloseGoingAway:
+		return "server shutting down"
+	case CloseTooBig:
+		return "message too big"
+	case CloseIdle:
+		return "idle timeout"
+	case CloseQueueFull:
+		return "too many messages queued while loading the backlog"
+	case CloseUnacked:
+		return "too many unacknowledged messages"
+	}
+	return ""
+}
