@@ -6,15 +6,42 @@ package main
 
 import (
 	"context"
+	"embed"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"chatserver/config"
+	"chatserver/internal/app"
 )
+
+// sqlFiles are the migrations, run at start (internal/app).
+//
+//go:embed sql/mysql/*.sql sql/sqlite/*.sql
+var sqlFiles embed.FS
+
+// webFiles is the chat page and the client library, served on plain GET.
+//
+//go:embed web/static
+var webFiles embed.FS
+
+// assets are the embedded files as the app reads them: the migrations rooted
+// at sql/, the pages at web/static.
+func assets() (app.Assets, error) {
+	migrations, err := fs.Sub(sqlFiles, "sql")
+	if err != nil {
+		return app.Assets{}, fmt.Errorf("migrations: %w", err)
+	}
+	web, err := fs.Sub(webFiles, "web/static")
+	if err != nil {
+		return app.Assets{}, fmt.Errorf("web files: %w", err)
+	}
+	return app.Assets{Migrations: migrations, Web: web}, nil
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -40,25 +67,30 @@ func run(ctx context.Context, args []string, stdout io.Writer, env func(string) 
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(cfg.Log, stdout)
+	log, err := app.NewLogger(cfg.Log, stdout)
 	if err != nil {
 		return err
 	}
-	if err := applyRuntime(cfg.Runtime, log); err != nil {
+	files, err := assets()
+	if err != nil {
 		return err
 	}
-	watchGCSignal(ctx, log)
+	if err := app.ApplyRuntime(cfg.Runtime, log); err != nil {
+		return err
+	}
+	app.RouteLibraryLogs(log)
+	app.WatchGCSignal(ctx, log)
 	if cfg.Debug.PprofAddr != "" {
-		if err := startPprof(ctx, cfg.Debug.PprofAddr, log); err != nil {
+		if err := app.StartPprof(ctx, cfg.Debug.PprofAddr, log); err != nil {
 			return fmt.Errorf("debug.pprof_addr: %w", err)
 		}
 	}
-	a, err := start(ctx, cfg, log)
+	a, err := app.Start(ctx, cfg, log, files)
 	if err != nil {
 		log.Error().Err(err).Msg("start failed")
 		return err
 	}
-	watchCerts(ctx, a)
+	a.WatchCerts(ctx)
 	<-ctx.Done()
 	log.Info().Msg("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)

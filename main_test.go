@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"chatserver/internal/servicetest"
 )
 
 // syncBuffer is a bytes.Buffer safe for the server's logger and the test.
@@ -47,15 +49,20 @@ func TestRunEmbeddedDefault(t *testing.T) {
 	}()
 
 	var ws *websocket.Conn
-	eventually(t, "server accepting", func() bool {
+	servicetest.Eventually(t, 10*time.Second, "server accepting", func() bool {
 		ws, _, err = websocket.DefaultDialer.Dial("ws://"+addr+"/ws", nil)
 		return err == nil
 	})
-	c := &client{t: t, ws: ws}
-	c.send(`{"flag":"init","from":"me"}`)
-	c.send(`{"flag":"msg","from":"me","to":"me","content":"note to self"}`)
-	if f := c.next(5 * time.Second); f["content"] != "note to self" {
-		t.Fatalf("got %v", f)
+	defer ws.Close()
+	for _, frame := range []string{`{"flag":"init","from":"me"}`, `{"flag":"msg","from":"me","to":"me","content":"note to self"}`} {
+		if err := ws.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var f map[string]any
+	if err := ws.ReadJSON(&f); err != nil || f["content"] != "note to self" {
+		t.Fatalf("got %v, %v", f, err)
 	}
 	cancel()
 	select {

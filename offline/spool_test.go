@@ -34,8 +34,7 @@ func TestSpoolKeepsOrderAcrossAnOutage(t *testing.T) {
 	MustMigrate(t, main.Store)
 	spool := openSQLite(t)
 	MustMigrate(t, spool)
-	w := offline.NewWriter(main, offline.WriterConfig{BatchSize: 50}, zerolog.New(zerolog.NewTestWriter(t)))
-	w.UseSpool(spool, 0)
+	w := offline.NewWriter(main, offline.WriterConfig{BatchSize: 50}, zerolog.New(zerolog.NewTestWriter(t)), offline.WithSpool(spool, 0))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	send := func(from, to int) {

@@ -94,15 +94,19 @@ type Writer struct {
 	retryAt time.Time // owned by run: next attempt to move the spool
 }
 
-// UseSpool makes the writer commit batches to spool while the database cannot
+// WriterOption gives NewWriter one of its optional collaborators.
+type WriterOption func(*Writer)
+
+// WithSpool makes the writer commit batches to spool while the database cannot
 // be written, and move them back in order once it can. held is the number of
-// rows already in the spool (a previous run's). Call it before the first
-// Enqueue.
-func (w *Writer) UseSpool(spool spooler, held int) {
-	w.mu.Lock()
-	w.spool, w.spooled = spool, held
-	w.mu.Unlock()
-	w.signal()
+// rows already in the spool (a previous run's), moved out first.
+func WithSpool(spool spooler, held int) WriterOption {
+	return func(w *Writer) { w.spool, w.spooled = spool, held }
+}
+
+// WithObserver reports written rows and INSERT latency to o.
+func WithObserver(o observer) WriterOption {
+	return func(w *Writer) { w.observer = o }
 }
 
 // Spooled is the number of rows waiting in the spool for the database.
@@ -125,16 +129,9 @@ type observer interface {
 	SQL(op string, d time.Duration)
 }
 
-// Observe reports written rows and INSERT latency to o. Call it before the first
-// Enqueue.
-func (w *Writer) Observe(o observer) {
-	w.mu.Lock()
-	w.observer = o
-	w.mu.Unlock()
-}
-
-// NewWriter starts the writer goroutine; stop it with Close.
-func NewWriter(store inserter, cfg WriterConfig, log zerolog.Logger) *Writer {
+// NewWriter starts the writer goroutine; stop it with Close. With a spool
+// holding rows (WithSpool), moving them to the database starts at once.
+func NewWriter(store inserter, cfg WriterConfig, log zerolog.Logger, opts ...WriterOption) *Writer {
 	w := &Writer{
 		store:    store,
 		log:      log,
@@ -146,6 +143,12 @@ func NewWriter(store inserter, cfg WriterConfig, log zerolog.Logger) *Writer {
 		bySender:     make(map[string]int),
 		reserved:     make(map[string]*reservation),
 		reservedFrom: make(map[string]int),
+	}
+	for _, o := range opts {
+		o(w)
+	}
+	if w.spool != nil {
+		w.signal()
 	}
 	go w.run()
 	return w

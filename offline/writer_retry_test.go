@@ -86,12 +86,13 @@ func TestWriterRetriesDoNotRepeat(t *testing.T) {
 				main := &lateAnswer{Store: e.open(t)}
 				MustMigrate(t, main.Store)
 				main.late.Store(3)
-				w := offline.NewWriter(main, offline.WriterConfig{BatchSize: 7}, zerolog.New(zerolog.NewTestWriter(t)))
+				var opts []offline.WriterOption
 				if withSpool {
 					spool := openSQLite(t)
 					MustMigrate(t, spool)
-					w.UseSpool(spool, 0)
+					opts = append(opts, offline.WithSpool(spool, 0))
 				}
+				w := offline.NewWriter(main, offline.WriterConfig{BatchSize: 7}, zerolog.New(zerolog.NewTestWriter(t)), opts...)
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()
 				defer func() { _ = w.Close(ctx) }()
@@ -125,8 +126,7 @@ func TestSpoolMoveSurvivesACrash(t *testing.T) {
 			mustInsert(t, spool, msgs)
 			mustInsert(t, main, msgs[:12]) // moved, not yet deleted: then the crash
 
-			w := offline.NewWriter(main, offline.WriterConfig{BatchSize: 8}, zerolog.New(zerolog.NewTestWriter(t)))
-			w.UseSpool(spool, 20)
+			w := offline.NewWriter(main, offline.WriterConfig{BatchSize: 8}, zerolog.New(zerolog.NewTestWriter(t)), offline.WithSpool(spool, 20))
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			defer func() { _ = w.Close(ctx) }()
@@ -159,8 +159,7 @@ func TestSpoolDropsARowTheDatabaseRefuses(t *testing.T) {
 		msgs = append(msgs, offline.Message{To: "bob", From: "alice", Content: fmt.Sprint(i), ID: fmt.Sprint("id", i)})
 	}
 	mustInsert(t, spool, msgs)
-	w := offline.NewWriter(main, offline.WriterConfig{BatchSize: 50}, zerolog.New(zerolog.NewTestWriter(t)))
-	w.UseSpool(spool, len(msgs))
+	w := offline.NewWriter(main, offline.WriterConfig{BatchSize: 50}, zerolog.New(zerolog.NewTestWriter(t)), offline.WithSpool(spool, len(msgs)))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	defer func() { _ = w.Close(ctx) }()

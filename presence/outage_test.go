@@ -3,6 +3,7 @@ package presence_test
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,4 +53,41 @@ func TestLookupFailsFastWhileRedisHangs(t *testing.T) {
 		_, err := r.Lookup(ctx, "alice")
 		return err == nil
 	})
+}
+
+// TestRebuildAtStartWithRedisDown: a node whose Redis does not answer at start
+// serves lookups as unreachable at once, and writes its entries and liveness
+// key by itself once Redis answers, with no call from the caller. Every
+// pipeline's latency goes to the WithLatency function.
+func TestRebuildAtStartWithRedisDown(t *testing.T) {
+	rdb, proxy, prefix := servicetest.RedisThroughProxy(t)
+	direct, _ := servicetest.Redis(t)
+	proxy.Set(faultproxy.Cut, 0)
+	var pipelines atomic.Int64
+	r := presence.NewRedis(rdb, prefix, "n1", zerolog.Nop(),
+		func() []presence.Binding { return []presence.Binding{{Account: "alice", Conn: "c1"}} },
+		presence.WithLatency(func(time.Duration) { pipelines.Add(1) }))
+	t.Cleanup(func() { _ = r.Close(context.Background()) })
+	if err := r.Rebuild(); err == nil {
+		t.Fatal("Rebuild with Redis cut succeeded")
+	}
+	ctx := context.Background()
+	if _, err := r.Lookup(ctx, "alice"); !errors.Is(err, presence.ErrUnreachable) {
+		t.Fatalf("lookup after a failed start: %v; want ErrUnreachable", err)
+	}
+	proxy.Set(faultproxy.Pass, 0)
+	servicetest.Eventually(t, 15*time.Second, "the entries written once Redis answers", func() bool {
+		es, err := r.Lookup(ctx, "alice")
+		return err == nil && len(es) == 1 && es[0].Conn == "c1"
+	})
+	if n, _ := direct.Exists(ctx, prefix+"alive:n1").Result(); n != 1 {
+		t.Fatal("no liveness key after the rebuild")
+	}
+	r.Register("bob", "c2")
+	if err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if pipelines.Load() == 0 {
+		t.Fatal("a pipeline ran and the latency function was not called")
+	}
 }

@@ -47,20 +47,13 @@ type Redis struct {
 // Binding is an account and one of its connection ids on this node.
 type Binding struct{ Account, Conn string }
 
-// MarkStale makes the writer rebuild this node's entries at its next chance
-// (used when Redis was unreachable at start).
-func (r *Redis) MarkStale() {
-	r.mu.Lock()
-	r.failing = true
-	r.mu.Unlock()
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
-}
+// RedisOption gives NewRedis one of its optional collaborators.
+type RedisOption func(*Redis)
 
-// ObserveLatency reports each pipeline's latency to fn. Call it before use.
-func (r *Redis) ObserveLatency(fn func(time.Duration)) { r.observe = fn }
+// WithLatency reports each pipeline's latency to fn (metrics).
+func WithLatency(fn func(time.Duration)) RedisOption {
+	return func(r *Redis) { r.observe = fn }
+}
 
 type op struct {
 	account, conn string
@@ -74,14 +67,17 @@ const maxOps = 1 << 20
 
 // NewRedis starts the writer goroutine for node's entries. snapshot, if not
 // nil, lists the node's live connections: when Redis comes back after being
-// unreachable (or was down at start, see MarkStale) the node's entries are
+// unreachable (or was down at start, see Rebuild) the node's entries are
 // rebuilt from it.
-func NewRedis(rdb redis.UniversalClient, prefix, node string, log zerolog.Logger, snapshot func() []Binding) *Redis {
+func NewRedis(rdb redis.UniversalClient, prefix, node string, log zerolog.Logger, snapshot func() []Binding, opts ...RedisOption) *Redis {
 	r := &Redis{
 		rdb: rdb, prefix: prefix, node: node, log: log, snapshot: snapshot,
 		moved: make(chan struct{}),
 		wake:  make(chan struct{}, 1),
 		done:  make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(r)
 	}
 	go r.run()
 	return r
@@ -357,8 +353,22 @@ func (r *Redis) sleep(d time.Duration) bool {
 
 // Rebuild clears what earlier runs of this node left in the map and writes the
 // live connections (none at start) and the liveness key. Call it at start,
-// before the first connection; later rebuilds happen by themselves.
-func (r *Redis) Rebuild() error { return r.resync() }
+// before the first connection; later rebuilds happen by themselves. When Redis
+// does not answer, the map is marked stale: the writer rebuilds it as soon as
+// Redis is back (and lookups fail at once meanwhile).
+func (r *Redis) Rebuild() error {
+	err := r.resync()
+	if err != nil {
+		r.mu.Lock()
+		r.failing = true
+		r.mu.Unlock()
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+	}
+	return err
+}
 
 // resync rebuilds this node's entries after an outage: the queued operations are
 // superseded by a snapshot of the live connections, so closes and opens missed

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -53,7 +53,7 @@ func shutdownBudget(ctx context.Context, configured time.Duration) time.Duration
 
 // stage runs one shutdown step with ctx cut at until, and logs it if it did not
 // finish in time.
-func (a *app) stage(ctx context.Context, name string, until time.Time, step func(context.Context) error) error {
+func (a *App) stage(ctx context.Context, name string, until time.Time, step func(context.Context) error) error {
 	start := time.Now()
 	sctx, cancel := context.WithDeadline(ctx, until)
 	defer cancel()
@@ -68,7 +68,7 @@ func (a *app) stage(ctx context.Context, name string, until time.Time, step func
 // closeStoresUntil closes the databases, giving up waiting when ctx ends: a
 // database/sql pool's Close waits for queries under way, and one stuck behind a
 // lock would hold the exit past the budget.
-func (a *app) closeStoresUntil(ctx context.Context) error {
+func (a *App) closeStoresUntil(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bufio"
@@ -37,6 +37,7 @@ var browserScreenshots = []string{"alice-desktop.png", "alice-outage.png", "bob-
 // reconnecting, and a token typed into the sign-in form. Screenshots go to
 // $CHAT_TEST_ARTIFACTS/browser, or to a temporary directory named in the log.
 func TestBrowser(t *testing.T) {
+	t.Parallel()
 	node, chromium := browserPrereqs(t)
 
 	// A fixed port: the pages keep their URL (and origin) across the restart.
@@ -63,7 +64,7 @@ func TestBrowser(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, "browser.mjs", "http://"+addr+"/", shots)
-	cmd.Dir = filepath.Join("web", "test")
+	cmd.Dir = filepath.Join("..", "web", "test")
 	cmd.Env = append(os.Environ(),
 		"CHAT_TEST_CHROMIUM="+chromium,
 		"CHAT_JWT_PAGE=http://"+jts.app.Addr()+"/",
@@ -161,7 +162,7 @@ func browserPrereqs(t *testing.T) (node, chromium string) {
 	if err != nil {
 		missing = append(missing, "node")
 	}
-	if _, err := os.Stat(filepath.Join("web", "test", "node_modules", "playwright-core", "package.json")); err != nil {
+	if _, err := os.Stat(filepath.Join("..", "web", "test", "node_modules", "playwright-core", "package.json")); err != nil {
 		missing = append(missing, "web/test/node_modules (run npm ci in web/test)")
 	}
 	if _, err := os.Stat(chromium); err != nil {

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 // configured prefix, close removes exactly that entry, and a stale entry (a
 // connection id this node does not have) never routes a message: it is stored.
 func TestRedisAccountMap(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, "redis+mariadb", nil)
 	rdb := redis.NewClient(&redis.Options{Addr: ts.cfg.Redis.Addr})
 	defer rdb.Close()
@@ -62,6 +63,7 @@ func TestRedisAccountMap(t *testing.T) {
 // TestRestartClearsOwnEntries: a node restarted with the same id removes what
 // its previous run left in the account map, and nothing of other nodes.
 func TestRestartClearsOwnEntries(t *testing.T) {
+	t.Parallel()
 	dsn := servicetest.MySQLDSN(t)
 	_, prefix := servicetest.Redis(t)
 	addr := servicetest.RedisAddr(t)
@@ -90,6 +92,7 @@ func TestRestartClearsOwnEntries(t *testing.T) {
 // index) are delivered through the server at init and marked sent; rows of
 // other pairs and already sent rows are left alone.
 func TestLegacyRowsDelivered(t *testing.T) {
+	t.Parallel()
 	dsn := servicetest.MySQLDSN(t)
 	db, err := sql.Open("mysql", dsn)
 	if err != nil {

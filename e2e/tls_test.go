@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"crypto/rand"
@@ -48,13 +48,14 @@ func dialWSS(t *testing.T, url string, tc *tls.Config) (*client, *tls.Connection
 // chatting; a bad new pair keeps the current one; TLS 1.1 is refused; garbage
 // on the TLS port disturbs nobody.
 func TestNativeTLS(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	pool1 := writeCert(t, certFile, keyFile, 1)
 	ts := startServer(t, "embedded", func(c *config.Config) {
 		c.TLS.Addr, c.TLS.CertFile, c.TLS.KeyFile = "127.0.0.1:0", certFile, keyFile
 	})
-	wss := "wss://" + ts.app.srv.TLSAddr() + "/"
+	wss := "wss://" + ts.app.TLSAddr() + "/"
 
 	alice, st, err := dialWSS(t, wss, &tls.Config{RootCAs: pool1})
 	if err != nil {
@@ -102,7 +103,7 @@ func TestNativeTLS(t *testing.T) {
 	}
 
 	// Garbage on the TLS port.
-	raw, err := net.Dial("tcp", ts.app.srv.TLSAddr())
+	raw, err := net.Dial("tcp", ts.app.TLSAddr())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,19 +1,33 @@
-package main
+// Package e2e runs the real server (internal/app) on loopback ports and drives
+// it through its public surface only: WebSocket clients, the side API, its
+// /metrics, and the database the test gave it. Each test has its own database,
+// Redis key prefix and ports, so they run in parallel.
+package e2e
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"net"
+	"net/http"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	_ "github.com/go-sql-driver/mysql" // the test's own connection to MariaDB
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
+	_ "modernc.org/sqlite" // the test's own connection to the embedded file
 
 	"chatserver/config"
+	"chatserver/internal/app"
 	"chatserver/internal/servicetest"
 )
 
@@ -23,10 +37,18 @@ var backends = []string{"embedded", "redis+mariadb"}
 
 type testServer struct {
 	t      *testing.T
-	app    *app
+	app    *app.App
 	cfg    config.Config
 	url    string
 	apiURL string
+
+	dbOnce sync.Once
+	sqlDB  *sql.DB
+}
+
+// assets are the files main embeds, read from the module's tree.
+func assets() app.Assets {
+	return app.Assets{Migrations: os.DirFS("../sql"), Web: os.DirFS("../web/static")}
 }
 
 const testAPISecret = "test-api-secret"
@@ -66,16 +88,29 @@ func runServer(t *testing.T, cfg config.Config) *testServer {
 		t.Fatal(err)
 	}
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
-	a, err := start(context.Background(), cfg, log)
+	a, err := app.Start(context.Background(), cfg, log, assets())
 	if err != nil {
 		t.Fatalf("start server: %v", err)
 	}
+	return serving(t, a, cfg)
+}
+
+// serving wraps a started app for the helpers; it is closed at cleanup.
+func serving(t *testing.T, a *app.App, cfg config.Config) *testServer {
 	ts := &testServer{t: t, app: a, cfg: cfg, url: "ws://" + a.Addr() + "/"}
-	if a.api != nil {
-		ts.apiURL = "http://" + a.api.Addr()
+	if addr := a.APIAddr(); addr != "" {
+		ts.apiURL = "http://" + addr
 	}
 	t.Cleanup(func() { ts.stop() })
 	return ts
+}
+
+// close shuts the app down as main does at SIGTERM and returns what Close
+// said; the harness does not close it again.
+func (ts *testServer) close(ctx context.Context) error {
+	a := ts.app
+	ts.app = nil
+	return a.Close(ctx)
 }
 
 func (ts *testServer) stop() {
@@ -100,11 +135,109 @@ func (ts *testServer) unsent(to, from string) int {
 		args = append(args, from)
 	}
 	var n int
-	if err := ts.app.store.DB().QueryRow(q, args...).Scan(&n); err != nil {
+	if err := ts.db().QueryRow(q, args...).Scan(&n); err != nil {
 		ts.t.Fatalf("count unsent: %v", err)
 	}
 	return n
 }
+
+// db is the test's own connection to the database the server uses: the
+// MariaDB database of the test, or the embedded SQLite file.
+func (ts *testServer) db() *sql.DB {
+	ts.t.Helper()
+	ts.dbOnce.Do(func() {
+		var err error
+		if ts.cfg.MySQL.DSN != "" {
+			ts.sqlDB, err = sql.Open("mysql", ts.cfg.MySQL.DSN)
+		} else {
+			ts.sqlDB, err = sql.Open("sqlite", "file:"+ts.cfg.Embed.Path+"?_pragma=busy_timeout(5000)")
+		}
+		if err != nil {
+			ts.t.Fatalf("open the test's database: %v", err)
+		}
+		db := ts.sqlDB
+		ts.t.Cleanup(func() { _ = db.Close() })
+	})
+	return ts.sqlDB
+}
+
+// metric reads one unlabelled sample from the side API's /metrics.
+func (ts *testServer) metric(name string) float64 {
+	ts.t.Helper()
+	code, out := ts.api("GET", "/metrics", nil)
+	if code != http.StatusOK {
+		ts.t.Fatalf("GET /metrics: %d %v", code, out)
+	}
+	text, _ := out["text"].(string)
+	sc := bufio.NewScanner(strings.NewReader(text))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				ts.t.Fatalf("metric %s: %v", name, err)
+			}
+			return f
+		}
+	}
+	ts.t.Fatalf("metric %s not in /metrics", name)
+	return 0
+}
+
+// queued is the offline messages accepted and not yet written.
+func (ts *testServer) queued() int { return int(ts.metric("chat_offline_queue_depth")) }
+
+// spooled is the rows waiting in the disk spool for MySQL.
+func (ts *testServer) spooled() int { return int(ts.metric("chat_offline_spool_rows")) }
+
+// addMembers adds accounts to group through the side API and returns the
+// status and answer.
+func (ts *testServer) addMembers(group string, accounts []string) (int, map[string]any) {
+	ts.t.Helper()
+	return ts.api("PUT", "/api/group/"+group+"/members", map[string]any{"accounts": accounts})
+}
+
+// mustAddMembers is addMembers that fails the test unless the call succeeds.
+func (ts *testServer) mustAddMembers(group string, accounts []string) {
+	ts.t.Helper()
+	if code, out := ts.addMembers(group, accounts); code != http.StatusOK {
+		ts.t.Fatalf("PUT /api/group/%s/members: %d %v", group, code, out)
+	}
+}
+
+// members lists group's members through the side API.
+func (ts *testServer) members(group string) []string {
+	ts.t.Helper()
+	code, out := ts.api("GET", "/api/group/"+group+"/members", nil)
+	if code != http.StatusOK {
+		ts.t.Fatalf("GET /api/group/%s/members: %d %v", group, code, out)
+	}
+	return toStrings(out["members"])
+}
+
+// online asks the side API whether account has a connection on any node.
+func (ts *testServer) online(account string) bool {
+	ts.t.Helper()
+	code, out := ts.api("GET", "/api/online?account="+account, nil)
+	if code != http.StatusOK {
+		ts.t.Fatalf("GET /api/online: %d %v", code, out)
+	}
+	m, _ := out["online"].(map[string]any)
+	on, _ := m[account].(bool)
+	return on
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's logger and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // client is a real WebSocket client over loopback.
 type client struct {

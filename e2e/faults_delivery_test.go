@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"chatserver/config"
+	"chatserver/internal/app"
 	"chatserver/internal/faultproxy"
 	"chatserver/internal/servicetest"
 )
@@ -20,6 +21,7 @@ import (
 // messages wait for it than limits.max_unacked gets its whole backlog, in
 // windows it can acknowledge, and then chats live (its sender gets pushed).
 func TestBacklogInAckWindows(t *testing.T) {
+	t.Parallel()
 	for _, backend := range backends {
 		t.Run(backend, func(t *testing.T) {
 			ts := startServer(t, backend, func(c *config.Config) { c.Limits.MaxUnacked = 3 })
@@ -74,6 +76,7 @@ func TestBacklogInAckWindows(t *testing.T) {
 // live, while pings and live messages on other connections are answered at
 // once, even with a handler pool smaller than the inits waiting.
 func TestBlackholedMySQLNeverStallsChat(t *testing.T) {
+	t.Parallel()
 	proxy, err := faultproxy.Start("127.0.0.1:3306")
 	if err != nil {
 		t.Fatal(err)
@@ -155,6 +158,7 @@ func TestBlackholedMySQLNeverStallsChat(t *testing.T) {
 // TestStartWaitsForMySQL: a node restarted while MySQL is down waits for it,
 // saying so, instead of exiting; it serves once MySQL answers.
 func TestStartWaitsForMySQL(t *testing.T) {
+	t.Parallel()
 	proxy, err := faultproxy.Start("127.0.0.1:3306")
 	if err != nil {
 		t.Fatal(err)
@@ -175,12 +179,12 @@ func TestStartWaitsForMySQL(t *testing.T) {
 
 	var logs syncBuffer
 	type started struct {
-		a   *app
+		a   *app.App
 		err error
 	}
 	done := make(chan started, 1)
 	go func() {
-		a, err := start(context.Background(), cfg, zerolog.New(&logs))
+		a, err := app.Start(context.Background(), cfg, zerolog.New(&logs), assets())
 		done <- started{a, err}
 	}()
 	select {
@@ -201,8 +205,7 @@ func TestStartWaitsForMySQL(t *testing.T) {
 	if s.err != nil {
 		t.Fatalf("start after MySQL came back: %v", s.err)
 	}
-	t.Cleanup(func() { _ = s.a.Close(context.Background()) })
-	ts := &testServer{t: t, app: s.a, cfg: cfg, url: "ws://" + s.a.Addr() + "/"}
+	ts := serving(t, s.a, cfg)
 	alice, _ := login(t, ts, "alice", "")
 	alice.send(`{"flag":"msg","from":"alice","to":"bob","content":"hi","cid":"1"}`)
 	if f := alice.next(5 * time.Second); f["status"] != "stored" {

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -16,9 +16,9 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// startPprof serves Go's profiler on addr until ctx ends. It is off unless
+// StartPprof serves Go's profiler on addr until ctx ends. It is off unless
 // debug.pprof_addr is set, and has no authentication: keep it on loopback.
-func startPprof(ctx context.Context, addr string, log zerolog.Logger) error {
+func StartPprof(ctx context.Context, addr string, log zerolog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
@@ -43,11 +43,11 @@ func startPprof(ctx context.Context, addr string, log zerolog.Logger) error {
 	return nil
 }
 
-// watchGCSignal runs a full GC and returns freed memory to the OS on SIGUSR1,
+// WatchGCSignal runs a full GC and returns freed memory to the OS on SIGUSR1,
 // then logs the heap. Operators use it to see the live size of a server; the
 // load tool (chatload -gc-signal) uses it to measure memory per connection
 // without the garbage a GC cycle has not collected yet.
-func watchGCSignal(ctx context.Context, log zerolog.Logger) {
+func WatchGCSignal(ctx context.Context, log zerolog.Logger) {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGUSR1)
 	go func() {
@@ -69,9 +69,9 @@ func watchGCSignal(ctx context.Context, log zerolog.Logger) {
 	}()
 }
 
-// watchCerts reloads the TLS certificate on SIGHUP, and when its files change
+// WatchCerts reloads the TLS certificate on SIGHUP, and when its files change
 // (a stat every 10 s), until ctx ends.
-func watchCerts(ctx context.Context, a *app) {
+func (a *App) WatchCerts(ctx context.Context) {
 	if a.certs == nil {
 		return
 	}

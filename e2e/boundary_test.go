@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"fmt"
@@ -14,6 +14,10 @@ import (
 // while B connects and inits. B must receive all 200 exactly once, in send
 // order, and no row of the pair may be left unsent. It runs many rounds on each
 // backend (CHAT_TEST_BOUNDARY_ROUNDS overrides the count).
+//
+// It is the one end-to-end test that does not run in parallel: it needs the
+// machine to itself for its rounds to land on the drain (it fails when none
+// does), so it runs before the parallel tests start.
 func TestOfflineOnlineBoundary(t *testing.T) {
 	rounds := 25
 	if s := os.Getenv("CHAT_TEST_BOUNDARY_ROUNDS"); s != "" {

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -16,11 +16,14 @@ import (
 // timeout; one that sends heartbeats ({"type":"heart"}, {"flag":"ping"} or
 // WebSocket pings) stays.
 func TestIdleConnectionsClosed(t *testing.T) {
-	ts := startServer(t, "embedded", func(c *config.Config) { c.Server.IdleTimeout = time.Second })
+	t.Parallel()
+	// 2 s leaves the heartbeats (every 300 ms) room for a loaded machine
+	// running other tests alongside.
+	ts := startServer(t, "embedded", func(c *config.Config) { c.Server.IdleTimeout = 2 * time.Second })
 	silent, _ := login(t, ts, "silent", "")
 	talker, _ := login(t, ts, "talker", "")
 	pinger, _ := login(t, ts, "pinger", "")
-	stop := time.After(2500 * time.Millisecond)
+	stop := time.After(4 * time.Second)
 	tick := time.NewTicker(300 * time.Millisecond)
 	defer tick.Stop()
 loop:
@@ -56,6 +59,7 @@ loop:
 // TestGracefulShutdown: on shutdown every client gets close 1001 and every
 // message accepted for an offline recipient is in the table, none lost.
 func TestGracefulShutdown(t *testing.T) {
+	t.Parallel()
 	for _, backend := range backends {
 		t.Run(backend, func(t *testing.T) {
 			ts := startServer(t, backend, nil)
@@ -65,20 +69,16 @@ func TestGracefulShutdown(t *testing.T) {
 				alice.sendJSON(map[string]string{"flag": "msg", "from": "alice", "to": "offline-bob", "content": fmt.Sprint(i)})
 			}
 			alice.sync() // every message accepted (handled) before the shutdown
-			a := ts.app
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			closed := make(chan error, 1)
 			go func() { _, err := alice.read(10 * time.Second); closed <- err }()
-			if err := a.srv.Shutdown(ctx); err != nil {
+			if err := ts.close(ctx); err != nil {
 				t.Fatal(err)
 			}
 			var ce *websocket.CloseError
 			if err := <-closed; !errors.As(err, &ce) || ce.Code != 1001 {
 				t.Fatalf("client saw %v; want close 1001", err)
-			}
-			if err := a.writer.Close(ctx); err != nil {
-				t.Fatal(err)
 			}
 			if got := ts.unsent("offline-bob", "alice"); got != n {
 				t.Fatalf("rows after shutdown = %d; want %d", got, n)

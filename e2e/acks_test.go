@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"fmt"
@@ -12,6 +12,7 @@ import (
 // are acknowledged with the same id and delivered once; the ids travel with the
 // message through the offline table to the drain.
 func TestSenderAcksAreDurable(t *testing.T) {
+	t.Parallel()
 	for _, backend := range backends {
 		t.Run(backend, func(t *testing.T) {
 			ts := startServer(t, backend, nil)

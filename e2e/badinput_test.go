@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"errors"
@@ -15,6 +15,7 @@ import (
 // gets an error frame on a connection that stays usable; the oversized frame
 // gets close 1009; nothing reaches the bystander and nothing is stored.
 func TestBadInputOverTheWire(t *testing.T) {
+	t.Parallel()
 	for _, backend := range backends {
 		t.Run(backend, func(t *testing.T) {
 			ts := startServer(t, backend, func(c *config.Config) {

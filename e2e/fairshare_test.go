@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 func stallOffline(t *testing.T, ts *testServer) (release func()) {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := ts.app.store.DB().Conn(ctx)
+	conn, err := ts.db().Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,9 +51,7 @@ func stalledServer(t *testing.T, queue, share int) *testServer {
 
 func addGroup(t *testing.T, ts *testServer, group string, accounts []string) {
 	t.Helper()
-	if err := ts.app.groups.Add(context.Background(), group, accounts); err != nil {
-		t.Fatal(err)
-	}
+	ts.mustAddMembers(group, accounts)
 }
 
 // frames reads what arrives until the connection is quiet for quiet.
@@ -79,6 +77,7 @@ func (c *client) frames(quiet time.Duration) []map[string]any {
 // all its members or for none, and another sender's one-to-one offline message
 // still gets in and is acknowledged stored.
 func TestOneSenderCannotFillTheOfflineQueue(t *testing.T) {
+	t.Parallel()
 	ts := stalledServer(t, 200, 40)
 	members := []string{"flood"}
 	for i := 0; i < 30; i++ {
@@ -102,21 +101,17 @@ func TestOneSenderCannotFillTheOfflineQueue(t *testing.T) {
 	if busy != 7 {
 		t.Fatalf("flood got %d busy errors for 8 group messages; want 7 (one message fits its share of 40 rows)", busy)
 	}
-	depth := ts.app.writer.Depth()
+	depth := ts.queued()
 	other.sendJSON(map[string]string{"flag": "msg", "from": "other", "to": "carol", "content": "hello", "cid": "c1"})
-	eventually(t, "other's message queued behind flood's", func() bool { return ts.app.writer.Depth() == depth+1 })
+	eventually(t, "other's message queued behind flood's", func() bool { return ts.queued() == depth+1 })
 	release()
 	ack := other.next(20 * time.Second)
 	if ack["flag"] != "ack" || ack["status"] != "stored" || ack["cid"] != "c1" {
 		t.Fatalf("other got %v; want a stored ack for c1", ack)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := ts.app.writer.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
+	eventually(t, "the queue written", func() bool { return ts.queued() == 0 })
 	var rows int
-	if err := ts.app.store.DB().QueryRow("SELECT COUNT(*) FROM app_offline WHERE `from` = ?", "flood").Scan(&rows); err != nil {
+	if err := ts.db().QueryRow("SELECT COUNT(*) FROM app_offline WHERE `from` = ?", "flood").Scan(&rows); err != nil {
 		t.Fatal(err)
 	}
 	if rows != 30 {
@@ -132,6 +127,7 @@ func TestOneSenderCannotFillTheOfflineQueue(t *testing.T) {
 // the write queue is full at that moment (they were accepted long before), and
 // come at the next init.
 func TestRequeuePastAFullQueue(t *testing.T) {
+	t.Parallel()
 	ts := stalledServer(t, 50, 50)
 	members := []string{"filler"}
 	for i := 0; i < 50; i++ {
@@ -160,7 +156,7 @@ func TestRequeuePastAFullQueue(t *testing.T) {
 	}
 	bob.drop() // s1..s3 were never acknowledged: they go back to the pool
 	eventually(t, "bob's unacknowledged messages queued past the full queue", func() bool {
-		return ts.app.writer.Depth() == 53
+		return ts.queued() == 53
 	})
 	release()
 	bob2 := dial(t, ts.url)

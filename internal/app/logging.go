@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -14,7 +14,8 @@ import (
 	"chatserver/config"
 )
 
-func newLogger(c config.Log, out io.Writer) (zerolog.Logger, error) {
+// NewLogger is the server's logger as log.level and log.format say.
+func NewLogger(c config.Log, out io.Writer) (zerolog.Logger, error) {
 	level, err := zerolog.ParseLevel(c.Level)
 	if err != nil {
 		return zerolog.Nop(), fmt.Errorf("config: log.level %q: %w", c.Level, err)
@@ -34,8 +35,13 @@ func (l nbioLogger) Info(format string, v ...any)  { l.log.Debug().Msgf(format, 
 func (l nbioLogger) Warn(format string, v ...any)  { l.log.Warn().Msgf(format, v...) }
 func (l nbioLogger) Error(format string, v ...any) { l.log.Error().Msgf(format, v...) }
 
-// setNBIOLogger is the one place nbio's global logger is set.
-func setNBIOLogger(log zerolog.Logger) { logging.SetLogger(nbioLogger{log}) }
+// RouteLibraryLogs sends the package-level loggers of nbio and go-redis into
+// log, tagged with their component. They are process globals: main sets them
+// once, before Start.
+func RouteLibraryLogs(log zerolog.Logger) {
+	logging.SetLogger(nbioLogger{log.With().Str("component", "nbio").Logger()})
+	redis.SetLogger(redisLogger{log.With().Str("component", "presence").Logger()})
+}
 
 // redisLogger routes go-redis's package-level logger (pool dial errors) into
 // ours, at warn: our own presence logs already say what an outage means.
@@ -45,11 +51,8 @@ func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
 	l.log.Warn().Msgf(format, v...)
 }
 
-// setRedisLogger is the one place go-redis's global logger is set.
-func setRedisLogger(log zerolog.Logger) { redis.SetLogger(redisLogger{log}) }
-
-// applyRuntime sets GOMEMLIMIT and GOGC from the configuration.
-func applyRuntime(c config.Runtime, log zerolog.Logger) error {
+// ApplyRuntime sets GOMEMLIMIT and GOGC from the configuration.
+func ApplyRuntime(c config.Runtime, log zerolog.Logger) error {
 	if c.MemoryLimit != "" {
 		n, err := parseBytes(c.MemoryLimit)
 		if err != nil {

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -19,12 +19,13 @@ import (
 // its listen addresses already held: it must say which address failed and exit
 // non-zero within seconds, for the WebSocket, wss:// and side API listeners.
 func TestStartFailsOnBusyAddress(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "chatserver")
-	build := exec.Command("go", "build", "-o", bin, ".")
+	build := exec.Command("go", "build", "-o", bin, "..")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -20,6 +20,7 @@ import (
 // with TLS 1.3 and with TLS 1.2. The certificate is RSA so that the weak
 // suites are possible at all; the policy is what refuses them.
 func TestTLSSuites(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	certPEM, keyPEM, roots := testcert.NewRSA(t, 1)
@@ -32,7 +33,7 @@ func TestTLSSuites(t *testing.T) {
 	ts := startServer(t, "embedded", func(c *config.Config) {
 		c.TLS.Addr, c.TLS.CertFile, c.TLS.KeyFile, c.TLS.API = "127.0.0.1:0", certFile, keyFile, true
 	})
-	listeners := map[string]string{"wss": ts.app.srv.TLSAddr(), "api": ts.app.api.Addr()}
+	listeners := map[string]string{"wss": ts.app.TLSAddr(), "api": ts.app.APIAddr()}
 
 	handshake := func(addr string, tc *tls.Config) (*tls.ConnectionState, error) {
 		tc.RootCAs = roots

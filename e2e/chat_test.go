@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"fmt"
@@ -12,6 +12,7 @@ import (
 // backends: online push, offline store and drain (per peer and all), several
 // connections per account, online, announcements and heartbeats.
 func TestLegacyChat(t *testing.T) {
+	t.Parallel()
 	for _, backend := range backends {
 		t.Run(backend, func(t *testing.T) {
 			ts := startServer(t, backend, func(c *config.Config) { c.Broadcast.Allowed = []string{"carol"} })
@@ -88,6 +89,7 @@ func TestLegacyChat(t *testing.T) {
 // TestManyMessagesStayInOrder sends a burst to an online and an offline
 // recipient and checks order and count on both paths.
 func TestManyMessagesStayInOrder(t *testing.T) {
+	t.Parallel()
 	for _, backend := range backends {
 		t.Run(backend, func(t *testing.T) {
 			ts := startServer(t, backend, nil)

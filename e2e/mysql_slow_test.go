@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 // a stored ack for is in the table exactly once, and the recipient's init gets
 // each once, in send order.
 func TestSlowMySQLStoresEachMessageOnce(t *testing.T) {
+	t.Parallel()
 	var proxy *faultproxy.Proxy
 	ts := startServer(t, "redis+mariadb", func(c *config.Config) {
 		dsn, err := mysql.ParseDSN(c.MySQL.DSN)
@@ -78,14 +79,14 @@ func TestSlowMySQLStoresEachMessageOnce(t *testing.T) {
 	proxy.Set(faultproxy.Pass, 0)
 
 	deadline := time.Now().Add(20 * time.Second)
-	for ts.app.writer.Spooled() > 0 {
+	for ts.spooled() > 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("the spool still holds %d rows 20 s after MySQL healed", ts.app.writer.Spooled())
+			t.Fatalf("the spool still holds %d rows 20 s after MySQL healed", ts.spooled())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	var rows, distinct int
-	err := ts.app.store.DB().QueryRowContext(context.Background(),
+	err := ts.db().QueryRowContext(context.Background(),
 		"SELECT COUNT(*), COUNT(DISTINCT `msg_id`) FROM app_offline WHERE `to` = 'bob'").Scan(&rows, &distinct)
 	if err != nil {
 		t.Fatal(err)

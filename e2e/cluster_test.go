@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 
 	"chatserver/config"
+	"chatserver/internal/app"
 )
 
 // startCluster runs n nodes in this process against one Redis (one key prefix)
@@ -43,16 +45,15 @@ func startCluster(t *testing.T, n int) []*testServer {
 // connected, each connection once, in order; an account connected on two nodes
 // gets the message on both; offline members get one row each.
 func TestClusterRouting(t *testing.T) {
+	t.Parallel()
 	nodes := startCluster(t, 3)
-	ctx := context.Background()
 	alice, _ := login(t, nodes[0], "alice", "")
 	bob, _ := login(t, nodes[1], "bob", "")
 	bobPhone, _ := login(t, nodes[2], "bob", "")
 	carol, _ := login(t, nodes[2], "carol", "")
 	admin, _ := login(t, nodes[1], "admin", "")
 	eventually(t, "entries in Redis", func() bool {
-		on, _ := nodes[0].app.handler.Online(ctx, "carol")
-		return on
+		return nodes[0].online("carol")
 	})
 
 	// msg across nodes, in order, to both of bob's connections.
@@ -73,9 +74,7 @@ func TestClusterRouting(t *testing.T) {
 	}
 
 	// group across nodes, with an offline member.
-	if err := nodes[0].app.groups.Add(ctx, "team", []string{"alice", "bob", "carol", "dave"}); err != nil {
-		t.Fatal(err)
-	}
+	nodes[0].mustAddMembers("team", []string{"alice", "bob", "carol", "dave"})
 	alice.send(`{"flag":"group","from":"alice","to":"team","content":"standup","cid":"g1"}`)
 	if f := alice.next(5 * time.Second); f["flag"] != "ack" {
 		t.Fatalf("alice got %v; want the ack", f)
@@ -116,6 +115,7 @@ func TestClusterRouting(t *testing.T) {
 // the client reconnects to another node and inits; the node, restarted with the
 // same id, leaves no stale entry.
 func TestClusterNodeKilled(t *testing.T) {
+	t.Parallel()
 	nodes := startCluster(t, 2)
 	bin := buildServer(t)
 	first := nodes[0]
@@ -180,9 +180,10 @@ func TestClusterNodeKilled(t *testing.T) {
 // TestNodesStartTogether: three nodes started at the same moment on a fresh
 // database all come up (one migrates, the others wait on its lock).
 func TestNodesStartTogether(t *testing.T) {
+	t.Parallel()
 	base := startServer(t, "redis+mariadb", nil) // makes the database and prefix
 	dsn, prefix := base.cfg.MySQL.DSN, base.cfg.Redis.KeyPrefix
-	db := base.app.store.DB()
+	db := base.db()
 	if _, err := db.Exec("DROP TABLE app_offline, app_group_member"); err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +195,7 @@ func TestNodesStartTogether(t *testing.T) {
 			cfg.Server.Addr, cfg.API.Addr = "127.0.0.1:0", "127.0.0.1:0"
 			cfg.MySQL.DSN, cfg.Redis.KeyPrefix = dsn, prefix
 			cfg.Offline.SpoolPath = t.TempDir() + "/spool.db"
-			a, err := start(context.Background(), cfg, base.app.log)
+			a, err := app.Start(context.Background(), cfg, zerolog.New(zerolog.NewTestWriter(t)), assets())
 			if err == nil {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()

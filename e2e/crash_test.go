@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"fmt"
@@ -19,7 +19,7 @@ import (
 func buildServer(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "chatserver")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd := exec.Command("go", "build", "-o", bin, "..")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("go build: %v", err)
@@ -74,6 +74,7 @@ func (p *proc) kill() {
 // Every message it had acknowledged is delivered at the recipient's next init,
 // exactly once and in send order.
 func TestSIGKILLLosesNoAckedMessage(t *testing.T) {
+	t.Parallel()
 	bin := buildServer(t)
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := ln.Addr().String()

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -78,6 +78,7 @@ func entries(t *testing.T, addr, prefix string) []string {
 // are rebuilt from its live connections: the ones opened during the outage are
 // there, the ones closed during it are not.
 func TestRedisOutage(t *testing.T) {
+	t.Parallel()
 	rs := startOwnRedis(t, "")
 	ts := startServer(t, "redis+mariadb", func(c *config.Config) { c.Redis.Addr = rs.addr })
 	prefix := ts.cfg.Redis.KeyPrefix
@@ -135,6 +136,7 @@ func TestRedisOutage(t *testing.T) {
 // TestRedisDownAtStart: the server starts and serves with Redis unreachable, and
 // registers its connections once Redis comes up.
 func TestRedisDownAtStart(t *testing.T) {
+	t.Parallel()
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := ln.Addr().String()
 	_ = ln.Close()

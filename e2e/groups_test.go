@@ -1,8 +1,8 @@
-package main
+package e2e
 
 import (
-	"context"
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
@@ -13,13 +13,11 @@ import (
 // connection of theirs) live, is stored with its group for offline members and
 // delivered at their init with "group"; a non-member is refused.
 func TestGroupChat(t *testing.T) {
+	t.Parallel()
 	for _, backend := range backends {
 		t.Run(backend, func(t *testing.T) {
 			ts := startServer(t, backend, func(c *config.Config) { c.Limits.MaxGroupSize = 5 })
-			ctx := context.Background()
-			if err := ts.app.groups.Add(ctx, "team", []string{"alice", "bob", "carol", "dave"}); err != nil {
-				t.Fatal(err)
-			}
+			ts.mustAddMembers("team", []string{"alice", "bob", "carol", "dave"})
 			alice, _ := login(t, ts, "alice", "")
 			bob1, _ := login(t, ts, "bob", "")
 			bob2, _ := login(t, ts, "bob", "")
@@ -55,13 +53,11 @@ func TestGroupChat(t *testing.T) {
 				}
 			}
 			// The size limit: a sixth member is refused and nothing changes.
-			err := ts.app.groups.Add(ctx, "team", []string{"erin", "frank"})
-			if err == nil {
-				t.Fatal("adding past limits.max_group_size succeeded")
+			if code, out := ts.addMembers("team", []string{"erin", "frank"}); code == http.StatusOK {
+				t.Fatalf("adding past limits.max_group_size succeeded: %v", out)
 			}
-			set, _ := ts.app.groups.Get(ctx, "team")
-			if set.Len() != 4 {
-				t.Fatalf("group has %d members after a refused add; want 4", set.Len())
+			if got := ts.members("team"); len(got) != 4 {
+				t.Fatalf("group has %v after a refused add; want 4 members", got)
 			}
 		})
 	}
@@ -70,15 +66,13 @@ func TestGroupChat(t *testing.T) {
 // TestGroupOfThousands: a message to a 3,000-member group costs one membership
 // read (cached), reaches every online member and stores the rest.
 func TestGroupOfThousands(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, "redis+mariadb", nil)
-	ctx := context.Background()
 	members := []string{"boss"}
 	for i := 0; i < 3000; i++ {
 		members = append(members, fmt.Sprint("m", i))
 	}
-	if err := ts.app.groups.Add(ctx, "big", members); err != nil {
-		t.Fatal(err)
-	}
+	ts.mustAddMembers("big", members)
 	boss, _ := login(t, ts, "boss", "")
 	online := make([]*client, 20)
 	for i := range online {
@@ -93,7 +87,7 @@ func TestGroupOfThousands(t *testing.T) {
 	boss.sync()
 	eventually(t, "2,980 offline rows", func() bool {
 		var n int
-		_ = ts.app.store.DB().QueryRow("SELECT COUNT(*) FROM app_offline WHERE `group` = 'big' AND status = 0").Scan(&n)
+		_ = ts.db().QueryRow("SELECT COUNT(*) FROM app_offline WHERE `group` = 'big' AND status = 0").Scan(&n)
 		return n == 2980
 	})
 }

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -109,6 +109,7 @@ func (m *ownMariaDB) stop() {
 // (the spool on disk takes them, /readyz says so); when MySQL is back the spool
 // moves to it, and the recipient's init gets every message once, in order.
 func TestMySQLOutage(t *testing.T) {
+	t.Parallel()
 	my := newOwnMariaDB(t)
 	ts := startServer(t, "redis+mariadb", func(c *config.Config) { c.MySQL.DSN = my.dsn("chat") })
 	alice, _ := login(t, ts, "alice", "")

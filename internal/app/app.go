@@ -1,9 +1,12 @@
-package main
+// Package app wires the chat server: it opens the stores, connects the account
+// map, builds the handlers, the WebSocket server and the side API in
+// dependency order, and closes them in reverse. main reads the configuration
+// and hands it over with the files the binary embeds.
+package app
 
 import (
 	"context"
 	"database/sql/driver"
-	"embed"
 	"errors"
 	"fmt"
 	"io"
@@ -34,24 +37,27 @@ import (
 	"chatserver/server"
 )
 
-//go:embed sql/mysql/*.sql sql/sqlite/*.sql
-var sqlFiles embed.FS
+// Assets are the files the binary embeds, next to main.go.
+type Assets struct {
+	// Migrations holds mysql/*.sql and sqlite/*.sql (the module's sql/).
+	Migrations fs.FS
+	// Web is the chat page and the client library, served on plain GET at /
+	// (the module's web/static).
+	Web fs.FS
+}
 
-// webFiles is the chat page and the client library, served on plain GET.
-//
-//go:embed web/static
-var webFiles embed.FS
-
-// app is the running server with everything it owns, wired in dependency order
+// App is the running server with everything it owns, wired in dependency order
 // and closed in reverse.
-type app struct {
-	cfg      config.Config
-	log      zerolog.Logger
-	store    *offline.Store
-	spool    *offline.Store
-	writer   *offline.Writer
-	rdb      redis.UniversalClient
-	presence interface {
+type App struct {
+	cfg       config.Config
+	log       zerolog.Logger
+	assets    Assets
+	store     *offline.Store
+	spool     *offline.Store
+	spoolHeld int // rows a previous run left in the spool
+	writer    *offline.Writer
+	rdb       redis.UniversalClient
+	presence  interface {
 		handlers.Presence
 		ClearNode(context.Context) error
 		Close(context.Context) error
@@ -65,9 +71,10 @@ type app struct {
 	groups  *groups.Cache
 }
 
-// start opens the stores, migrates, and starts listening.
-func start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *app, err error) {
-	a := &app{cfg: cfg, log: log}
+// Start opens the stores, migrates, and starts listening. ctx bounds the wait
+// for a MySQL that does not answer yet; the app runs until Close.
+func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, assets Assets) (_ *App, err error) {
+	a := &App{cfg: cfg, log: log, assets: assets}
 	defer func() {
 		if err != nil {
 			if a.stopBus != nil {
@@ -87,26 +94,25 @@ func start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *app, 
 		return nil, err
 	}
 	table := hub.NewTable(cfg.Offline.DrainQueue)
-	if err := a.openPresence(node, table); err != nil {
-		return nil, err
-	}
-	a.writer = offline.NewWriter(a.store, offline.WriterConfig{
-		BatchSize: cfg.Offline.BatchSize, QueueLimit: cfg.Offline.QueueLimit, SpoolLimit: cfg.Offline.SpoolMaxRows,
-		SenderShare: cfg.Offline.SenderQueueShare,
-	}, log.With().Str("component", "offline").Logger())
-
-	if err := a.openSpool(ctx); err != nil {
-		return nil, err
-	}
 	a.metrics = metrics.New(
 		func() float64 { return float64(table.Len()) },
 		func() float64 { return float64(a.writer.Depth()) },
 		func() float64 { return float64(a.writer.Spooled()) },
 	)
-	a.writer.Observe(a.metrics)
-	if r, ok := a.presence.(*presence.Redis); ok {
-		r.ObserveLatency(a.metrics.Redis)
+	if err := a.openPresence(node, table); err != nil {
+		return nil, err
 	}
+	wopts := []offline.WriterOption{offline.WithObserver(a.metrics)}
+	if err := a.openSpool(ctx); err != nil {
+		return nil, err
+	}
+	if a.spool != nil {
+		wopts = append(wopts, offline.WithSpool(a.spool, a.spoolHeld))
+	}
+	a.writer = offline.NewWriter(a.store, offline.WriterConfig{
+		BatchSize: cfg.Offline.BatchSize, QueueLimit: cfg.Offline.QueueLimit, SpoolLimit: cfg.Offline.SpoolMaxRows,
+		SenderShare: cfg.Offline.SenderQueueShare,
+	}, log.With().Str("component", "offline").Logger(), wopts...)
 	a.groups = groups.NewCache(groups.NewStore(a.store.DB(), cfg.Groups.Table, a.store.Dialect() == offline.SQLite),
 		cfg.Groups.CacheTTL, cfg.Limits.MaxGroupSize, cfg.Groups.CacheEntries)
 	hcfg := handlers.Config{
@@ -148,7 +154,6 @@ func start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *app, 
 		go bus.Run(bctx, h.Receive)
 	}
 
-	setNBIOLogger(log.With().Str("component", "nbio").Logger())
 	scfg, err := a.tlsConfig()
 	if err != nil {
 		return nil, err
@@ -166,7 +171,7 @@ func start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *app, 
 		MaxConnections:      cfg.Server.MaxConnections,
 		ConnectionsPerIP:    cfg.Limits.ConnectionsPerIP,
 		AllowedOrigins:      cfg.Limits.AllowedOrigins,
-		Pages:               pages(),
+		Pages:               http.FileServer(http.FS(a.assets.Web)),
 	}, table, server.Hooks{OnFrame: h.Handle, OnClose: h.Closed}, log.With().Str("component", "server").Logger())
 	if err := a.srv.Start(); err != nil {
 		return nil, err
@@ -180,7 +185,7 @@ func start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *app, 
 
 // tlsConfig loads the certificate when TLS is configured, for the wss listener
 // (and the side API).
-func (a *app) tlsConfig() (server.Config, error) {
+func (a *App) tlsConfig() (server.Config, error) {
 	var sc server.Config
 	if a.cfg.TLS.Addr == "" && !a.cfg.TLS.API {
 		return sc, nil
@@ -202,7 +207,7 @@ func (a *app) tlsConfig() (server.Config, error) {
 
 // ReloadCerts reads the certificate files again (SIGHUP, or a change seen by
 // the poll); on error the old certificate stays and the log says why.
-func (a *app) ReloadCerts() {
+func (a *App) ReloadCerts() {
 	if a.certs == nil {
 		return
 	}
@@ -215,7 +220,7 @@ func (a *app) ReloadCerts() {
 
 // openSpool gives the MySQL pool its disk spool (see offline/spool.go). Rows a
 // previous run left there are moved to MySQL first.
-func (a *app) openSpool(ctx context.Context) error {
+func (a *App) openSpool(ctx context.Context) error {
 	if a.cfg.MySQL.DSN == "" || a.cfg.Offline.SpoolPath == "" {
 		return nil
 	}
@@ -228,8 +233,7 @@ func (a *app) openSpool(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
-	sub, _ := fs.Sub(sqlFiles, "sql")
-	if err := sp.Migrate(ctx, sub, map[string]string{"group_table": a.cfg.Groups.Table}); err != nil {
+	if err := sp.Migrate(ctx, a.assets.Migrations, map[string]string{"group_table": a.cfg.Groups.Table}); err != nil {
 		_ = sp.Close()
 		return fmt.Errorf("spool: %w", err)
 	}
@@ -241,13 +245,12 @@ func (a *app) openSpool(ctx context.Context) error {
 	if held > 0 {
 		a.log.Warn().Int("rows", held).Str("path", a.cfg.Offline.SpoolPath).Msg("spool holds messages from a previous run; moving them to MySQL")
 	}
-	a.spool = sp
-	a.writer.UseSpool(sp, held)
+	a.spool, a.spoolHeld = sp, held
 	return nil
 }
 
 // startAPI starts the side API when a secret is configured.
-func (a *app) startAPI() error {
+func (a *App) startAPI() error {
 	alog := a.log.With().Str("component", "api").Logger()
 	if a.cfg.API.Secret == "" {
 		alog.Warn().Msg("side API not started: api.secret (CHAT_API_SECRET) is empty")
@@ -287,7 +290,7 @@ func (a *app) startAPI() error {
 // listening once MySQL answers, and SIGTERM still stops it meanwhile. What
 // MySQL itself refuses (access denied, unknown database) and configuration
 // errors end the start at once.
-func (a *app) openStoreWaiting(ctx context.Context) error {
+func (a *App) openStoreWaiting(ctx context.Context) error {
 	backoff := 500 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := a.openStore(ctx)
@@ -323,11 +326,8 @@ func unreachable(err error) bool {
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, context.DeadlineExceeded)
 }
 
-func (a *app) openStore(ctx context.Context) error {
-	sub, err := fs.Sub(sqlFiles, "sql")
-	if err != nil {
-		return fmt.Errorf("migrations: %w", err)
-	}
+func (a *App) openStore(ctx context.Context) error {
+	var err error
 	if a.cfg.MySQL.DSN != "" {
 		cctx, cancel := context.WithTimeout(ctx, connectTimeout)
 		a.store, err = offline.Open(cctx, offline.MySQL, a.cfg.MySQL.DSN, a.cfg.Offline.Table)
@@ -343,7 +343,7 @@ func (a *app) openStore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := a.store.Migrate(ctx, sub, map[string]string{"group_table": a.cfg.Groups.Table}); err != nil {
+	if err := a.store.Migrate(ctx, a.assets.Migrations, map[string]string{"group_table": a.cfg.Groups.Table}); err != nil {
 		return err
 	}
 	return nil
@@ -352,13 +352,12 @@ func (a *app) openStore(ctx context.Context) error {
 // openPresence connects the account map. Redis being unreachable does not stop
 // the server: local delivery needs no Redis, and the node's entries are written
 // (rebuilt from the table) once Redis answers.
-func (a *app) openPresence(node string, table *hub.Table) error {
+func (a *App) openPresence(node string, table *hub.Table) error {
 	plog := a.log.With().Str("component", "presence").Logger()
 	if a.cfg.Redis.Addr == "" {
 		a.presence = presence.NewLocal(node)
 		return nil
 	}
-	setRedisLogger(plog)
 	// Several addresses: a Redis Cluster (every key we use is one key per
 	// command, and pub/sub is cluster-wide PUBLISH).
 	addrs := strings.Split(a.cfg.Redis.Addr, ",")
@@ -378,20 +377,20 @@ func (a *app) openPresence(node string, table *hub.Table) error {
 			out[i] = presence.Binding{Account: b.Account, Conn: b.Conn}
 		}
 		return out
-	})
+	}, presence.WithLatency(a.metrics.Redis))
 	a.presence = p
 	// A start is a rebuild from an empty table: clear what a previous run of
-	// this node left, set the liveness key.
+	// this node left, set the liveness key. On failure the map is left stale
+	// and rebuilt by the writer once Redis answers.
 	if err := p.Rebuild(); err != nil {
 		plog.Error().Err(err).Str("redis_addr", a.cfg.Redis.Addr).
 			Msg("Redis unreachable at start: serving with local delivery; the account map is written when Redis is back")
-		p.MarkStale()
 	}
 	return nil
 }
 
 // logStart says what the server is using, without secrets.
-func (a *app) logStart(node string) {
+func (a *App) logStart(node string) {
 	ev := a.log.Info().Str("addr", a.srv.Addr()).Str("node", node).
 		Str("idle_timeout", a.cfg.Server.IdleTimeout.String()).Int("max_frame_bytes", a.cfg.Server.MaxFrameBytes)
 	if a.cfg.MySQL.DSN != "" {
@@ -414,12 +413,23 @@ func (a *app) logStart(node string) {
 }
 
 // Addr is the WebSocket listen address.
-func (a *app) Addr() string { return a.srv.Addr() }
+func (a *App) Addr() string { return a.srv.Addr() }
+
+// TLSAddr is the wss listen address, "" without TLS.
+func (a *App) TLSAddr() string { return a.srv.TLSAddr() }
+
+// APIAddr is the side API's listen address, "" when it is off (no secret).
+func (a *App) APIAddr() string {
+	if a.api == nil {
+		return ""
+	}
+	return a.api.Addr()
+}
 
 // Close shuts down in reverse order: connections first (1001), then the offline
 // writer is flushed, then the account map, then the databases. Each stage has
 // its own share of server.shutdown_timeout (shutdown.go).
-func (a *app) Close(ctx context.Context) error {
+func (a *App) Close(ctx context.Context) error {
 	var errs []error
 	if a.stopBus != nil {
 		a.stopBus()
@@ -448,7 +458,7 @@ func (a *app) Close(ctx context.Context) error {
 	return err
 }
 
-func (a *app) closeStores() {
+func (a *App) closeStores() {
 	if a.rdb != nil {
 		_ = a.rdb.Close()
 	}
@@ -458,15 +468,6 @@ func (a *app) closeStores() {
 	if a.spool != nil {
 		_ = a.spool.Close()
 	}
-}
-
-// pages serves web/static: the chat page at / and its files beside it.
-func pages() http.Handler {
-	sub, err := fs.Sub(webFiles, "web/static")
-	if err != nil {
-		panic(err) // the embedded tree is fixed at build time
-	}
-	return http.FileServer(http.FS(sub))
 }
 
 func defaultNode(addr string) string {

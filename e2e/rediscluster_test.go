@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -56,6 +56,7 @@ func startRedisCluster(t *testing.T) string {
 // TestRedisClusterMode: two nodes on a three-master Redis Cluster: the account
 // map, cross-node msg and group, and announcements work as on one Redis.
 func TestRedisClusterMode(t *testing.T) {
+	t.Parallel()
 	addrs := startRedisCluster(t)
 	n1 := startServer(t, "redis+mariadb", func(c *config.Config) {
 		c.Node, c.Cluster.Enabled, c.Redis.Addr = "n1", true, addrs
@@ -85,8 +86,7 @@ func TestRedisClusterMode(t *testing.T) {
 		accounts, clients = append(accounts, a), append(clients, c)
 	}
 	eventually(t, "entries on every shard", func() bool {
-		on, _ := n1.app.handler.Online(ctx, "user9")
-		return on
+		return n1.online("user9")
 	})
 	for i, a := range accounts {
 		alice.sendJSON(map[string]string{"flag": "msg", "from": "alice", "to": a, "content": "hello " + a})
@@ -94,9 +94,7 @@ func TestRedisClusterMode(t *testing.T) {
 			t.Fatalf("%s on n2 got %v", a, f)
 		}
 	}
-	if err := n1.app.groups.Add(ctx, "all10", append([]string{"alice"}, accounts...)); err != nil {
-		t.Fatal(err)
-	}
+	n1.mustAddMembers("all10", append([]string{"alice"}, accounts...))
 	alice.send(`{"flag":"group","from":"alice","to":"all10","content":"group hi"}`)
 	for i, c := range clients {
 		if f := c.next(5 * time.Second); f["group"] != "all10" {

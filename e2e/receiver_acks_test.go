@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"fmt"
@@ -18,6 +18,7 @@ func (c *client) drop() { _ = c.ws.UnderlyingConn().Close() }
 // the next init, in order and with the same ids; what it acknowledged does not.
 // Offline rows pushed to it stay unsent until acknowledged.
 func TestReceiverAcks(t *testing.T) {
+	t.Parallel()
 	for _, backend := range backends {
 		t.Run(backend, func(t *testing.T) {
 			ts := startServer(t, backend, nil)
@@ -65,6 +66,7 @@ func TestReceiverAcks(t *testing.T) {
 // (legacy) it is closed, and an acknowledging one gets back, at its next init,
 // everything it had not acknowledged, in order.
 func TestSlowConsumers(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, "embedded", func(c *config.Config) {
 		c.Limits.MaxUnacked = 50
 		c.Server.MaxFrameBytes = 16 << 10

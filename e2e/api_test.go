@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -62,6 +62,7 @@ func errCode(m map[string]any) string {
 // TestSideAPI drives every endpoint of the side API over HTTP, with the real
 // server behind it, on both backends.
 func TestSideAPI(t *testing.T) {
+	t.Parallel()
 	for _, backend := range backends {
 		t.Run(backend, func(t *testing.T) {
 			ts := startServer(t, backend, nil)
@@ -198,8 +199,9 @@ func toStrings(v any) []string {
 
 // TestSideAPIOffWithoutSecret: no secret, no API (and the log says so).
 func TestSideAPIOffWithoutSecret(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, "embedded", func(c *config.Config) { c.API.Secret = "" })
-	if ts.app.api != nil {
+	if ts.app.APIAddr() != "" {
 		t.Fatal("side API started without a secret")
 	}
 }
