@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -210,5 +211,103 @@ func TestStartWaitsForMySQL(t *testing.T) {
 	alice.send(`{"flag":"msg","from":"alice","to":"bob","content":"hi","cid":"1"}`)
 	if f := alice.next(5 * time.Second); f["status"] != "stored" {
 		t.Fatalf("after the wait: %v; want a stored ack", f)
+	}
+}
+
+// mysqlThroughProxy points the configuration's MySQL DSN at a fault proxy in
+// front of the test's MariaDB.
+func mysqlThroughProxy(t *testing.T, c *config.Config, proxy *faultproxy.Proxy) {
+	t.Helper()
+	m, err := mysql.ParseDSN(c.MySQL.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Addr = proxy.Addr()
+	c.MySQL.DSN = m.FormatDSN()
+}
+
+// TestAPIStoredMeansCommitted: the side API answers "stored" only once the row
+// is committed; with MySQL hanging (and no spool) it answers 503 unavailable
+// after offline.drain_timeout, and the message is still written once MySQL
+// answers.
+func TestAPIStoredMeansCommitted(t *testing.T) {
+	proxy, err := faultproxy.Start("127.0.0.1:3306")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
+	ts := startServer(t, "redis+mariadb", func(c *config.Config) {
+		mysqlThroughProxy(t, c, proxy)
+		c.Offline.SpoolPath = ""
+		c.Offline.DrainTimeout = 2 * time.Second
+	})
+	if code, body := ts.api("POST", "/api/push", map[string]string{"from": "system", "to": "zed", "content": "before"}); code != 200 || body["status"] != "stored" {
+		t.Fatalf("push with MySQL up: %d %v; want 200 stored", code, body)
+	}
+	proxy.Set(faultproxy.Blackhole, 0)
+	start := time.Now()
+	code, body := ts.api("POST", "/api/push", map[string]string{"from": "system", "to": "zed", "content": "during"})
+	if code != 503 || !strings.Contains(fmt.Sprint(body), "unavailable") {
+		t.Fatalf("push with MySQL hanging: %d %v; want 503 unavailable, not stored", code, body)
+	}
+	if d := time.Since(start); d < time.Second || d > 15*time.Second {
+		t.Fatalf("the answer came after %v; want it after drain_timeout (2 s)", d)
+	}
+	proxy.Set(faultproxy.Pass, 0)
+	eventually(t, "the queued message written once MySQL answers", func() bool { return ts.unsent("zed", "") == 2 })
+}
+
+// TestInitWithRowsInTheSpool: while some of an account's messages wait in the
+// spool for MySQL (MySQL can be read but not written: a READ lock held by
+// another session), its init answers unavailable instead of going live past
+// them, and a later init gets them in order.
+func TestInitWithRowsInTheSpool(t *testing.T) {
+	proxy, err := faultproxy.Start("127.0.0.1:3306")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
+	ts := startServer(t, "redis+mariadb", func(c *config.Config) { mysqlThroughProxy(t, c, proxy) })
+	alice, _ := login(t, ts, "alice", "")
+	proxy.Set(faultproxy.Cut, 0)
+	for i := 1; i <= 3; i++ {
+		alice.sendJSON(map[string]string{"flag": "msg", "from": "alice", "to": "bob", "content": fmt.Sprint("m", i), "cid": fmt.Sprint("c", i)})
+		if ack := alice.next(10 * time.Second); ack["status"] != "stored" {
+			t.Fatalf("m%d: %v; want stored (in the spool)", i, ack)
+		}
+	}
+	ctx := context.Background()
+	m, err := mysql.ParseDSN(ts.cfg.MySQL.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Addr = "127.0.0.1:3306" // straight to MariaDB, not through the proxy
+	db, err := sql.Open("mysql", m.FormatDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	lock, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if _, err := lock.ExecContext(ctx, "LOCK TABLES app_offline READ"); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Set(faultproxy.Pass, 0)
+	bob := dial(t, ts.url)
+	bob.send(`{"flag":"init","from":"bob"}`)
+	got := bob.sync()
+	if len(got) != 1 || got[0]["code"] != "unavailable" {
+		t.Fatalf("init with bob's rows in the spool: %v; want unavailable", got)
+	}
+	if _, err := lock.ExecContext(ctx, "UNLOCK TABLES"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the spool moved to MySQL", func() bool { return ts.unsent("bob", "") == 3 })
+	_, got = login(t, ts, "bob", "")
+	if joined(contents(got)) != "m1,m2,m3" {
+		t.Fatalf("bob's next init got %v; want m1,m2,m3", contents(got))
 	}
 }

@@ -26,6 +26,9 @@ type Queue interface {
 	// is committed.
 	NotifyWritten(ticket uint64, timeout time.Duration, fn func(written bool))
 	Flush(ctx context.Context) error
+	// SpoolHolds reports whether rows for account wait in the spool (MySQL
+	// unreachable when they were written): the backlog cannot be read whole.
+	SpoolHolds(ctx context.Context, account string) (bool, error)
 }
 
 // Backlog is the offline table (offline.Store) as the init drain reads it: an

@@ -19,6 +19,10 @@ const unlockedPasses = 2
 // not pushed stay pending.
 var errConnGone = errors.New("connection closed during drain")
 
+// errBacklogSpooled fails a drain while some of the account's messages wait in
+// the spool for MySQL: they come at an init once they reached it.
+var errBacklogSpooled = errors.New("offline messages wait in the spool for MySQL")
+
 // runDrain drains one init's backlog, then serves the frames the connection
 // sent meanwhile (drain_held.go). A panic is contained as in Handle: it is logged and
 // the connection goes live.
@@ -116,6 +120,20 @@ func (h *Handler) drainFailed(c *hub.Conn, account string, err error) {
 func (h *Handler) drainOnce(c *hub.Conn, account, peer string, resume *int64) error {
 	if err := h.query(func(ctx context.Context) error { return h.queue.Flush(ctx) }); err != nil {
 		return err
+	}
+	// Rows in the spool are newer than those in the table and cannot be read
+	// with them: going live now would push newer messages first. Checked
+	// before the table is read: rows leave the spool only towards the table,
+	// and new ones for the account come through the table's sequence.
+	var spooled bool
+	if err := h.query(func(ctx context.Context) (err error) {
+		spooled, err = h.queue.SpoolHolds(ctx, account)
+		return err
+	}); err != nil {
+		return err
+	}
+	if spooled {
+		return errBacklogSpooled
 	}
 	var has bool
 	if err := h.query(func(ctx context.Context) (err error) {

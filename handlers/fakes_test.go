@@ -58,6 +58,7 @@ func (m *memStore) Reserve(string, string, int) error                      { ret
 func (m *memStore) Release(string)                                         {}
 func (m *memStore) NotifyWritten(_ uint64, _ time.Duration, fn func(bool)) { fn(true) }
 func (m *memStore) Flush(context.Context) error                            { return nil }
+func (m *memStore) SpoolHolds(context.Context, string) (bool, error)       { return false, nil }
 func (m *memStore) HasPending(context.Context, string) (bool, error) {
 	return true, nil // the fake always reads; the real probe is tested in offline/
 }

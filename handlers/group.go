@@ -29,8 +29,8 @@ func (h *Handler) group(c *hub.Conn, f *Frame) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if f.CID == "" {
-		_, err = h.PushGroup(ctx, from, f.To, f.Content, true)
+	if f.CID == "" { // legacy: fire and forget, nobody waits for the commit
+		_, err = h.pushGroup(ctx, from, f.To, f.Content, h.newID(), true, nil)
 		return err
 	}
 	id := messageID(from, f.CID)
@@ -51,8 +51,19 @@ func (h *Handler) group(c *hub.Conn, f *Frame) error {
 // offline ones get a row that remembers the group. With memberOnly, from must
 // be a member (a client); the side API may send as anyone. The member list
 // comes from the cache, so a group of thousands costs no query per member.
+// Like Push, it answers once the stored rows are committed (or unavailable).
 func (h *Handler) PushGroup(ctx context.Context, from, group, content string, memberOnly bool) (GroupResult, error) {
-	return h.pushGroup(ctx, from, group, content, h.newID(), memberOnly, nil)
+	sa, answer := h.newAPIAck()
+	r, err := h.pushGroup(ctx, from, group, content, h.newID(), memberOnly, sa)
+	if err != nil {
+		sa.cancel()
+		return r, err
+	}
+	sa.seal()
+	if _, err := h.waitAPIAck(answer); err != nil {
+		return r, err
+	}
+	return r, nil
 }
 
 func (h *Handler) pushGroup(ctx context.Context, from, group, content, id string, memberOnly bool, sa *senderAck) (r GroupResult, err error) {

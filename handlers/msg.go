@@ -22,8 +22,8 @@ func (h *Handler) msg(c *hub.Conn, f *Frame) error {
 	if !f.hasContent {
 		return newError(CodeMissingField, "content is required")
 	}
-	if f.CID == "" {
-		_, err = h.Push(from, f.To, f.Content)
+	if f.CID == "" { // legacy: fire and forget, nobody waits for the commit
+		_, err = h.push(from, f.To, f.Content, h.newID(), nil)
 		return err
 	}
 	id := messageID(from, f.CID)
@@ -40,10 +40,18 @@ func (h *Handler) msg(c *hub.Conn, f *Frame) error {
 }
 
 // Push delivers content from one account to another, as a msg frame does (the
-// side API's /api/push). It reports whether the message was stored offline
-// rather than pushed. Bad input is a *Error and changes nothing.
+// side API's /api/push), and answers as a sender ack does: pushed once on the
+// recipient's live connections, stored once committed (it waits for the
+// commit, up to offline.drain_timeout, then answers unavailable: the message
+// stays queued). Bad input is a *Error and changes nothing.
 func (h *Handler) Push(from, to, content string) (stored bool, err error) {
-	return h.push(from, to, content, h.newID(), nil)
+	sa, answer := h.newAPIAck()
+	if _, err := h.push(from, to, content, h.newID(), sa); err != nil {
+		sa.cancel()
+		return false, err
+	}
+	sa.seal()
+	return h.waitAPIAck(answer)
 }
 
 func (h *Handler) push(from, to, content, id string, sa *senderAck) (stored bool, err error) {

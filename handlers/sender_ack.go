@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"sync"
+	"time"
 
 	"chatserver/hub"
 )
@@ -51,6 +52,17 @@ type senderAck struct {
 	done    bool // answered or cancelled
 	stored  bool
 	ticket  uint64 // the last stored copy's, for the writer's notice
+
+	// notify, for the side API, takes the answer instead of a connection:
+	// "pushed", "stored", or "" when the commit did not come in time.
+	notify func(status string)
+}
+
+// newAPIAck is the ack of a side API call: no connection, no cid; the answer
+// comes on the channel once every copy has its outcome.
+func (h *Handler) newAPIAck() (*senderAck, <-chan string) {
+	ch := make(chan string, 1)
+	return &senderAck{h: h, notify: func(status string) { ch <- status }}, ch
 }
 
 // openSenderAcks are the senders' acks not yet answered, by sender and cid: a
@@ -141,7 +153,22 @@ func (a *senderAck) cancel() {
 	a.mu.Lock()
 	a.done = true
 	a.mu.Unlock()
-	a.h.senderAckDone(a)
+	if a.notify == nil {
+		a.h.senderAckDone(a)
+	}
+}
+
+// wait takes a side API call's answer: stored or pushed, or unavailable when
+// the message is queued but was not committed in time (it still will be).
+func (h *Handler) waitAPIAck(ch <-chan string) (stored bool, err error) {
+	select {
+	case status := <-ch:
+		if status != "" {
+			return status == "stored", nil
+		}
+	case <-time.After(h.cfg.DrainTimeout + 5*time.Second):
+	}
+	return true, newError(CodeUnavailable, "the message is queued but not yet stored; it will be delivered once the database answers")
 }
 
 func (a *senderAck) readyLocked() bool {
@@ -153,6 +180,20 @@ func (a *senderAck) readyLocked() bool {
 }
 
 func (a *senderAck) answer() {
+	if a.notify != nil {
+		if !a.stored {
+			a.notify("pushed")
+			return
+		}
+		a.h.queue.NotifyWritten(a.ticket, a.h.cfg.DrainTimeout, func(written bool) {
+			if written {
+				a.notify("stored")
+			} else {
+				a.notify("")
+			}
+		})
+		return
+	}
 	if !a.stored {
 		a.send("pushed")
 		return

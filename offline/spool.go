@@ -61,6 +61,7 @@ func (s *Store) Count(ctx context.Context) (int, error) {
 // spooler is what the writer needs of the spool.
 type spooler interface {
 	Insert(ctx context.Context, msgs []Message) error
+	HasPending(ctx context.Context, account string) (bool, error)
 	Oldest(ctx context.Context, limit int) ([]Row, error)
 	Delete(ctx context.Context, ids []int64) error
 }
@@ -75,3 +76,20 @@ func rowsToMessages(rows []Row) []Message {
 
 // directTimeout bounds one INSERT into MySQL before the batch goes to the spool.
 const directTimeout = 3 * time.Second
+
+// SpoolHolds reports whether rows for account wait in the spool for MySQL. They
+// are newer than any of the account's rows in MySQL, and a drain cannot read
+// them there yet: it must not go live past them.
+func (w *Writer) SpoolHolds(ctx context.Context, account string) (bool, error) {
+	w.mu.Lock()
+	spool, spooled := w.spool, w.spooled
+	w.mu.Unlock()
+	if spool == nil || spooled == 0 {
+		return false, nil
+	}
+	has, err := spool.HasPending(ctx, account)
+	if err != nil {
+		return false, fmt.Errorf("offline: spool: %w", err)
+	}
+	return has, nil
+}
