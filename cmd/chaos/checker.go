@@ -77,6 +77,10 @@ type faultSpan struct {
 
 var forever = time.Unix(math.MaxInt32, 0)
 
+// redisAftermath is how long after a Redis fault healed its effects on
+// routing between nodes still count as that fault's (faultyNodes).
+const redisAftermath = time.Minute
+
 // history is the indexed form of the events.
 type history struct {
 	msgs    map[string]*msgInfo
@@ -418,10 +422,19 @@ func (h *history) nodesOf(acct string, lo, hi time.Time) map[int]bool {
 }
 
 // faultyNodes: nodes stopped, killed or without Redis between lo and hi.
+//
+// A Redis fault counts from its start to a minute after it healed: a node's
+// pub/sub subscription and account map entries can take that long to come back
+// (nodes that cannot reach each other store instead of routing), which is the
+// several-nodes issue's too.
 func (h *history) faultyNodes(lo, hi time.Time) map[int]bool {
 	out := map[int]bool{}
 	for _, f := range h.faults {
-		if !(f.start.Before(hi) && f.end.After(lo)) {
+		end := f.end
+		if f.kind == fRedisCut || f.kind == fRedisBlackhole || f.kind == fRedisRestart {
+			end = end.Add(redisAftermath)
+		}
+		if !(f.start.Before(hi) && end.After(lo)) {
 			continue
 		}
 		switch f.kind {

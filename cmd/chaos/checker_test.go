@@ -180,3 +180,27 @@ func TestCheckPendingCrashPanicResources(t *testing.T) {
 		t.Fatalf("failures %q; want crash, panic, pending for r1, goroutines", got)
 	}
 }
+
+// A Redis fault that healed shortly before the send still counts in the
+// cluster (subscriptions and the account map come back after it), and not a
+// long time before.
+func TestCheckRedisAftermath(t *testing.T) {
+	build := func(gap time.Duration) []Event {
+		t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		ev := []Event{
+			{T: t0, Kind: evConnect, Client: "r1", Conn: 1, Node: 1},
+			{T: t0, Kind: evFaultStart, Code: fRedisRestart, Node: -1, Detail: "redis restart"},
+			{T: t0.Add(time.Second), Kind: evFaultEnd, Code: fRedisRestart, Node: -1, Detail: "redis restart"},
+		}
+		at := t0.Add(time.Second + gap)
+		return append(ev,
+			Event{T: at, Kind: evSend, Client: "s1", To: "r1", ID: "m:s1:1", Node: 0},
+			Event{T: at.Add(time.Millisecond), Kind: evAck, Client: "s1", ID: "m:s1:1", MsgID: "x1", Status: "stored", Node: 0})
+	}
+	if r := Check(build(30*time.Second), "cluster", 1, time.Minute); r.Failed() || r.Known != 1 {
+		t.Fatalf("30 s after a Redis restart: failures %q, known %d; want known", rules(r.Failures), r.Known)
+	}
+	if r := Check(build(5*time.Minute), "cluster", 1, time.Minute); rules(r.Failures) != "lost:m:s1:1" {
+		t.Fatalf("5 min after a Redis restart: failures %q; want a failure", rules(r.Failures))
+	}
+}
