@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -200,8 +201,23 @@ func toStrings(v any) []string {
 // TestSideAPIOffWithoutSecret: no secret, no API (and the log says so).
 func TestSideAPIOffWithoutSecret(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, "embedded", func(c *config.Config) { c.API.Secret = "" })
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // a free port for the API
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	ts := startServer(t, "embedded", func(c *config.Config) { c.API.Secret = ""; c.API.Addr = addr })
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		_ = c.Close()
+		t.Fatalf("something listens on the API address %s although api.secret is empty", addr)
+	}
 	if ts.app.APIAddr() != "" {
-		t.Fatal("side API started without a secret")
+		t.Fatal("the app reports a side API address without a secret")
+	}
+	c, _ := login(t, ts, "alice", "") // chat is not affected
+	c.send(`{"flag":"ping"}`)
+	if f := c.next(5 * time.Second); f["flag"] != "pong" {
+		t.Fatalf("chat without the side API: ping got %v", f)
 	}
 }

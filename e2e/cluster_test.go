@@ -187,7 +187,11 @@ func TestNodesStartTogether(t *testing.T) {
 	if _, err := db.Exec("DROP TABLE app_offline, app_group_member"); err != nil {
 		t.Fatal(err)
 	}
-	errs := make(chan error, 3)
+	type started struct {
+		a   *app.App
+		err error
+	}
+	done := make(chan started, 3)
 	for i := 0; i < 3; i++ {
 		go func() {
 			cfg := base.cfg
@@ -196,17 +200,64 @@ func TestNodesStartTogether(t *testing.T) {
 			cfg.MySQL.DSN, cfg.Redis.KeyPrefix = dsn, prefix
 			cfg.Offline.SpoolPath = t.TempDir() + "/spool.db"
 			a, err := app.Start(context.Background(), cfg, zerolog.New(zerolog.NewTestWriter(t)), assets())
-			if err == nil {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				err = a.Close(ctx)
-			}
-			errs <- err
+			done <- started{a, err}
 		}()
 	}
+	var nodes []*app.App
 	for i := 0; i < 3; i++ {
-		if err := <-errs; err != nil {
-			t.Fatalf("a node failed to start next to the others: %v", err)
+		s := <-done
+		if s.err != nil {
+			t.Fatalf("a node failed to start next to the others: %v", s.err)
 		}
+		nodes = append(nodes, s.a)
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = s.a.Close(ctx)
+		})
+	}
+	// The migrations ran once: each index they add exists, once.
+	idx := map[string]int{}
+	rows, err := db.Query("SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'app_offline'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		idx[name]++
+	}
+	rows.Close()
+	if idx["idx_to_status"] != 1 || idx["uniq_to_msg_id"] != 1 {
+		t.Fatalf("indexes of the recreated table: %v; want idx_to_status and uniq_to_msg_id once each", idx)
+	}
+	// The nodes work together: alice on one reaches bob on another live, and a
+	// message for an account nobody holds is stored once.
+	url := func(a *app.App) string { return "ws://" + a.Addr() + "/" }
+	alice, bob := dial(t, url(nodes[0])), dial(t, url(nodes[2]))
+	alice.send(`{"flag":"init","from":"alice"}`)
+	alice.sync()
+	bob.send(`{"flag":"init","from":"bob"}`)
+	bob.sync()
+	eventually(t, "bob seen online from alice's node", func() bool {
+		alice.send(`{"flag":"online","to":"bob"}`)
+		return alice.next(5 * time.Second)["online"] == true
+	})
+	alice.send(`{"flag":"msg","from":"alice","to":"bob","content":"across","cid":"1"}`)
+	if ack := alice.next(5 * time.Second); ack["status"] != "pushed" {
+		t.Fatalf("message to bob on another node: %v; want pushed", ack)
+	}
+	if f := bob.next(5 * time.Second); f["content"] != "across" {
+		t.Fatalf("bob got %v; want the message from the other node", f)
+	}
+	alice.send(`{"flag":"msg","from":"alice","to":"carol","content":"later","cid":"2"}`)
+	if ack := alice.next(5 * time.Second); ack["status"] != "stored" {
+		t.Fatalf("message to offline carol: %v; want stored", ack)
+	}
+	var n int
+	if err := db.QueryRow("SELECT COUNT(*) FROM app_offline WHERE `to` = 'carol'").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("carol's rows: %d, %v; want exactly 1", n, err)
 	}
 }
