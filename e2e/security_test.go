@@ -106,8 +106,10 @@ func TestBroadcastPermission(t *testing.T) {
 
 // TestLimits: frames per second, connections per IP, content length and
 // allowed origins, each with its error and nothing else disturbed.
+// Not parallel: its rate and per-IP checks count on timing that a busy
+// machine stretches (once, under parallel load, the allowed-origin dial got an
+// EOF instead of the upgrade, not yet explained).
 func TestLimits(t *testing.T) {
-	t.Parallel()
 	ts := startServer(t, "embedded", func(c *config.Config) {
 		c.Limits.FramesPerSecond, c.Limits.FrameBurst = 5, 5
 		c.Limits.ConnectionsPerIP = 3
