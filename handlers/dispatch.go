@@ -147,13 +147,7 @@ func New(cfg Config, d Deps) *Handler {
 // is what keeps each sender's messages in order. A panic is contained here: it
 // costs this frame an internal error and never reaches other connections.
 func (h *Handler) Handle(c *hub.Conn, text bool, data []byte) {
-	defer func() {
-		if p := recover(); p != nil {
-			h.log.Error().Str("conn", h.table.ConnID(c)).Str("account", c.Account()).Interface("panic", p).
-				Bytes("stack", debug.Stack()).Msg("handler panic; frame refused")
-			h.reply(c, errorPayload(newError(CodeInternal, "internal error; it has been logged"), ""))
-		}
-	}()
+	defer h.contain(c, "handler panic; frame refused", nil)
 	if h.interval > 0 && !c.Allow(int64(time.Since(h.started)), h.interval, h.cfg.FrameBurst) {
 		h.fail(c, "", newError(CodeRateLimited, "more than "+strconv.Itoa(h.cfg.FramesPerSecond)+
 			" frames per second; this frame was dropped, slow down"))
@@ -178,6 +172,22 @@ func (h *Handler) Handle(c *hub.Conn, text bool, data []byte) {
 		}
 	}
 	h.serve(c, &f)
+}
+
+// contain, deferred, turns a panic in c's work into a logged stack and an
+// internal error frame for c alone; onPanic (may be nil) puts c right first.
+// It never reaches the connection's neighbours.
+func (h *Handler) contain(c *hub.Conn, msg string, onPanic func()) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	h.log.Error().Str("conn", h.table.ConnID(c)).Str("account", c.Account()).Interface("panic", p).
+		Bytes("stack", debug.Stack()).Msg(msg)
+	if onPanic != nil {
+		onPanic()
+	}
+	h.reply(c, errorPayload(newError(CodeInternal, "internal error; it has been logged"), ""))
 }
 
 // serve dispatches one decoded frame of c.

@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"errors"
-	"runtime/debug"
 	"time"
 
 	"chatserver/hub"
@@ -28,14 +27,7 @@ var errBacklogSpooled = errors.New("offline messages wait in the spool for MySQL
 // the connection goes live.
 func (h *Handler) runDrain(j drainJob) {
 	func() {
-		defer func() {
-			if p := recover(); p != nil {
-				h.log.Error().Str("conn", h.table.ConnID(j.c)).Str("account", j.account).Interface("panic", p).
-					Bytes("stack", debug.Stack()).Msg("drain panic")
-				h.table.ForceLive(j.c)
-				h.reply(j.c, errorPayload(newError(CodeInternal, "internal error; it has been logged"), ""))
-			}
-		}()
+		defer h.contain(j.c, "drain panic", func() { h.table.ForceLive(j.c) })
 		h.drain(j)
 	}()
 	over := true
@@ -50,13 +42,7 @@ func (h *Handler) runDrain(j drainJob) {
 }
 
 func (h *Handler) serveHeld(c *hub.Conn, data []byte) {
-	defer func() {
-		if p := recover(); p != nil {
-			h.log.Error().Str("conn", h.table.ConnID(c)).Str("account", c.Account()).Interface("panic", p).
-				Bytes("stack", debug.Stack()).Msg("handler panic; frame refused")
-			h.reply(c, errorPayload(newError(CodeInternal, "internal error; it has been logged"), ""))
-		}
-	}()
+	defer h.contain(c, "handler panic; frame refused", nil)
 	f, perr := Decode(data) // decoded once already: cannot fail
 	if perr != nil {
 		h.fail(c, "", perr)

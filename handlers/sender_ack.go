@@ -180,29 +180,31 @@ func (a *senderAck) readyLocked() bool {
 }
 
 func (a *senderAck) answer() {
-	if a.notify != nil {
-		if !a.stored {
-			a.notify("pushed")
-			return
-		}
-		a.h.queue.NotifyWritten(a.ticket, a.h.cfg.DrainTimeout, func(written bool) {
-			if written {
-				a.notify("stored")
-			} else {
-				a.notify("")
-			}
-		})
-		return
-	}
 	if !a.stored {
-		a.send("pushed")
+		a.finish("pushed")
 		return
 	}
 	a.h.queue.NotifyWritten(a.ticket, a.h.cfg.DrainTimeout, func(written bool) {
 		if written {
-			a.send("stored")
-			return
+			a.finish("stored")
+		} else {
+			a.finish("")
 		}
+	})
+}
+
+// finish delivers the answer: "pushed", "stored", or "" when the commit did
+// not come in time. The side API takes it on its channel; a connection gets
+// the ack frame, or an unavailable error carrying the cid.
+func (a *senderAck) finish(status string) {
+	switch {
+	case a.notify != nil:
+		a.notify(status)
+	case status != "":
+		a.h.sentCIDs.remember(a.from, a.cid, status)
+		a.h.senderAckDone(a)
+		a.h.reply(a.conn(), senderAckPayload(a.cid, a.id, status))
+	default:
 		// Queued but not yet committed: do not claim it is durable. It will
 		// still be written (and delivered) once the database answers; a resend
 		// of the cid is delivered once more with the same id, which the
@@ -211,13 +213,7 @@ func (a *senderAck) answer() {
 		a.h.metrics.Error(CodeUnavailable)
 		a.h.reply(a.conn(), errorPayload(newError(CodeUnavailable,
 			"the message is queued but not yet stored; it will be delivered once the database answers"), a.cid))
-	})
-}
-
-func (a *senderAck) send(status string) {
-	a.h.sentCIDs.remember(a.from, a.cid, status)
-	a.h.senderAckDone(a)
-	a.h.reply(a.conn(), senderAckPayload(a.cid, a.id, status))
+	}
 }
 
 // conn is where the answer goes: the connection of the latest attempt.
