@@ -204,3 +204,26 @@ func TestCheckRedisAftermath(t *testing.T) {
 		t.Fatalf("5 min after a Redis restart: failures %q; want a failure", rules(r.Failures))
 	}
 }
+
+// A message acked pushed and lost because the recipient's node was killed
+// before the receiver acknowledged it is the loss the README documents; the
+// same loss of a message acked stored is a failure.
+func TestCheckPushedLostWithKilledNode(t *testing.T) {
+	build := func(status string) []Event {
+		t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		return []Event{
+			{T: t0, Kind: evConnect, Client: "r1", Conn: 1, Node: 0},
+			{T: t0.Add(time.Second), Kind: evSend, Client: "s1", To: "r1", ID: "m:s1:1", Node: 0},
+			{T: t0.Add(time.Second + time.Millisecond), Kind: evAck, Client: "s1", ID: "m:s1:1", MsgID: "x1", Status: status, Node: 0},
+			{T: t0.Add(2 * time.Second), Kind: evFaultStart, Code: fKill, Node: 0, Detail: "kill 0"},
+			{T: t0.Add(4 * time.Second), Kind: evFaultEnd, Code: fKill, Node: 0, Detail: "kill 0"},
+		}
+	}
+	r := Check(build("pushed"), "single", 1, time.Minute)
+	if r.Failed() || rules(r.Documented) != "lost:m:s1:1" || r.Lost != 1 {
+		t.Fatalf("pushed then killed: failures %q, documented %q, lost %d; want documented, counted lost", rules(r.Failures), rules(r.Documented), r.Lost)
+	}
+	if r := Check(build("stored"), "single", 1, time.Minute); rules(r.Failures) != "lost:m:s1:1" {
+		t.Fatalf("stored then killed: failures %q; want a failure", rules(r.Failures))
+	}
+}
