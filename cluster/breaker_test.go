@@ -17,7 +17,7 @@ import (
 // held up a round trip per message); once Redis answers, routing resumes.
 func TestRoutingPausesWhileRedisHangs(t *testing.T) {
 	rdb, proxy, prefix := servicetest.RedisThroughProxy(t)
-	b := New(rdb, prefix, "n1", zerolog.Nop())
+	b := New(rdb, prefix, "n1", zerolog.Nop(), Options{})
 
 	ctx := context.Background()
 	if _, err := b.Locate(ctx, []string{"alice"}); err != nil {
@@ -38,8 +38,8 @@ func TestRoutingPausesWhileRedisHangs(t *testing.T) {
 		if !errors.Is(err, ErrUnavailable) {
 			t.Fatalf("locate %d while paused: %v; want ErrUnavailable", i, err)
 		}
-		if ok, err := b.Send(ctx, "n2", Envelope{Kind: "msg"}); ok || !errors.Is(err, ErrUnavailable) {
-			t.Fatalf("send while paused: %v, %v; want ErrUnavailable", ok, err)
+		if err := b.Send(ctx, "n2", Envelope{Kind: "msg"}, func([]Outcome) { t.Error("outcome of a send that failed") }); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("send while paused: %v; want ErrUnavailable", err)
 		}
 	}
 	if d := time.Since(start); d > time.Second {

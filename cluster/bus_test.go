@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"reflect"
 	"sort"
 	"testing"
@@ -14,10 +15,12 @@ import (
 	"chatserver/presence"
 )
 
-// node is one bus running against the real Redis, with what it received.
+// node is one bus running against the real Redis, with what it received. Its
+// handler answers every copy with answer (Pushed unless the test says).
 type node struct {
-	bus *Bus
-	got chan Envelope
+	bus    *Bus
+	got    chan Envelope
+	answer Outcome
 }
 
 // startNodes runs a bus per name, each with a Redis client of its own, all
@@ -27,48 +30,41 @@ func startNodes(t *testing.T, names ...string) (map[string]*node, *redis.Client,
 	admin, prefix := servicetest.Redis(t)
 	nodes := map[string]*node{}
 	for _, name := range names {
-		rdb := redis.NewClient(&redis.Options{Addr: servicetest.RedisAddr(t)})
-		n := &node{bus: New(rdb, prefix, name, zerolog.New(zerolog.NewTestWriter(t))), got: make(chan Envelope, 100)}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			n.bus.Run(ctx, func(e Envelope) { n.got <- e })
-		}()
-		t.Cleanup(func() {
-			cancel()
-			<-done
-			_ = rdb.Close()
-		})
-		nodes[name] = n
+		nodes[name] = runNode(t, prefix, name, Options{})
 	}
-	// Run subscribes in the background: a node is ready once a send to it is
-	// received (the probes are drained below).
-	for name, n := range nodes {
-		probe := Envelope{Kind: "msg", From: "probe", Content: "ready?"}
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			ok, err := nodes[names[0]].bus.Send(context.Background(), name, probe)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ok {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("node %s did not subscribe within 5 s", name)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		if name != names[0] { // a node does not hear itself
-			if e := n.next(t); e.From != "probe" {
-				t.Fatalf("node %s: first envelope %+v; want the probe", name, e)
-			}
-		}
-	}
-	// Subscribed to its inbox means subscribed to the site-wide channel too
-	// (one SUBSCRIBE for both).
+	// Inboxes are streams (made by Open); announcements are pub/sub: wait
+	// until every node listens.
+	servicetest.Eventually(t, 5*time.Second, "every node subscribed to announcements", func() bool {
+		got, _ := admin.PubSubNumSub(context.Background(), prefix+"all").Result()
+		return got[prefix+"all"] == int64(len(names))
+	})
 	return nodes, admin, prefix
+}
+
+func runNode(t *testing.T, prefix, name string, opts Options) *node {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: servicetest.RedisAddr(t)})
+	n := &node{bus: New(rdb, prefix, name, zerolog.New(zerolog.NewTestWriter(t)), opts), got: make(chan Envelope, 100), answer: Pushed}
+	if err := n.bus.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n.bus.Run(ctx, func(e Envelope, r *Reply) {
+			n.got <- e
+			for i := range e.To {
+				r.Report(i, n.answer)
+			}
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		_ = rdb.Close()
+	})
+	return n
 }
 
 func (n *node) next(t *testing.T) Envelope {
@@ -82,31 +78,103 @@ func (n *node) next(t *testing.T) Envelope {
 	}
 }
 
-// TestSendReachesThatNodeOnly: an envelope sent to a node's inbox reaches that
-// node's handler, whole and stamped with its origin, and no other node; a
-// send to a node nobody listens for reports it was not received.
-func TestSendReachesThatNodeOnly(t *testing.T) {
-	nodes, _, _ := startNodes(t, "n1", "n2", "n3")
-	ctx := context.Background()
-	sent := Envelope{Kind: "msg", From: "alice", To: []string{"bob", "bea"}, Content: "hi", ID: "m1", AddTime: 42, Store: true}
-	ok, err := nodes["n1"].bus.Send(ctx, "n2", sent)
-	if err != nil || !ok {
-		t.Fatalf("send to n2 = %v, %v; want received", ok, err)
-	}
-	want := sent
-	want.Origin = "n1"
-	if got := nodes["n2"].next(t); !reflect.DeepEqual(got, want) {
-		t.Fatalf("n2 got %+v; want %+v", got, want)
-	}
-	// A marker sent after it reaches n3 first: n3 never saw the envelope for n2.
-	if _, err := nodes["n1"].bus.Send(ctx, "n3", Envelope{Kind: "msg", From: "marker"}); err != nil {
+// send sends env from n to node and returns the outcomes, once they come.
+func (n *node) send(t *testing.T, to string, env Envelope) <-chan []Outcome {
+	t.Helper()
+	ch := make(chan []Outcome, 1)
+	if err := n.bus.Send(context.Background(), to, env, func(o []Outcome) { ch <- o }); err != nil {
 		t.Fatal(err)
 	}
+	return ch
+}
+
+func outcomes(t *testing.T, ch <-chan []Outcome, within time.Duration) []Outcome {
+	t.Helper()
+	select {
+	case o := <-ch:
+		return o
+	case <-time.After(within):
+		t.Fatalf("no outcome within %v", within)
+		return nil
+	}
+}
+
+// TestSendReachesThatNodeOnly: an envelope sent to a node's inbox reaches that
+// node's handler, whole and stamped with its origin, and no other node; the
+// sender hears what became of each copy.
+func TestSendReachesThatNodeOnly(t *testing.T) {
+	nodes, _, _ := startNodes(t, "n1", "n2", "n3")
+	sent := Envelope{Kind: "msg", From: "alice", To: []string{"bob", "bea"}, Content: "hi", ID: "m1", AddTime: 42, Store: true}
+	nodes["n2"].answer = Stored
+	res := nodes["n1"].send(t, "n2", sent)
+	got := nodes["n2"].next(t)
+	want := sent
+	want.Origin, want.Seq, want.Sent = "n1", got.Seq, got.Sent
+	if !reflect.DeepEqual(got, want) || got.Seq == 0 || got.Sent == 0 {
+		t.Fatalf("n2 got %+v; want %+v with a seq and a time", got, want)
+	}
+	if o := outcomes(t, res, 5*time.Second); !reflect.DeepEqual(o, []Outcome{Stored, Stored}) {
+		t.Fatalf("n1 heard %q; want both stored", o)
+	}
+	// A marker sent after it reaches n3 first: n3 never saw the envelope for n2.
+	nodes["n1"].send(t, "n3", Envelope{Kind: "msg", From: "marker", To: []string{"x"}})
 	if got := nodes["n3"].next(t); got.From != "marker" {
 		t.Fatalf("n3 got %+v first; want the marker (the envelope was for n2)", got)
 	}
-	if ok, err := nodes["n1"].bus.Send(ctx, "n9", sent); err != nil || ok {
-		t.Fatalf("send to a node nobody runs = %v, %v; want not received, no error", ok, err)
+}
+
+// TestUnansweredEnvelopeIsTakenBack: an envelope to a node that does not read
+// its inbox (frozen or dead) is answered NotTaken after the confirmation
+// timeout, its entry is gone from the inbox, so the node, reading later,
+// never delivers it; and the node is skipped by Locate for a while.
+func TestUnansweredEnvelopeIsTakenBack(t *testing.T) {
+	admin, prefix := servicetest.Redis(t)
+	n1 := runNode(t, prefix, "n1", Options{ConfirmTimeout: 300 * time.Millisecond})
+	frozen := New(admin, prefix, "n2", zerolog.Nop(), Options{})
+	if err := frozen.Open(context.Background()); err != nil { // its inbox exists, nobody reads it
+		t.Fatal(err)
+	}
+	start := time.Now()
+	res := n1.send(t, "n2", Envelope{Kind: "msg", From: "alice", To: []string{"bob", "bea"}, Content: "hi", Store: true})
+	if o := outcomes(t, res, 5*time.Second); !reflect.DeepEqual(o, []Outcome{NotTaken, NotTaken}) {
+		t.Fatalf("outcome %q; want not taken for both", o)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Fatalf("answered after %v, before the confirmation timeout", d)
+	}
+	if n, err := admin.XLen(context.Background(), prefix+"inbox:{n2}").Result(); err != nil || n != 0 {
+		t.Fatalf("n2's inbox holds %d entries (%v); want the envelope taken back", n, err)
+	}
+	// n2 wakes up and reads: nothing for it.
+	n2 := runNode(t, prefix, "n2", Options{})
+	n1.send(t, "n2", Envelope{Kind: "msg", From: "marker", To: []string{"x"}})
+	if got := n2.next(t); got.From != "marker" {
+		t.Fatalf("n2 got %+v first; want the marker (the first envelope was taken back)", got)
+	}
+}
+
+// TestLateEnvelopeLeftToItsSender: an envelope read after its sender's
+// timeout (the reader was frozen) is not delivered while its sender is alive
+// (the sender stores it), and is delivered when its sender is dead (nobody
+// else would).
+func TestLateEnvelopeLeftToItsSender(t *testing.T) {
+	admin, prefix := servicetest.Redis(t)
+	ctx := context.Background()
+	n2 := runNode(t, prefix, "n2", Options{ConfirmTimeout: time.Second})
+	old := time.Now().Add(-10 * time.Second).UnixMilli()
+	add := func(env Envelope) {
+		payload, _ := json.Marshal(env)
+		if err := admin.XAdd(ctx, &redis.XAddArgs{Stream: prefix + "inbox:{n2}", Values: []any{"e", payload}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := admin.Set(ctx, prefix+"alive:n1", "1", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	add(Envelope{Kind: "msg", Origin: "n1", Seq: 1, Sent: old, From: "from-live-sender", To: []string{"bob"}})
+	add(Envelope{Kind: "msg", Origin: "n9", Seq: 1, Sent: old, From: "from-dead-sender", To: []string{"bob"}})
+	if got := n2.next(t); got.From != "from-dead-sender" {
+		t.Fatalf("n2 delivered %+v; want only the envelope whose sender is dead", got)
 	}
 }
 
@@ -123,9 +191,9 @@ func TestBroadcastReachesEveryOtherNode(t *testing.T) {
 			t.Fatalf("%s got %+v; want the broadcast from n1", name, got)
 		}
 	}
-	// n2 answers n1 after it saw the broadcast: if n1 heard its own broadcast,
-	// it would come before the answer.
-	if _, err := nodes["n2"].bus.Send(ctx, "n1", Envelope{Kind: "msg", From: "marker"}); err != nil {
+	// n1 broadcasts again after n2 and n3 saw the first: if n1 heard its own
+	// broadcasts, it would have the first one queued before this marker.
+	if err := nodes["n2"].bus.Broadcast(ctx, Envelope{Kind: "all", From: "marker"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := nodes["n1"].next(t); got.From != "marker" {
@@ -165,7 +233,7 @@ func TestLocateLiveNodesOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	b := New(admin, prefix, "n1", zerolog.New(zerolog.NewTestWriter(t)))
+	b := New(admin, prefix, "n1", zerolog.New(zerolog.NewTestWriter(t)), Options{})
 	got, err := b.Locate(ctx, []string{"alice", "bob", "carol", "dan"})
 	if err != nil {
 		t.Fatal(err)

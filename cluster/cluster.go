@@ -1,8 +1,20 @@
-// Package cluster carries messages between nodes through Redis: each node
-// subscribes to its own inbox channel and to the site-wide channel, and a node
-// sending to an account connected elsewhere publishes once per target node. No
-// home-made cluster protocol: the account map (presence) says where accounts
-// are, the liveness keys say which nodes are up, pub/sub carries the frames.
+// Package cluster carries messages between nodes through Redis.
+//
+// Messages for accounts connected on another node go into that node's inbox,
+// a Redis Stream read through a consumer group; the receiving node hands each
+// copy to its connections (or stores it) and sends the outcome of every copy
+// back into the sending node's inbox: pushed, or stored once committed. A
+// sender's ack waits for that outcome. When it does not come within the
+// confirmation timeout (the receiving node is frozen, dead, or cut off), the
+// sending node takes the entry back from the stream and stores the message
+// itself; the receiving node skips entries it reads after that time. Nothing is
+// acknowledged on a guess, and a message is never dropped on doubt: at worst it
+// is stored as well as pushed, with the same id, which receivers drop.
+//
+// Site-wide announcements go through pub/sub (every node delivers them to its
+// own connections; a node that misses one has no connection that could miss
+// it later). The account map (presence) says where accounts are and the
+// liveness keys which nodes are up. No home-made cluster protocol.
 package cluster
 
 import (
@@ -11,6 +23,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -19,28 +32,41 @@ import (
 
 // Envelope is one message between nodes.
 type Envelope struct {
-	Kind    string   `json:"k"`           // "msg", "group" or "all"
+	Kind    string   `json:"k"`           // "msg", "group", "all" or "outcome"
 	Origin  string   `json:"o"`           // the sending node
-	From    string   `json:"f"`           // sender account
+	From    string   `json:"f,omitempty"` // sender account
 	To      []string `json:"t,omitempty"` // recipient accounts on the target node
 	Group   string   `json:"g,omitempty"`
-	Content string   `json:"c"`
+	Content string   `json:"c,omitempty"`
 	ID      string   `json:"i,omitempty"`
 	AddTime int64    `json:"a,omitempty"`
 	// Store: if the target node no longer has a connection for a recipient, it
 	// stores the message offline (exactly one node is given this duty).
 	Store bool `json:"s,omitempty"`
+	// Seq numbers the envelopes a node sends (unique across its restarts); an
+	// outcome carries the Seq it answers.
+	Seq uint64 `json:"q,omitempty"`
+	// Sent is the sending node's clock (unix ms) when it sent the envelope.
+	Sent int64 `json:"n,omitempty"`
+	// Results, in an outcome, has one Outcome per account of To.
+	Results string `json:"r,omitempty"`
 }
 
 // Bus publishes to and receives from other nodes.
 type Bus struct {
-	rdb    redis.UniversalClient
-	prefix string
-	node   string
-	log    zerolog.Logger
+	rdb     redis.UniversalClient
+	prefix  string
+	node    string
+	log     zerolog.Logger
+	confirm time.Duration // see Options.ConfirmTimeout
 
-	mu    sync.Mutex
-	alive map[string]aliveEntry // node -> liveness, cached briefly
+	mu      sync.Mutex
+	alive   map[string]aliveEntry // node -> liveness, cached briefly
+	waits   map[uint64]*wait      // envelopes sent, by Seq, awaiting their outcome
+	suspect map[string]time.Time  // node -> until when it is skipped (it did not answer)
+
+	seq     atomic.Uint64
+	replies outbox // outcomes to send back, in pipelines
 
 	brk breaker // see breaker.go
 }
@@ -53,19 +79,70 @@ type aliveEntry struct {
 // aliveCache is how long a node's liveness answer is reused.
 const aliveCache = time.Second
 
-// New makes a bus for node.
-func New(rdb redis.UniversalClient, prefix, node string, log zerolog.Logger) *Bus {
-	return &Bus{rdb: rdb, prefix: prefix, node: node, log: log, alive: make(map[string]aliveEntry)}
+// Options are the bus's settings.
+type Options struct {
+	// ConfirmTimeout is how long a sending node waits for the outcome of an
+	// envelope before it takes the envelope back and stores the message
+	// itself. Default DefaultConfirmTimeout.
+	ConfirmTimeout time.Duration
 }
 
-func (b *Bus) inbox(node string) string { return b.prefix + "inbox:" + node }
+// DefaultConfirmTimeout is Options.ConfirmTimeout's default: above a busy
+// node's usual latency, well below a client's patience for an ack.
+const DefaultConfirmTimeout = 2 * time.Second
+
+// New makes a bus for node.
+func New(rdb redis.UniversalClient, prefix, node string, log zerolog.Logger, opts Options) *Bus {
+	if opts.ConfirmTimeout <= 0 {
+		opts.ConfirmTimeout = DefaultConfirmTimeout
+	}
+	b := &Bus{
+		rdb: rdb, prefix: prefix, node: node, log: log, confirm: opts.ConfirmTimeout,
+		alive: make(map[string]aliveEntry), waits: make(map[uint64]*wait), suspect: make(map[string]time.Time),
+	}
+	// Unique across restarts of this node: outcomes meant for an earlier run
+	// find no wait.
+	b.seq.Store(uint64(time.Now().UnixNano()))
+	b.replies.init()
+	return b
+}
+
+func (b *Bus) inbox(node string) string { return b.prefix + "inbox:{" + node + "}" }
 func (b *Bus) allChannel() string       { return b.prefix + "all" }
 
-// Run subscribes and calls handle for every envelope from another node, one at
-// a time and in the order received (which keeps each sender's order), until
-// ctx ends. It resubscribes after Redis comes back.
-func (b *Bus) Run(ctx context.Context, handle func(Envelope)) {
-	sub := b.rdb.Subscribe(ctx, b.inbox(b.node), b.allChannel())
+// Run receives until ctx ends: envelopes from other nodes' are handed to
+// handle, one at a time and in the order received (which keeps each sender's
+// order). reply is nil for announcements; for a message it collects the
+// outcome of each recipient's copy and sends it back to the sending node.
+// Run also sends the outcomes of this node's own copies and times out the
+// envelopes it sent that were not answered.
+func (b *Bus) Run(ctx context.Context, handle func(env Envelope, reply *Reply)) {
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); b.runAnnouncements(ctx, handle) }()
+	go func() { defer wg.Done(); b.runReplies(ctx) }()
+	go func() { defer wg.Done(); b.runTimeouts(ctx) }()
+	b.runInbox(ctx, handle)
+	wg.Wait()
+	b.settleAll()
+}
+
+// settleAll answers, as not taken, every envelope still waiting when the bus
+// stops: their messages are stored here (a copy the other node did push is
+// then also stored, with the same id, which receivers drop).
+func (b *Bus) settleAll() {
+	b.mu.Lock()
+	waits := b.waits
+	b.waits = make(map[uint64]*wait)
+	b.mu.Unlock()
+	for _, w := range waits {
+		w.done(make([]Outcome, w.n))
+	}
+}
+
+// runAnnouncements delivers site-wide announcements from other nodes.
+func (b *Bus) runAnnouncements(ctx context.Context, handle func(Envelope, *Reply)) {
+	sub := b.rdb.Subscribe(ctx, b.allChannel())
 	defer sub.Close()
 	ch := sub.Channel(redis.WithChannelHealthCheckInterval(5 * time.Second))
 	for {
@@ -78,33 +155,15 @@ func (b *Bus) Run(ctx context.Context, handle func(Envelope)) {
 			}
 			var env Envelope
 			if err := json.Unmarshal([]byte(m.Payload), &env); err != nil {
-				b.log.Error().Err(err).Str("channel", m.Channel).Msg("undecodable message from another node")
+				b.log.Error().Err(err).Str("channel", m.Channel).Msg("undecodable announcement from another node")
 				continue
 			}
 			if env.Origin == b.node {
 				continue // our own broadcast
 			}
-			handle(env)
+			handle(env, nil)
 		}
 	}
-}
-
-// Send publishes env to node's inbox; it reports whether the node received it.
-func (b *Bus) Send(ctx context.Context, node string, env Envelope) (bool, error) {
-	if err := b.check(); err != nil {
-		return false, err
-	}
-	env.Origin = b.node
-	payload, err := json.Marshal(env)
-	if err != nil {
-		return false, fmt.Errorf("cluster: encode: %w", err)
-	}
-	n, err := b.rdb.Publish(ctx, b.inbox(node), payload).Result()
-	if err != nil {
-		b.failed(err)
-		return false, fmt.Errorf("cluster: publish to %s: %w", node, err)
-	}
-	return n > 0, nil
 }
 
 // Broadcast publishes env to every node (each delivers it to its connections).
@@ -126,7 +185,8 @@ func (b *Bus) Broadcast(ctx context.Context, env Envelope) error {
 
 // Locate returns, for each account, the other live nodes it has a connection
 // on, in one pipeline. Entries of nodes whose liveness key has expired are
-// ignored and removed.
+// ignored and removed; a node that just failed to answer an envelope is
+// skipped for a while (see markSuspect).
 func (b *Bus) Locate(ctx context.Context, accounts []string) (map[string][]string, error) {
 	if err := b.check(); err != nil {
 		return nil, err
@@ -157,6 +217,9 @@ func (b *Bus) Locate(ctx context.Context, accounts []string) (map[string][]strin
 				stale = append(stale, struct{ key, field string }{b.prefix + "acct:" + a, f})
 				continue
 			}
+			if b.isSuspect(node) {
+				continue
+			}
 			seen[node] = true
 			out[a] = append(out[a], node)
 		}
@@ -171,6 +234,14 @@ func (b *Bus) Locate(ctx context.Context, accounts []string) (map[string][]strin
 		}
 	}
 	return out, nil
+}
+
+// Alive reports whether node's liveness key is there (cached for a second).
+func (b *Bus) Alive(ctx context.Context, node string) (bool, error) {
+	if node == b.node {
+		return true, nil
+	}
+	return b.isAlive(ctx, node)
 }
 
 func (b *Bus) isAlive(ctx context.Context, node string) (bool, error) {

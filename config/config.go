@@ -12,6 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"chatserver/cluster"
 	"chatserver/groups"
 	"chatserver/handlers"
 	"chatserver/offline"
@@ -52,9 +53,13 @@ type TLS struct {
 // Cluster runs several nodes behind one address, sharing Redis and MySQL.
 type Cluster struct {
 	// Enabled routes messages to accounts connected on other nodes through Redis
-	// pub/sub (needs redis.addr). Off: this node alone; an account not connected
+	// Streams (needs redis.addr). Off: this node alone; an account not connected
 	// here gets its messages stored offline.
 	Enabled bool `yaml:"enabled"`
+	// ConfirmTimeout is how long a node waits for another node to say what
+	// became of a message it sent there (pushed or stored) before it stores
+	// the message itself.
+	ConfirmTimeout time.Duration `yaml:"confirm_timeout"`
 }
 
 // API is the HTTP side API for the PHP application.
@@ -211,8 +216,9 @@ func Default() Config {
 			MaxContentBytes: 16 << 10, MaxGroupSize: 10_000, MaxUnacked: handlers.DefaultMaxUnacked,
 			AckMemory: handlers.DefaultAckMemory,
 		},
-		Groups: Groups{Table: "app_group_member", CacheTTL: 60 * time.Second, CacheEntries: groups.DefaultCacheEntries},
-		TLS:    TLS{MinVersion: "1.2"},
+		Groups:  Groups{Table: "app_group_member", CacheTTL: 60 * time.Second, CacheEntries: groups.DefaultCacheEntries},
+		TLS:     TLS{MinVersion: "1.2"},
+		Cluster: Cluster{ConfirmTimeout: cluster.DefaultConfirmTimeout},
 	}
 }
 
@@ -284,6 +290,7 @@ func (c Config) Validate() error {
 	check(c.Groups.CacheTTL > 0, "groups.cache_ttl must be positive")
 	check(c.Groups.CacheEntries > 0, "groups.cache_entries must be positive")
 	check(!c.Cluster.Enabled || c.Redis.Addr != "", "cluster.enabled needs redis.addr: the nodes meet in Redis")
+	check(c.Cluster.ConfirmTimeout > 0, "cluster.confirm_timeout must be positive")
 	check(!c.Cluster.Enabled || c.MySQL.DSN != "", "cluster.enabled needs mysql.dsn: the nodes share the offline pool")
 	check(c.TLS.MinVersion == "1.2" || c.TLS.MinVersion == "1.3", "tls.min_version %q: want 1.2 or 1.3", c.TLS.MinVersion)
 	check((c.TLS.Addr == "" && !c.TLS.API) || (c.TLS.CertFile != "" && c.TLS.KeyFile != ""),

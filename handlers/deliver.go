@@ -102,7 +102,10 @@ func (h *Handler) fanout(from, content, group, id string, accounts []string, now
 			}
 		}
 	}
-	reached := map[string]bool{}
+	// Every copy sent to another node reports to the sender's ack when that
+	// node answers: pushed there, or stored (committed) there; without an
+	// answer in time, or if the envelope cannot be sent, it is stored here.
+	sent := map[string]bool{}
 	for _, n := range order {
 		p := byNode[n]
 		for _, part := range []struct {
@@ -112,24 +115,46 @@ func (h *Handler) fanout(from, content, group, id string, accounts []string, now
 			if len(part.to) == 0 {
 				continue
 			}
-			env := cluster.Envelope{Kind: envKind(group), From: from, To: part.to, Group: group, Content: content, ID: id, AddTime: now, Store: part.store}
-			ok, err := h.remote.Send(ctx, n, env)
-			if err != nil || !ok {
-				continue
+			copies := make([]*message, len(part.to))
+			for i, a := range part.to {
+				copies[i] = &message{h: h, m: offline.Message{To: a, From: from, Content: content, Group: group, ID: id, AddTime: now}, sa: sa, accepted: true}
+				sa.add()
+				sent[a] = true
+				res.Pushed++ // counted as delivered by the node that has the connection
 			}
-			for _, a := range part.to {
-				reached[a] = true
+			settle := func(out []cluster.Outcome) {
+				for i, o := range out {
+					h.settleRemote(copies[i], o)
+				}
+			}
+			env := cluster.Envelope{Kind: envKind(group), From: from, To: part.to, Group: group, Content: content, ID: id, AddTime: now, Store: part.store}
+			if err := h.remote.Send(ctx, n, env, settle); err != nil {
+				settle(make([]cluster.Outcome, len(part.to)))
 			}
 		}
 	}
 	for _, a := range remoteOnly {
-		if reached[a] {
-			res.Pushed++
-			continue
+		if !sent[a] {
+			deliver(a) // not connected anywhere we could reach: stored here
 		}
-		deliver(a) // not connected anywhere we could reach: stored here
 	}
 	return res, firstErr
+}
+
+// settleRemote reports what another node did with a copy, or stores the copy
+// here when that node did not take it.
+func (h *Handler) settleRemote(it *message, o cluster.Outcome) {
+	switch o {
+	case cluster.Pushed, cluster.Gone:
+		it.report(false, 0)
+	case cluster.Stored:
+		it.report(true, 0) // committed there
+	default:
+		if err := it.Store(); err != nil {
+			h.log.Error().Err(err).Str("to", it.m.To).Str("id", it.m.ID).Msg("message another node did not take could not be stored here")
+			it.fail()
+		}
+	}
 }
 
 func envKind(group string) string {
@@ -141,24 +166,54 @@ func envKind(group string) string {
 
 // Receive handles a message from another node: an announcement for every
 // connection here, or a message for the listed accounts' connections here.
-func (h *Handler) Receive(env cluster.Envelope) {
+// reply, when the sending node waits for the outcome, hears each copy's:
+// pushed once written to a connection, stored once committed.
+func (h *Handler) Receive(env cluster.Envelope, reply *cluster.Reply) {
 	if env.Kind == "all" {
 		n := h.table.Broadcast(hub.TextFrame(announcePayload(env.From, env.Content)))
 		h.metrics.FramesOut("all", n)
 		return
 	}
 	frame := hub.TextFrame(messagePayload(env.From, env.Content, env.Group, env.ID))
-	for _, a := range env.To {
-		// accepted: the sending node counted it as delivered.
-		var it hub.Item = &message{h: h, m: offline.Message{To: a, From: env.From, Content: env.Content, Group: env.Group, ID: env.ID, AddTime: env.AddTime}, accepted: true}
+	for i, a := range env.To {
 		if !env.Store {
-			it = &noStore{id: env.ID}
-		}
-		d, err := h.table.Deliver(a, env.From, frame, it)
-		if err != nil {
-			h.log.Error().Err(err).Str("account", a).Str("origin", env.Origin).Msg("message from another node could not be stored")
+			// Another copy has the storing duty: this one is only for the
+			// connections here.
+			d, err := h.table.Deliver(a, env.From, frame, &noStore{id: env.ID})
+			if err == nil && (d.Pushed > 0 || d.Held) {
+				h.metrics.FramesOut(env.Kind, d.Pushed)
+				reply.Report(i, cluster.Pushed)
+			} else {
+				reply.Report(i, cluster.Gone)
+			}
 			continue
 		}
-		h.metrics.FramesOut(env.Kind, d.Pushed)
+		var sa *senderAck
+		if reply != nil {
+			sa = &senderAck{h: h, notify: func(status string) {
+				switch status {
+				case "pushed":
+					reply.Report(i, cluster.Pushed)
+				case "stored":
+					reply.Report(i, cluster.Stored)
+				default: // queued, not committed in time: the sender stores it too (once per id)
+					reply.Report(i, cluster.NotTaken)
+				}
+			}}
+		}
+		// accepted: the sending node counts on this node to take it.
+		it := &message{h: h, m: offline.Message{To: a, From: env.From, Content: env.Content, Group: env.Group, ID: env.ID, AddTime: env.AddTime}, sa: sa, accepted: true}
+		sa.add()
+		d, err := h.table.Deliver(a, env.From, frame, it)
+		switch {
+		case err != nil:
+			h.log.Error().Err(err).Str("account", a).Str("origin", env.Origin).Msg("message from another node could not be stored here; its node stores it")
+			it.fail()
+		case d.Stored && d.Pushed == 0, d.Held: // reported when committed or written
+		default:
+			h.metrics.FramesOut(env.Kind, d.Pushed)
+			it.report(false, 0)
+		}
+		sa.seal()
 	}
 }

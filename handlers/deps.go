@@ -62,6 +62,9 @@ type Verifier interface {
 // nil: one node, every account is here or offline.
 type Remote interface {
 	Locate(ctx context.Context, accounts []string) (map[string][]string, error)
-	Send(ctx context.Context, node string, env cluster.Envelope) (bool, error)
+	// Send queues env for node; done hears each recipient's outcome there
+	// (or NotTaken after the confirmation timeout). On an error done is not
+	// called.
+	Send(ctx context.Context, node string, env cluster.Envelope, done func([]cluster.Outcome)) error
 	Broadcast(ctx context.Context, env cluster.Envelope) error
 }

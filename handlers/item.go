@@ -53,6 +53,14 @@ func (it *message) Requeue() error {
 // written to it.
 func (it *message) Released() { it.report(false, 0) }
 
+// fail: the copy could be neither delivered nor stored; the sender is told
+// to send again.
+func (it *message) fail() {
+	if it.sa != nil && it.reported.CompareAndSwap(false, true) {
+		it.sa.failed()
+	}
+}
+
 func (it *message) report(stored bool, ticket uint64) {
 	if it.sa != nil && it.reported.CompareAndSwap(false, true) {
 		it.sa.outcome(stored, ticket)

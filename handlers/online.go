@@ -33,6 +33,16 @@ func (h *Handler) Online(ctx context.Context, account string) (bool, error) {
 	if h.table.Online(account) {
 		return true, nil
 	}
+	if h.remote != nil {
+		// Only live nodes count: the entries of a node that died stay in the
+		// map until its liveness key expires.
+		where, err := h.remote.Locate(ctx, []string{account})
+		if err != nil {
+			h.log.Warn().Err(err).Str("account", account).Msg("online: account map unreachable; answering from this node")
+			return false, nil
+		}
+		return len(where[account]) > 0, nil
+	}
 	entries, err := h.presence.Lookup(ctx, account)
 	if err != nil {
 		// The shared map is unreachable: answer from this node, which is all

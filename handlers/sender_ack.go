@@ -51,6 +51,7 @@ type senderAck struct {
 	sealed  bool // the fan-out is over: no copy will be added
 	done    bool // answered or cancelled
 	stored  bool
+	failure bool   // a copy could be neither delivered nor stored
 	ticket  uint64 // the last stored copy's, for the writer's notice
 
 	// notify, for the side API, takes the answer instead of a connection:
@@ -130,6 +131,18 @@ func (a *senderAck) outcome(stored bool, ticket uint64) {
 	}
 }
 
+// failed records a copy that could be neither delivered nor stored.
+func (a *senderAck) failed() {
+	a.mu.Lock()
+	a.pending--
+	a.failure = true
+	ready := a.readyLocked()
+	a.mu.Unlock()
+	if ready {
+		a.answer()
+	}
+}
+
 // seal says the fan-out is over; the ack goes once the copies are settled.
 func (a *senderAck) seal() {
 	if a == nil {
@@ -163,6 +176,9 @@ func (a *senderAck) cancel() {
 func (h *Handler) waitAPIAck(ch <-chan string) (stored bool, err error) {
 	select {
 	case status := <-ch:
+		if status == statusFailed {
+			return false, newError(CodeUnavailable, "the message could be neither delivered nor stored; send it again")
+		}
 		if status != "" {
 			return status == "stored", nil
 		}
@@ -180,6 +196,10 @@ func (a *senderAck) readyLocked() bool {
 }
 
 func (a *senderAck) answer() {
+	if a.failure {
+		a.finish(statusFailed)
+		return
+	}
 	if !a.stored {
 		a.finish("pushed")
 		return
@@ -193,6 +213,10 @@ func (a *senderAck) answer() {
 	})
 }
 
+// statusFailed is finish's answer for a message a copy of which could be
+// neither delivered nor stored.
+const statusFailed = "failed"
+
 // finish delivers the answer: "pushed", "stored", or "" when the commit did
 // not come in time. The side API takes it on its channel; a connection gets
 // the ack frame, or an unavailable error carrying the cid.
@@ -200,6 +224,11 @@ func (a *senderAck) finish(status string) {
 	switch {
 	case a.notify != nil:
 		a.notify(status)
+	case status == statusFailed:
+		a.h.senderAckDone(a)
+		a.h.metrics.Error(CodeUnavailable)
+		a.h.reply(a.conn(), errorPayload(newError(CodeUnavailable,
+			"the message could be neither delivered nor stored; send it again"), a.cid))
 	case status != "":
 		a.h.sentCIDs.remember(a.from, a.cid, status)
 		a.h.senderAckDone(a)

@@ -92,8 +92,8 @@ func (r *Redis) aliveKey() string                 { return r.prefix + "alive:" +
 // gone means Redis lost its data (a restart without persistence, a flush, a
 // failover): the node's entries are rebuilt from its live connections.
 const (
-	aliveEvery = 5 * time.Second
-	aliveTTL   = 15 * time.Second
+	aliveEvery = 2 * time.Second
+	aliveTTL   = 6 * time.Second
 )
 
 // Register queues the entry for a newly bound connection.

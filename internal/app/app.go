@@ -143,7 +143,8 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, assets As
 	}
 	var bus *cluster.Bus
 	if cfg.Cluster.Enabled {
-		bus = cluster.New(a.rdb, cfg.Redis.KeyPrefix, node, log.With().Str("component", "cluster").Logger())
+		bus = cluster.New(a.rdb, cfg.Redis.KeyPrefix, node, log.With().Str("component", "cluster").Logger(),
+			cluster.Options{ConfirmTimeout: cfg.Cluster.ConfirmTimeout})
 		deps.Remote = bus
 	}
 	a.handler = handlers.New(hcfg, deps)
@@ -151,7 +152,20 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, assets As
 	if bus != nil {
 		bctx, cancel := context.WithCancel(context.Background())
 		a.stopBus = cancel
-		go bus.Run(bctx, h.Receive)
+		octx, ocancel := context.WithTimeout(bctx, 5*time.Second)
+		if err := bus.Open(octx); err != nil {
+			log.Warn().Err(err).Msg("Redis unreachable at start: this node's inbox is made once Redis answers")
+		}
+		ocancel()
+		done := make(chan struct{})
+		go func() { defer close(done); bus.Run(bctx, h.Receive) }()
+		a.stopBus = func() {
+			cancel()
+			select { // Run settles what it sent; a hung Redis call must not hold the shutdown
+			case <-done:
+			case <-time.After(3 * time.Second):
+			}
+		}
 	}
 
 	scfg, err := a.tlsConfig()

@@ -1,0 +1,121 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Reply collects the outcomes of one received envelope's copies and sends
+// them back to the sending node once every copy has one.
+type Reply struct {
+	b      *Bus
+	origin string
+	seq    uint64
+	res    []byte
+	left   atomic.Int32
+	mu     sync.Mutex
+}
+
+// Report records the outcome of the copy for env.To[i]; the last one sends the
+// answer. Each i is reported once.
+func (r *Reply) Report(i int, o Outcome) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	if i >= 0 && i < len(r.res) {
+		r.res[i] = byte(o)
+	}
+	r.mu.Unlock()
+	if r.left.Add(-1) != 0 {
+		return
+	}
+	r.mu.Lock()
+	env := Envelope{Kind: "outcome", Origin: r.b.node, Seq: r.seq, Results: string(r.res)}
+	r.mu.Unlock()
+	r.b.replies.add(r.origin, env)
+}
+
+// outbox queues outcomes for runReplies, which sends them in pipelines.
+type outbox struct {
+	mu   sync.Mutex
+	q    []outgoing
+	wake chan struct{}
+}
+
+type outgoing struct {
+	to  string
+	env Envelope
+}
+
+func (o *outbox) init() { o.wake = make(chan struct{}, 1) }
+
+func (o *outbox) add(to string, env Envelope) {
+	o.mu.Lock()
+	o.q = append(o.q, outgoing{to, env})
+	o.mu.Unlock()
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (o *outbox) take(n int) []outgoing {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	k := min(n, len(o.q))
+	out := o.q[:k:k]
+	o.q = o.q[k:]
+	if len(o.q) == 0 {
+		o.q = nil
+	}
+	return out
+}
+
+// runReplies sends queued outcomes until ctx ends. One that cannot be sent is
+// dropped after a few tries: its sender times out and stores the message,
+// which the offline table keeps once per id.
+func (b *Bus) runReplies(ctx context.Context) {
+	for {
+		batch := b.replies.take(256)
+		if len(batch) == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-b.replies.wake:
+			}
+			continue
+		}
+		for try := 0; ; try++ {
+			err := b.sendReplies(ctx, batch)
+			if err == nil {
+				break
+			}
+			if try == 2 || ctx.Err() != nil {
+				b.log.Warn().Err(err).Int("outcomes", len(batch)).Msg("could not send outcomes to the sending nodes; they time out and store those messages")
+				break
+			}
+			sleepCtx(ctx, 100*time.Millisecond)
+		}
+	}
+}
+
+func (b *Bus) sendReplies(ctx context.Context, batch []outgoing) error {
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	pipe := b.rdb.Pipeline()
+	for _, o := range batch {
+		payload, err := json.Marshal(o.env)
+		if err != nil {
+			continue
+		}
+		pipe.XAdd(rctx, &redis.XAddArgs{Stream: b.inbox(o.to), MaxLen: inboxMaxLen, Approx: true, Values: []any{"e", payload}})
+	}
+	_, err := pipe.Exec(rctx)
+	return err
+}
