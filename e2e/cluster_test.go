@@ -162,6 +162,9 @@ func TestClusterNodeKilled(t *testing.T) {
 			t.Fatalf("message %d after the kill: %v; want stored", i, f)
 		}
 	}
+	// n3's entry stays in the map until met after its liveness key expired;
+	// online answers from live nodes only.
+	eventually(t, "carol reported offline once n3 is dead", func() bool { return !first.online("carol") })
 	carol2, got := login(t, nodes[1], "carol", "")
 	if len(got) != n {
 		t.Fatalf("carol, reconnected to n2, got %d messages; want %d", len(got), n)
