@@ -50,6 +50,10 @@ type Envelope struct {
 	Sent int64 `json:"n,omitempty"`
 	// Results, in an outcome, has one Outcome per account of To.
 	Results string `json:"r,omitempty"`
+	// Drain lists accounts of To whose connections must read their backlog
+	// again before this message is delivered to them (a message to them was
+	// stored elsewhere; see handlers' crossOrder). Kind "drain" asks only that.
+	Drain []string `json:"x,omitempty"`
 }
 
 // Bus publishes to and receives from other nodes.
@@ -64,6 +68,9 @@ type Bus struct {
 	alive   map[string]aliveEntry // node -> liveness, cached briefly
 	waits   map[uint64]*wait      // envelopes sent, by Seq, awaiting their outcome
 	suspect map[string]time.Time  // node -> until when it is skipped (it did not answer)
+	// leftUntil: origin -> its envelopes sent before then (unix ms) are left
+	// to it (see late).
+	leftUntil map[string]int64
 
 	seq     atomic.Uint64
 	replies outbox // outcomes to send back, in pipelines
@@ -98,7 +105,7 @@ func New(rdb redis.UniversalClient, prefix, node string, log zerolog.Logger, opt
 	}
 	b := &Bus{
 		rdb: rdb, prefix: prefix, node: node, log: log, confirm: opts.ConfirmTimeout,
-		alive: make(map[string]aliveEntry), waits: make(map[uint64]*wait), suspect: make(map[string]time.Time),
+		alive: make(map[string]aliveEntry), waits: make(map[uint64]*wait), suspect: make(map[string]time.Time), leftUntil: make(map[string]int64),
 	}
 	// Unique across restarts of this node: outcomes meant for an earlier run
 	// find no wait.
@@ -188,6 +195,17 @@ func (b *Bus) Broadcast(ctx context.Context, env Envelope) error {
 // ignored and removed; a node that just failed to answer an envelope is
 // skipped for a while (see markSuspect).
 func (b *Bus) Locate(ctx context.Context, accounts []string) (map[string][]string, error) {
+	return b.locate(ctx, accounts, true)
+}
+
+// Where returns the live nodes other than this one that account is connected
+// on, including nodes skipped for not answering lately.
+func (b *Bus) Where(ctx context.Context, account string) ([]string, error) {
+	m, err := b.locate(ctx, []string{account}, false)
+	return m[account], err
+}
+
+func (b *Bus) locate(ctx context.Context, accounts []string, skipSuspect bool) (map[string][]string, error) {
 	if err := b.check(); err != nil {
 		return nil, err
 	}
@@ -217,7 +235,7 @@ func (b *Bus) Locate(ctx context.Context, accounts []string) (map[string][]strin
 				stale = append(stale, struct{ key, field string }{b.prefix + "acct:" + a, f})
 				continue
 			}
-			if b.isSuspect(node) {
+			if skipSuspect && b.isSuspect(node) {
 				continue
 			}
 			seen[node] = true

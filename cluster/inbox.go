@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -45,6 +46,7 @@ const (
 
 // wait is an envelope sent and not yet answered.
 type wait struct {
+	seq      uint64
 	node     string
 	entry    string // stream entry id, once XADD answered
 	deadline time.Time
@@ -69,7 +71,7 @@ func (b *Bus) Send(ctx context.Context, node string, env Envelope, done func([]O
 	if err != nil {
 		return fmt.Errorf("cluster: encode: %w", err)
 	}
-	w := &wait{node: node, deadline: time.Now().Add(b.confirm), n: len(env.To), done: done}
+	w := &wait{seq: env.Seq, node: node, deadline: time.Now().Add(b.confirm), n: len(env.To), done: done}
 	b.mu.Lock()
 	b.waits[env.Seq] = w // before XADD: the answer can come before XADD returns
 	b.mu.Unlock()
@@ -117,6 +119,8 @@ func (b *Bus) expire(ctx context.Context, now time.Time) {
 	if len(late) == 0 {
 		return
 	}
+	// In the order sent: the messages are stored in that order.
+	sort.Slice(late, func(i, j int) bool { return late[i].seq < late[j].seq })
 	// Take the entries back: one still in the stream is not delivered by a
 	// node that reads it later (and the stream of a dead node empties).
 	tctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -253,15 +257,8 @@ func (b *Bus) take(ctx context.Context, m redis.XMessage, handle func(Envelope, 
 		b.resolve(env)
 		return
 	}
-	// An envelope older than its sender's patience was (or is being) taken
-	// back and stored by the sender: delivering it too would only repeat it.
-	// Unless the sender is gone, which leaves it to us.
-	if age := time.Since(time.UnixMilli(env.Sent)); env.Seq != 0 && age > b.confirm*3/4 {
-		if up, err := b.Alive(ctx, env.Origin); err != nil || up {
-			b.log.Warn().Str("origin", env.Origin).Dur("age", age).Str("id", env.ID).
-				Msg("envelope read after its sender's timeout: left to the sender, which stores it")
-			return
-		}
+	if b.late(ctx, env) {
+		return
 	}
 	var r *Reply
 	if env.Seq != 0 {
@@ -269,6 +266,34 @@ func (b *Bus) take(ctx context.Context, m redis.XMessage, handle func(Envelope, 
 		r.left.Store(int32(len(env.To)))
 	}
 	handle(env, r)
+}
+
+// late reports an envelope to leave to its sender. One older than its
+// sender's patience was (or is being) taken back and stored by the sender:
+// delivering it too would only repeat it, unless the sender is gone, which
+// leaves it to us. And once one is left, so is every later one from that
+// sender that it may also time out (sent within a timeout of it): delivering
+// those would put them ahead of the one the sender stores.
+func (b *Bus) late(ctx context.Context, env Envelope) bool {
+	if env.Seq == 0 {
+		return false
+	}
+	age := time.Since(time.UnixMilli(env.Sent))
+	b.mu.Lock()
+	until, behind := b.leftUntil[env.Origin]
+	b.mu.Unlock()
+	if age <= b.confirm*3/4 && !(behind && env.Sent < until) {
+		return false
+	}
+	if up, err := b.Alive(ctx, env.Origin); err == nil && !up {
+		return false
+	}
+	b.mu.Lock()
+	b.leftUntil[env.Origin] = max(until, env.Sent+b.confirm.Milliseconds())
+	b.mu.Unlock()
+	b.log.Warn().Str("origin", env.Origin).Dur("age", age).Str("id", env.ID).
+		Msg("envelope read after its sender's timeout: left to the sender, which stores it")
+	return true
 }
 
 // remove acknowledges and deletes handled entries.

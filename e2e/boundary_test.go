@@ -28,7 +28,7 @@ func TestOfflineOnlineBoundary(t *testing.T) {
 			ts := startServer(t, backend, nil)
 			crossed := 0
 			for r := 0; r < rounds; r++ {
-				if n := boundaryRound(t, ts, r); n < 200 {
+				if n := boundaryRound(t, ts, ts, r); n < 200 {
 					crossed++
 				}
 			}
@@ -40,12 +40,34 @@ func TestOfflineOnlineBoundary(t *testing.T) {
 	}
 }
 
+// TestClusterOfflineOnlineBoundary is the same race across nodes: the sender
+// on node 1, the receiver initing on node 2 while node 1 sends. Every message
+// arrives once, in order, from that one init (none is left for a later one).
+// Not parallel, for the same reason.
+func TestClusterOfflineOnlineBoundary(t *testing.T) {
+	rounds := 20
+	if s := os.Getenv("CHAT_TEST_BOUNDARY_ROUNDS"); s != "" {
+		rounds, _ = strconv.Atoi(s)
+	}
+	nodes := startCluster(t, 2)
+	crossed := 0
+	for r := 0; r < rounds; r++ {
+		if n := boundaryRound(t, nodes[0], nodes[1], r); n < 200 {
+			crossed++
+		}
+	}
+	t.Logf("%d of %d rounds had messages pushed live after the drain", crossed, rounds)
+	if crossed == 0 && rounds >= 10 {
+		t.Fatal("no round crossed the offline->online boundary: the test did not test the race")
+	}
+}
+
 // boundaryRound runs one round and returns how many of the 200 messages arrived
 // before init's drain was over (the rest were pushed live).
-func boundaryRound(t *testing.T, ts *testServer, round int) (beforePong int) {
+func boundaryRound(t *testing.T, senderNode, ts *testServer, round int) (beforePong int) {
 	t.Helper()
 	a, b := fmt.Sprint("A", round), fmt.Sprint("B", round)
-	sender, _ := login(t, ts, a, "")
+	sender, _ := login(t, senderNode, a, "")
 	send := func(i int) {
 		sender.sendJSON(map[string]string{"flag": "msg", "from": a, "to": b, "content": strconv.Itoa(i)})
 	}

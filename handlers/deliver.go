@@ -41,10 +41,12 @@ func (h *Handler) fanout(from, content, group, id string, accounts []string, now
 		}
 	}
 	frame := hub.TextFrame(messagePayload(from, content, group, id))
-	deliver := func(a string) {
-		it := &message{h: h, m: offline.Message{To: a, From: from, Content: content, Group: group, ID: id, AddTime: now}, sa: sa}
+	newCopy := func(a string) *message {
+		return &message{h: h, m: offline.Message{To: a, From: from, Content: content, Group: group, ID: id, AddTime: now}, sa: sa}
+	}
+	deliver := func(it *message) {
 		sa.add()
-		d, err := h.table.Deliver(a, from, frame, it)
+		d, err := h.table.Deliver(it.m.To, from, frame, it)
 		switch {
 		case err != nil:
 			if firstErr == nil {
@@ -62,7 +64,7 @@ func (h *Handler) fanout(from, content, group, id string, accounts []string, now
 		}
 	}
 	for _, a := range local {
-		deliver(a)
+		deliver(newCopy(a))
 	}
 	if h.remote == nil {
 		return res, firstErr
@@ -77,29 +79,46 @@ func (h *Handler) fanout(from, content, group, id string, accounts []string, now
 		where = nil
 	}
 	// One envelope per node; the first node of an account not here is the one
-	// that stores it if its connection is gone meanwhile.
+	// that stores it if its connection is gone meanwhile (the copy with the
+	// duty), unless the order across nodes says to store it here (crossOrder).
 	type plan struct {
-		store, nostore []string
+		store, nostore, drain []string
 	}
 	byNode := map[string]*plan{}
 	var order []string
+	at := func(n string) *plan {
+		p := byNode[n]
+		if p == nil {
+			p = &plan{}
+			byNode[n] = p
+			order = append(order, n)
+		}
+		return p
+	}
 	isLocal := make(map[string]bool, len(local))
 	for _, a := range local {
 		isLocal[a] = true
 	}
 	for _, a := range accounts {
-		for i, n := range where[a] {
-			p := byNode[n]
-			if p == nil {
-				p = &plan{}
-				byNode[n] = p
-				order = append(order, n)
+		nodes := where[a]
+		if len(nodes) == 0 {
+			continue
+		}
+		if !isLocal[a] {
+			send, drain := h.order.decide(a, nodes[0])
+			if !send {
+				continue // stored here, below
 			}
-			if i == 0 && !isLocal[a] {
-				p.store = append(p.store, a)
-			} else {
-				p.nostore = append(p.nostore, a)
+			p := at(nodes[0])
+			p.store = append(p.store, a)
+			if drain {
+				p.drain = append(p.drain, a)
 			}
+			nodes = nodes[1:]
+		}
+		for _, n := range nodes {
+			p := at(n)
+			p.nostore = append(p.nostore, a)
 		}
 	}
 	// Every copy sent to another node reports to the sender's ack when that
@@ -117,17 +136,28 @@ func (h *Handler) fanout(from, content, group, id string, accounts []string, now
 			}
 			copies := make([]*message, len(part.to))
 			for i, a := range part.to {
-				copies[i] = &message{h: h, m: offline.Message{To: a, From: from, Content: content, Group: group, ID: id, AddTime: now}, sa: sa, accepted: true}
+				copies[i] = newCopy(a)
+				copies[i].accepted = true
+				if part.store {
+					copies[i].stored = h.order.storedHere
+					sent[a] = true
+				}
 				sa.add()
-				sent[a] = true
 				res.Pushed++ // counted as delivered by the node that has the connection
 			}
+			store := part.store
 			settle := func(out []cluster.Outcome) {
 				for i, o := range out {
 					h.settleRemote(copies[i], o)
+					if store {
+						h.order.answered(copies[i].m.To, o == cluster.Stored)
+					}
 				}
 			}
 			env := cluster.Envelope{Kind: envKind(group), From: from, To: part.to, Group: group, Content: content, ID: id, AddTime: now, Store: part.store}
+			if part.store {
+				env.Drain = p.drain
+			}
 			if err := h.remote.Send(ctx, n, env, settle); err != nil {
 				settle(make([]cluster.Outcome, len(part.to)))
 			}
@@ -135,7 +165,11 @@ func (h *Handler) fanout(from, content, group, id string, accounts []string, now
 	}
 	for _, a := range remoteOnly {
 		if !sent[a] {
-			deliver(a) // not connected anywhere we could reach: stored here
+			// Not connected anywhere we could reach, or behind a message
+			// stored here: stored here.
+			it := newCopy(a)
+			it.stored = h.order.storedHere
+			deliver(it)
 		}
 	}
 	return res, firstErr
@@ -157,6 +191,21 @@ func (h *Handler) settleRemote(it *message, o cluster.Outcome) {
 	}
 }
 
+// redrain makes account's connections here read their backlog again, holding
+// live frames for them meanwhile: another node stored messages for the
+// account while it was connected here (see crossOrder). A connection whose
+// drain is running reads once more before it goes live.
+func (h *Handler) redrain(account string) {
+	for _, c := range h.table.Conns(account) {
+		seq, _, start, err := h.table.Bind(c, account, "")
+		if err != nil || !start {
+			continue
+		}
+		h.held.start(c)
+		h.drains.submit(drainJob{c: c, account: account, seq: seq})
+	}
+}
+
 func envKind(group string) string {
 	if group != "" {
 		return "group"
@@ -172,6 +221,16 @@ func (h *Handler) Receive(env cluster.Envelope, reply *cluster.Reply) {
 	if env.Kind == "all" {
 		n := h.table.Broadcast(hub.TextFrame(announcePayload(env.From, env.Content)))
 		h.metrics.FramesOut("all", n)
+		return
+	}
+	for _, a := range env.Drain {
+		h.redrain(a)
+	}
+	if env.Kind == "drain" {
+		for i, a := range env.To {
+			h.redrain(a)
+			reply.Report(i, cluster.Pushed)
+		}
 		return
 	}
 	frame := hub.TextFrame(messagePayload(env.From, env.Content, env.Group, env.ID))

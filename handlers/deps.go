@@ -67,4 +67,6 @@ type Remote interface {
 	// called.
 	Send(ctx context.Context, node string, env cluster.Envelope, done func([]cluster.Outcome)) error
 	Broadcast(ctx context.Context, env cluster.Envelope) error
+	// Where lists the live nodes account is connected on besides this one.
+	Where(ctx context.Context, account string) ([]string, error)
 }

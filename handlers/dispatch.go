@@ -103,6 +103,7 @@ type Handler struct {
 	held         heldFrames     // frames waiting behind an init's drain
 	routes       routes         // the flags and their handlers (flags.go)
 	drains       *drainer
+	order        crossOrder    // order to recipients on other nodes (cross_order.go)
 	run          string        // random per process, the prefix of generated message ids
 	seq          atomic.Uint64 // generated message ids
 }
@@ -133,6 +134,7 @@ func New(cfg Config, d Deps) *Handler {
 		routes:       newRoutes(d.Metrics),
 	}
 	h.drains = newDrainer(cfg.DrainWorkers, h.runDrain)
+	h.order.init(h)
 	h.marker.h = h
 	for _, a := range cfg.Broadcasters {
 		h.broadcasters[a] = true

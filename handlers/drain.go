@@ -51,6 +51,20 @@ func (h *Handler) serveHeld(c *hub.Conn, data []byte) {
 	h.serve(c, &f)
 }
 
+// awaitRegistration waits (briefly) until this node's account-map writes are
+// in Redis, when other nodes route to it: a node that stores a message for an
+// account it finds nowhere relies on the account's drain reading the backlog
+// after its registration is visible (crossOrder).
+func (h *Handler) awaitRegistration() {
+	s, ok := h.presence.(interface{ Sync(context.Context) error })
+	if h.remote == nil || !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = s.Sync(ctx) // Redis slow or away: the drain goes on; messages stored then are stored, not lost
+}
+
 // drain pushes the connection's pending offline messages (all of them, or only
 // those from peer), oldest first, marking exactly the rows pushed as sent (an
 // acknowledging connection: when acknowledged). Live messages that arrive
@@ -61,6 +75,7 @@ func (h *Handler) serveHeld(c *hub.Conn, data []byte) {
 func (h *Handler) drain(j drainJob) {
 	c, account, peer, seq := j.c, j.account, j.peer, j.seq
 	start := time.Now()
+	h.awaitRegistration()
 	// An acknowledging connection leaves its rows unmarked until acked: later
 	// passes start after the last row pushed, so none is pushed twice.
 	var after int64

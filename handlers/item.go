@@ -22,6 +22,9 @@ type message struct {
 	// accepted: another node took the message already (it counted it as
 	// delivered), so storing it here must not be refused for a full queue.
 	accepted bool
+	// stored, if set, hears the ticket of the copy once it is queued for the
+	// offline table (crossOrder keeps later messages behind it).
+	stored func(account string, ticket uint64)
 }
 
 func (it *message) ID() string { return it.m.ID }
@@ -33,6 +36,9 @@ func (it *message) Store() error {
 	}
 	t, err := enqueue(it.m)
 	if err == nil {
+		if it.stored != nil {
+			it.stored(it.m.To, t)
+		}
 		it.report(true, t)
 	}
 	return err
@@ -44,6 +50,9 @@ func (it *message) Store() error {
 func (it *message) Requeue() error {
 	t, err := it.h.queue.EnqueueAccepted(it.m)
 	if err == nil {
+		if it.stored != nil {
+			it.stored(it.m.To, t)
+		}
 		it.report(true, t)
 	}
 	return err

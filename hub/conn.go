@@ -65,6 +65,10 @@ type drainState struct {
 	// would otherwise be stored (no live connection) is held in queue instead,
 	// as its only copy, so that the pass reads a backlog nobody adds to.
 	capture bool
+	// again: the account's backlog grew where this node cannot see it (another
+	// node stored a message, then asked for a drain): GoLive refuses once more,
+	// so the drain runs another pass before the held frames go out.
+	again bool
 }
 
 type queued struct {

@@ -41,6 +41,7 @@ func (t *Table) Bind(c *Conn, account, peer string) (seq uint64, first, start bo
 		// A drain of c is running (the handlers hold c's frames until it is
 		// over, so this is a caller's mistake): keep it, hold every sender.
 		d.peer = ""
+		d.again = true
 		return e.offlineSeq, first, false, nil
 	}
 	c.drain = &drainState{peer: peer}
@@ -59,11 +60,24 @@ func (t *Table) GoLive(c *Conn, seq uint64) (uint64, bool) {
 	if !ok || c.drain == nil { // closed meanwhile
 		return 0, true
 	}
-	if e.offlineSeq != seq {
+	if e.offlineSeq != seq || c.drain.again {
+		c.drain.again = false
 		return e.offlineSeq, false
 	}
 	t.flushQueueLocked(s, c)
 	return seq, true
+}
+
+// Conns lists account's connections on this node.
+func (t *Table) Conns(account string) []*Conn {
+	s := t.accountShard(account)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*Conn
+	for c := s.m[account].head; c != nil; c = c.sibling {
+		out = append(out, c)
+	}
+	return out
 }
 
 // Capture starts the last pass of c's drain: from now on a message for the

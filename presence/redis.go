@@ -2,6 +2,7 @@ package presence
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -38,6 +39,11 @@ type Redis struct {
 
 	observe func(time.Duration) // pipeline latency, for metrics; may be nil
 
+	// changes, if set, is told of this node's entries as they are written,
+	// and of every account's entries elsewhere when it registers here (see
+	// WithChanges).
+	changes Changes
+
 	// snapshot lists this node's live connections; after Redis was unreachable
 	// the node's entries are rebuilt from it. nil: no resync.
 	snapshot func() []Binding
@@ -53,6 +59,31 @@ type RedisOption func(*Redis)
 // WithLatency reports each pipeline's latency to fn (metrics).
 func WithLatency(fn func(time.Duration)) RedisOption {
 	return func(r *Redis) { r.observe = fn }
+}
+
+// Changes hears what the account map writer does, so another component can
+// keep a view of where this node's accounts are connected elsewhere without
+// asking Redis per message (cluster.Peers).
+type Changes interface {
+	// Channel is where every node publishes its entries' changes.
+	Channel() string
+	// Seen gives, after a registration of account here was written, every
+	// entry ("<node>|<conn>") the account has in the map at that moment.
+	Seen(account string, fields []string)
+}
+
+// WithChanges publishes this node's entry changes on c.Channel() (one message
+// per written batch, see ChangeBatch) and tells c what an account's entries
+// are once its registration here is written.
+func WithChanges(c Changes) RedisOption {
+	return func(r *Redis) { r.changes = c }
+}
+
+// ChangeBatch is one published batch of a node's entry changes.
+type ChangeBatch struct {
+	Node string      `json:"n"`
+	Add  [][2]string `json:"a,omitempty"` // [account, conn id]
+	Del  [][2]string `json:"d,omitempty"`
 }
 
 type op struct {
@@ -307,20 +338,43 @@ func (r *Redis) apply(batch []op) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	pipe := r.rdb.Pipeline()
+	var seen []*redis.StringSliceCmd
+	var change ChangeBatch
 	for _, o := range batch {
 		f := Entry{Node: r.node, Conn: o.conn}.field()
 		if o.add {
 			pipe.HSet(ctx, r.accountKey(o.account), f, strconv.FormatInt(o.at, 10))
 			pipe.SAdd(ctx, r.nodeKey(), o.account)
+			if r.changes != nil {
+				seen = append(seen, pipe.HKeys(ctx, r.accountKey(o.account)))
+				change.Add = append(change.Add, [2]string{o.account, o.conn})
+			}
 			continue
 		}
 		pipe.HDel(ctx, r.accountKey(o.account), f)
 		if o.last {
 			pipe.SRem(ctx, r.nodeKey(), o.account)
 		}
+		if r.changes != nil {
+			change.Del = append(change.Del, [2]string{o.account, o.conn})
+		}
+	}
+	if r.changes != nil {
+		change.Node = r.node
+		payload, err := json.Marshal(change)
+		if err == nil {
+			pipe.Publish(ctx, r.changes.Channel(), payload)
+		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("presence: apply %d ops: %w", len(batch), err)
+	}
+	i := 0
+	for _, o := range batch {
+		if o.add && r.changes != nil {
+			r.changes.Seen(o.account, seen[i].Val())
+			i++
+		}
 	}
 	return nil
 }

@@ -1,0 +1,211 @@
+package handlers
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"chatserver/cluster"
+)
+
+// Order across nodes. One node keeps each sender's order to a recipient by
+// deciding, under the account's lock, whether a message is pushed or stored
+// (hub.Table). Across nodes the two can happen on different machines: a
+// message stored here (its recipient's node did not answer, or the recipient
+// was nowhere) must not be overtaken by a later one pushed live to the node
+// the recipient is on now. So, for each recipient not on this node that a
+// message from here was stored for:
+//
+//   - until that row is committed, later messages to it are stored too (in
+//     order, behind it);
+//   - once committed, the recipient's node is asked to drain the account
+//     (an envelope of kind "drain"), or the next message carries the request
+//     (Envelope.Drain): that node holds live frames for the account's
+//     connections while it reads the backlog again, so the stored messages
+//     come first, and a message sent after the request, in the same stream,
+//     comes after them;
+//   - while a message is in flight to one node, the next one for the same
+//     recipient goes to the same node or is stored.
+//
+// An account that is nowhere needs nothing: its next init reads every
+// committed row (a node writes an account's registration before its drain
+// reads the backlog, see drain.go).
+type crossOrder struct {
+	h  *Handler
+	mu sync.Mutex
+	m  map[string]*recipientRoute
+}
+
+type recipientRoute struct {
+	dirty    bool   // stored since the last drain request
+	storing  int    // stored here, commit not seen yet
+	node     string // node of the envelopes in flight
+	inflight int
+	nudging  bool // a drain request is being sent
+	tries    int  // drain requests not answered in a row
+}
+
+func (o *crossOrder) init(h *Handler) {
+	o.h = h
+	o.m = map[string]*recipientRoute{}
+}
+
+// decide says whether a message to account may go to node now (and whether
+// it must ask for a drain first), or must be stored here.
+func (o *crossOrder) decide(account, node string) (send, drain bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	r := o.m[account]
+	if r == nil {
+		o.m[account] = &recipientRoute{node: node, inflight: 1}
+		return true, false
+	}
+	if r.storing > 0 || (r.inflight > 0 && r.node != node) {
+		return false, false
+	}
+	// A drain request in flight may be for another node (or fail): this
+	// message carries its own.
+	drain, r.dirty = r.dirty || r.nudging, false
+	r.node = node
+	r.inflight++
+	return true, drain
+}
+
+// answered: node said what became of a copy sent to account.
+func (o *crossOrder) answered(account string, stored bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	r := o.m[account]
+	if r == nil {
+		return
+	}
+	r.inflight--
+	if stored {
+		r.dirty = true // committed there: ready for a drain request
+	}
+	o.afterLocked(account, r)
+}
+
+// storedHere: a message for account (not connected here) went to this node's
+// offline queue with ticket; later ones wait behind it until it is committed.
+func (o *crossOrder) storedHere(account string, ticket uint64) {
+	o.mu.Lock()
+	r := o.m[account]
+	if r == nil {
+		r = &recipientRoute{}
+		o.m[account] = r
+	}
+	r.storing++
+	r.dirty = true
+	o.mu.Unlock()
+	o.waitCommit(account, ticket)
+}
+
+func (o *crossOrder) waitCommit(account string, ticket uint64) {
+	o.h.queue.NotifyWritten(ticket, o.h.cfg.DrainTimeout, func(written bool) {
+		if !written { // the database is slow or down: keep waiting, keep storing
+			o.waitCommit(account, ticket)
+			return
+		}
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		if r := o.m[account]; r != nil {
+			r.storing--
+			o.afterLocked(account, r)
+		}
+	})
+}
+
+// afterLocked sends a drain request once everything stored is committed and
+// nothing is in flight, and forgets a recipient with nothing pending.
+func (o *crossOrder) afterLocked(account string, r *recipientRoute) {
+	if r.storing > 0 || r.inflight > 0 || r.nudging {
+		return
+	}
+	if !r.dirty {
+		delete(o.m, account)
+		return
+	}
+	r.nudging = true
+	go o.nudge(account)
+}
+
+// nudge asks the nodes account is connected on to drain it.
+func (o *crossOrder) nudge(account string) {
+	ctx, cancel := context.WithTimeout(context.Background(), remoteTimeout)
+	defer cancel()
+	nodes, err := o.h.remote.Where(ctx, account)
+	o.mu.Lock()
+	r := o.m[account]
+	if r == nil {
+		o.mu.Unlock()
+		return
+	}
+	if err == nil && len(nodes) == 0 {
+		// Connected nowhere: its next init reads the committed rows.
+		r.nudging, r.dirty = false, false
+		o.afterLocked(account, r)
+		o.mu.Unlock()
+		return
+	}
+	if err != nil {
+		o.retryLocked(account, r)
+		o.mu.Unlock()
+		return
+	}
+	r.dirty = false
+	o.mu.Unlock()
+
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	failed := false
+	for _, n := range nodes {
+		wg.Add(1)
+		env := cluster.Envelope{Kind: "drain", To: []string{account}}
+		err := o.h.remote.Send(ctx, n, env, func(out []cluster.Outcome) {
+			defer wg.Done()
+			if len(out) == 0 || out[0] == cluster.NotTaken {
+				mu.Lock()
+				failed = true
+				mu.Unlock()
+			}
+		})
+		if err != nil {
+			wg.Done()
+			failed = true
+		}
+	}
+	wg.Wait()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if r = o.m[account]; r == nil {
+		return
+	}
+	if failed {
+		r.dirty = true
+		o.retryLocked(account, r)
+		return
+	}
+	r.nudging, r.tries = false, 0
+	o.afterLocked(account, r)
+}
+
+// retryLocked tries the drain request again later (a frozen node may come
+// back; a dead one's clients init elsewhere, which reads the rows anyway).
+// Meanwhile the next message carries the request itself.
+func (o *crossOrder) retryLocked(account string, r *recipientRoute) {
+	r.nudging, r.dirty = false, true
+	r.tries++
+	if r.tries > 5 {
+		r.tries = 0 // kept dirty: the next message carries the request
+		return
+	}
+	time.AfterFunc(cluster.SuspectFor, func() {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		if r := o.m[account]; r != nil && r.dirty && !r.nudging && r.storing == 0 && r.inflight == 0 {
+			r.nudging = true
+			go o.nudge(account)
+		}
+	})
+}
