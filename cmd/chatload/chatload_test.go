@@ -22,7 +22,7 @@ import (
 // coordinator re-executes os.Executable() with -worker.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "-worker" {
-		if err := run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
+		if err := run(context.Background(), os.Args[1:], nil, os.Stdin, os.Stdout, os.Stderr); err != nil {
 			os.Exit(1)
 		}
 		os.Exit(0)
@@ -72,10 +72,16 @@ func startBaseline(t *testing.T) (addr string, pid int) {
 
 func runTool(t *testing.T, args ...string) *result {
 	t.Helper()
+	return runToolEnv(t, noEnv, args...)
+}
+
+// runToolEnv is runTool with an environment (CHAT_API_SECRET).
+func runToolEnv(t *testing.T, getenv func(string) string, args ...string) *result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var out, log bytes.Buffer
-	err := run(ctx, append(args, "-json", "-max-time", "50s"), nil, &out, &syncWriter{w: &log})
+	err := run(ctx, append(args, "-json", "-max-time", "50s"), getenv, nil, &out, &syncWriter{w: &log})
 	if strings.Contains(log.String(), "DATA RACE") {
 		t.Fatalf("race in a worker process:\n%s", log.String())
 	}
@@ -91,6 +97,10 @@ func runTool(t *testing.T, args ...string) *result {
 	}
 	return &r
 }
+
+// noEnv is an empty environment: a test's result must not depend on the
+// caller's CHAT_API_SECRET.
+func noEnv(string) string { return "" }
 
 // syncWriter serialises the workers' stderr and the progress lines.
 type syncWriter struct {
@@ -118,12 +128,17 @@ func TestScenariosAgainstBaseline(t *testing.T) {
 		}
 	})
 	t.Run("broadcast", func(t *testing.T) {
-		r := runTool(t, "broadcast", "-addr", addr, "-conns", "40", "-k", "5", "-workers", "2", "-pid", pid)
+		// Two server PIDs (the baseline and this test process): their CPU is summed.
+		r := runTool(t, "broadcast", "-addr", addr, "-conns", "40", "-k", "5", "-workers", "2", "-grace", "200ms",
+			"-pid", pid+","+strconv.Itoa(os.Getpid()))
 		b := r.Broadcast
-		if b == nil || b.Receivers != 40 || b.Complete != 5 || b.Missing != 0 || b.Delivered != 200 || b.MaxMs <= 0 {
+		if b == nil || b.Receivers != 40 || b.Complete != 5 || b.Missing != 0 || b.Duplicates != 0 || b.Delivered != 200 || b.MaxMs <= 0 {
 			t.Fatalf("broadcast = %+v", b)
 		}
-		if r.CPU == nil || r.CPU.Delivered != 200 {
+		if b.ConnMaxMs <= 0 || b.ConnP50ms > b.ConnMaxMs || b.ConnMaxMs > b.MaxMs+0.001 {
+			t.Errorf("per-connection latency p50 %.3f max %.3f, round max %.3f", b.ConnP50ms, b.ConnMaxMs, b.MaxMs)
+		}
+		if r.CPU == nil || r.CPU.Delivered != 200 || r.CPU.Processes != 2 || r.CPU.Seconds <= 0 {
 			t.Fatalf("cpu = %+v", r.CPU)
 		}
 	})
@@ -208,7 +223,7 @@ func TestLossFailsTheRun(t *testing.T) {
 	defer cancel()
 	var out, log bytes.Buffer
 	err := run(ctx, []string{"pairs", "-addr", addr, "-pairs", "4", "-rate", "400", "-duration", "1s",
-		"-workers", "1", "-grace", "2s", "-json", "-max-time", "50s"}, nil, &out, &syncWriter{w: &log})
+		"-workers", "1", "-grace", "2s", "-json", "-max-time", "50s"}, noEnv, nil, &out, &syncWriter{w: &log})
 	var de *deliveryError
 	if !errors.As(err, &de) || !strings.Contains(err.Error(), "messages lost") {
 		t.Fatalf("run over a lossy server: err = %v, want a deliveryError naming the lost messages\n%s", err, log.String())

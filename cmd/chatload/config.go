@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -30,7 +31,7 @@ type config struct {
 	heartbeat      time.Duration
 	appHeartbeat   bool
 	size           int
-	pid            int
+	pids           []int // -pid: the server's processes (several nodes: summed)
 	metricsURL     string
 	json           bool
 	broadcaster    string
@@ -45,6 +46,8 @@ type config struct {
 
 	k            int // broadcast
 	roundTimeout time.Duration
+	broadcastAPI string // POST each announcement here instead of sending an "all" frame
+	apiSecret    string
 
 	pairs     int // pairs
 	rate      float64
@@ -79,13 +82,15 @@ usage: chatload SCENARIO [flags]     SCENARIO: idle | broadcast | pairs | offlin
              written (with -mysql-dsn) and drained, loss and order
 
 exit status: 0 all delivered; 2 the run completed but found failed connects,
-missing broadcast deliveries, or lost, duplicated or reordered messages (the
+missing or duplicated broadcast deliveries, or lost, duplicated or reordered messages (the
 result is printed all the same); 1 the run could not be done.
 
 flags:
 `
 
-func parseConfig(args []string, stderr io.Writer) (*config, error) {
+// parseConfig reads the flags; getenv supplies CHAT_API_SECRET when
+// -api-secret is not given.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
 	c := &config{}
 	fs := flag.NewFlagSet("chatload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -93,7 +98,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 		fmt.Fprint(stderr, usageHead)
 		fs.PrintDefaults()
 	}
-	var srcIPs, steps string
+	var srcIPs, steps, pids string
 	fs.StringVar(&c.scenario, "scenario", "", "scenario (alternative to the first argument)")
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:9100", "server host:port (loopback or the server under test); several nodes: a comma-separated list, each account connects to one by a hash of its name")
 	fs.StringVar(&c.path, "path", "/", "WebSocket path")
@@ -108,7 +113,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.heartbeat, "heartbeat", 25*time.Second, "ping every connection this often (0: never)")
 	fs.BoolVar(&c.appHeartbeat, "heartbeat-app", false, "heartbeat with {\"flag\":\"ping\"} instead of a WebSocket ping frame")
 	fs.IntVar(&c.size, "size", 0, "pad message content to at least this many bytes")
-	fs.IntVar(&c.pid, "pid", 0, "server PID: sample its RSS (idle) and CPU time (other scenarios)")
+	fs.StringVar(&pids, "pid", "", "server PID: sample its RSS (idle) and CPU time (other scenarios); several nodes: a comma-separated list, summed")
 	fs.StringVar(&c.metricsURL, "metrics-url", "", "server Prometheus endpoint: also sample go_memstats_heap_inuse_bytes")
 	fs.BoolVar(&c.json, "json", false, "print the result as JSON instead of a table")
 	fs.StringVar(&c.broadcaster, "broadcaster", "admin", "account that sends \"all\" frames")
@@ -121,11 +126,13 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.hold, "hold", 0, "idle: keep the connections open this long after the last step")
 	fs.IntVar(&c.k, "k", 20, "broadcast: number of \"all\" frames")
 	fs.DurationVar(&c.roundTimeout, "round-timeout", 10*time.Second, "broadcast: max wait for one fan-out to complete")
+	fs.StringVar(&c.broadcastAPI, "broadcast-api", "", "broadcast: POST each announcement to this side API URL (http://HOST:PORT/api/broadcast, from -broadcaster) instead of an \"all\" frame; every connection is then a receiver")
+	fs.StringVar(&c.apiSecret, "api-secret", "", "broadcast: bearer secret for -broadcast-api (default: $CHAT_API_SECRET)")
 	fs.IntVar(&c.pairs, "pairs", 0, "pairs: sender->receiver pairs (0: -conns/2)")
 	fs.Float64Var(&c.rate, "rate", 0, "pairs/offline: total msg/s (0: flat out)")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "pairs: sending time")
 	fs.IntVar(&c.window, "window", 0, "pairs: in-flight messages per pair when -rate 0 (0: max(1, 2000/pairs))")
-	fs.DurationVar(&c.grace, "grace", 5*time.Second, "pairs: wait this long after sending for stragglers")
+	fs.DurationVar(&c.grace, "grace", 5*time.Second, "pairs: wait this long after sending for stragglers; broadcast: after the last round, for late copies (duplicates)")
 	fs.IntVar(&c.pingConns, "ping-conns", 0, "pairs: this many senders also send {\"flag\":\"ping\"} every -ping-every and time the pong (p50/p99/max)")
 	fs.DurationVar(&c.pingEvery, "ping-every", 200*time.Millisecond, "pairs: ping period of the -ping-conns connections")
 	fs.IntVar(&c.faultPID, "fault-pid", 0, "pairs: send SIGUSR1 to this process when sending starts and SIGUSR2 when it is over (cmd/faultproxy: black-hole, then pass)")
@@ -151,6 +158,12 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	}
 	if srcIPs != "" {
 		c.srcIPs = strings.Split(srcIPs, ",")
+	}
+	if c.pids, err = parsePIDs(pids); err != nil {
+		return nil, err
+	}
+	if c.apiSecret == "" && getenv != nil {
+		c.apiSecret = getenv("CHAT_API_SECRET")
 	}
 	return c, c.validate()
 }
@@ -193,6 +206,15 @@ func (c *config) validate() error {
 	case c.pingConns > 0 && c.pingEvery < time.Millisecond:
 		return errors.New("-ping-every: at least 1ms")
 	}
+	if c.broadcastAPI != "" {
+		u, err := url.Parse(c.broadcastAPI)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("-broadcast-api %q: want http://HOST:PORT/api/broadcast", c.broadcastAPI)
+		}
+		if c.apiSecret == "" {
+			return errors.New("-broadcast-api needs -api-secret or CHAT_API_SECRET")
+		}
+	}
 	if c.pairs == 0 {
 		c.pairs = max(c.conns/2, 1)
 	}
@@ -204,6 +226,22 @@ func (c *config) validate() error {
 	}
 	c.accounts = min(c.accounts, c.messages)
 	return nil
+}
+
+// parsePIDs reads "123" or "123,456" (several server processes).
+func parsePIDs(s string) ([]int, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-pid %q: want a PID or a comma-separated list of PIDs", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func parseSteps(s string) ([]int, error) {

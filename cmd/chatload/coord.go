@@ -175,11 +175,11 @@ func spread(n int, count int, name func(i int) string) [][]string {
 	return lists
 }
 
-// cpuMeter measures the server's CPU time over a phase (without -pid only
-// the client's), and the worker processes' for comparison: on one box
-// they share the cores.
+// cpuMeter measures the server's CPU time over a phase (all -pid processes
+// together; without -pid only the client's), and the worker processes' for
+// comparison: on one box they share the cores.
 type cpuMeter struct {
-	pid     int
+	pids    []int
 	workers []int
 	start   float64
 	wstart  float64
@@ -187,17 +187,18 @@ type cpuMeter struct {
 }
 
 func (c *coord) startCPU() *cpuMeter {
-	m := &cpuMeter{pid: c.cfg.pid}
+	m := &cpuMeter{pids: c.cfg.pids}
 	for _, wp := range c.pool.procs {
 		m.workers = append(m.workers, wp.cmd.Process.Pid)
 	}
-	if m.pid > 0 {
-		m.start, m.err = readCPU(m.pid)
+	if len(m.pids) > 0 {
+		m.start, m.err = totalCPU(m.pids)
 	}
 	m.wstart = sumCPU(m.workers)
 	return m
 }
 
+// sumCPU sums the CPU time of the processes it can still read (workers).
 func sumCPU(pids []int) float64 {
 	var sum float64
 	for _, p := range pids {
@@ -210,9 +211,9 @@ func sumCPU(pids []int) float64 {
 
 func (m *cpuMeter) stop(delivered int64) *cpuResult {
 	r := &cpuResult{Delivered: delivered, ClientSeconds: sumCPU(m.workers) - m.wstart}
-	if m.pid > 0 && m.err == nil {
-		if end, err := readCPU(m.pid); err == nil {
-			r.Seconds = end - m.start
+	if len(m.pids) > 0 && m.err == nil {
+		if end, err := totalCPU(m.pids); err == nil {
+			r.Seconds, r.Processes = end-m.start, len(m.pids)
 		}
 	}
 	if delivered > 0 {

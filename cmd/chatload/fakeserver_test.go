@@ -18,8 +18,14 @@ import (
 type fakeServer struct {
 	answerPing bool
 	dropEvery  int // > 0: silently drop every dropEvery-th msg frame
+	// apiSecret enables POST /api/broadcast (bearer apiSecret), which writes
+	// the announcement to every online connection, as the side API does;
+	// dupAnnounce > 0 writes it twice to that many of them.
+	apiSecret   string
+	dupAnnounce int
 
-	msgs int // msg frames seen, under mu
+	msgs      int // msg frames seen, under mu
+	allFrames int // "all" frames received from clients, under mu
 
 	mu     sync.Mutex
 	online map[string]*fakeConn
@@ -52,6 +58,10 @@ func startFake(t *testing.T, answerPing bool) string {
 }
 
 func (f *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/api/broadcast" {
+		f.announce(w, r)
+		return
+	}
 	up := websocket.Upgrader{}
 	ws, err := up.Upgrade(w, r, nil)
 	if err != nil {
@@ -93,10 +103,47 @@ func (f *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
 			if dst != nil {
 				dst.write(fakeMsg{in.From, in.Content})
 			}
+		case "all":
+			f.mu.Lock()
+			f.allFrames++
+			f.mu.Unlock()
 		case "ping":
 			if f.answerPing {
 				c.write(map[string]string{"flag": "pong"})
 			}
 		}
 	}
+}
+
+// announce is the side API's POST /api/broadcast {from,content} ->
+// {"connections":n}.
+func (f *fakeServer) announce(w http.ResponseWriter, r *http.Request) {
+	if f.apiSecret == "" || r.Method != http.MethodPost {
+		http.NotFound(w, r)
+		return
+	}
+	if r.Header.Get("Authorization") != "Bearer "+f.apiSecret {
+		http.Error(w, `{"error":{"code":"unauthorized","message":"bad secret"}}`, http.StatusUnauthorized)
+		return
+	}
+	var in fakeMsg
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.From == "" || in.Content == "" {
+		http.Error(w, `{"error":{"code":"bad_request","message":"from and content"}}`, http.StatusBadRequest)
+		return
+	}
+	frame := map[string]string{"flag": "all", "from": in.From, "content": in.Content}
+	f.mu.Lock()
+	conns := make([]*fakeConn, 0, len(f.online))
+	for _, c := range f.online {
+		conns = append(conns, c)
+	}
+	f.mu.Unlock()
+	for i, c := range conns {
+		c.write(frame)
+		if i < f.dupAnnounce {
+			c.write(frame)
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]int{"connections": len(conns)})
 }

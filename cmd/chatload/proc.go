@@ -62,20 +62,49 @@ func readCPU(pid int) (float64, error) {
 	return float64(ut+st) / clkTck, nil
 }
 
-// settleRSS samples RSS every 500 ms until it moved less than 1% over the
-// last 2 s, or maxWait passes; it returns the last sample and whether it
-// settled.
-func settleRSS(ctx context.Context, pid int, maxWait time.Duration, gcSignal bool) (int64, bool, error) {
+// totalCPU is utime+stime of every pid, summed, in seconds (the server's
+// nodes); it fails if any of them cannot be read.
+func totalCPU(pids []int) (float64, error) {
+	var sum float64
+	for _, p := range pids {
+		s, err := readCPU(p)
+		if err != nil {
+			return 0, err
+		}
+		sum += s
+	}
+	return sum, nil
+}
+
+// totalRSS is VmRSS of every pid, summed, in bytes.
+func totalRSS(pids []int) (int64, error) {
+	var sum int64
+	for _, p := range pids {
+		b, err := readRSS(p)
+		if err != nil {
+			return 0, err
+		}
+		sum += b
+	}
+	return sum, nil
+}
+
+// settleRSS samples the RSS of pids (summed) every 500 ms until it moved
+// less than 1% over the last 2 s, or maxWait passes; it returns the last
+// sample and whether it settled.
+func settleRSS(ctx context.Context, pids []int, maxWait time.Duration, gcSignal bool) (int64, bool, error) {
 	if gcSignal {
-		if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
-			return 0, false, fmt.Errorf("gc signal to %d: %w", pid, err)
+		for _, pid := range pids {
+			if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
+				return 0, false, fmt.Errorf("gc signal to %d: %w", pid, err)
+			}
 		}
 	}
 	const every, window = 500 * time.Millisecond, 4 // 4 intervals = 2 s
 	deadline := time.Now().Add(maxWait)
 	var hist []int64
 	for {
-		rss, err := readRSS(pid)
+		rss, err := totalRSS(pids)
 		if err != nil {
 			return 0, false, err
 		}

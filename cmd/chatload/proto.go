@@ -7,7 +7,7 @@ package main
 
 type request struct {
 	ID   int64  `json:"id"`
-	Op   string `json:"op"` // setup, connect, status, bcast_wait, bcast_send, pairs, offline_send, offline_expect, offline_wait, close
+	Op   string `json:"op"` // setup, connect, status, bcast_wait, bcast_send, bcast_total, pairs, offline_send, offline_expect, offline_wait, close
 	Args args   `json:"args"`
 }
 
@@ -92,11 +92,14 @@ type status struct {
 type bcastStat struct {
 	SentNs int64 `json:"sent_ns,omitempty"`
 	Expect int64 `json:"expect"`
-	Count  int64 `json:"count"`
+	Count  int64 `json:"count"` // connections that received it (first copies)
+	Dup    int64 `json:"dup"`   // further copies to a connection that had it
 	LastNs int64 `json:"last_ns"`
 	// MaxLatNs is the slowest receipt: receive time minus the send time
 	// embedded in the content.
 	MaxLatNs int64 `json:"max_lat_ns"`
+	// Hist is the per-connection latency of every first copy (bcast_total).
+	Hist []histEntry `json:"hist,omitempty"`
 }
 
 // flowStat summarises message streams (pairs and offline).

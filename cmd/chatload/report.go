@@ -70,14 +70,22 @@ type idleStep struct {
 }
 
 type broadcastResult struct {
-	Receivers        int64     `json:"receivers"` // expected per broadcast (every open connection)
-	Rounds           int       `json:"rounds"`
-	Complete         int       `json:"complete"` // rounds every receiver got in time
-	Delivered        int64     `json:"delivered"`
-	Missing          int64     `json:"missing"`
-	P50ms            float64   `json:"p50_ms"`
-	P99ms            float64   `json:"p99_ms"`
-	MaxMs            float64   `json:"max_ms"`
+	Via            string `json:"via"`                       // "all frame" or "side API <url>"
+	APIConnections int64  `json:"api_connections,omitempty"` // the API node's own count for the last announcement
+	Receivers      int64  `json:"receivers"`                 // expected per broadcast (every open connection)
+	Rounds         int    `json:"rounds"`
+	Complete       int    `json:"complete"` // rounds every receiver got in time
+	Delivered      int64  `json:"delivered"`
+	Missing        int64  `json:"missing"`    // not received within the round
+	Duplicates     int64  `json:"duplicates"` // further copies to a connection, until -grace after the last round
+	// Fan-out completion per round: the slowest receiver's receipt minus the send.
+	P50ms float64 `json:"p50_ms"`
+	P99ms float64 `json:"p99_ms"`
+	MaxMs float64 `json:"max_ms"`
+	// Per-connection latency: every first copy's receipt minus the send.
+	ConnP50ms        float64   `json:"conn_p50_ms"`
+	ConnP99ms        float64   `json:"conn_p99_ms"`
+	ConnMaxMs        float64   `json:"conn_max_ms"`
 	DeliveriesPerSec float64   `json:"deliveries_per_sec"` // delivered / sum of completion times
 	RoundsMs         []float64 `json:"rounds_ms"`
 }
@@ -121,7 +129,8 @@ type offlineResult struct {
 }
 
 type cpuResult struct {
-	Seconds       float64 `json:"seconds"` // server utime+stime (0 without -pid)
+	Seconds       float64 `json:"seconds"`             // server utime+stime (0 without -pid), all its processes
+	Processes     int     `json:"processes,omitempty"` // server processes summed (-pid a,b,c)
 	Delivered     int64   `json:"delivered"`
 	PerThousand   float64 `json:"seconds_per_1000_delivered"`
 	ClientSeconds float64 `json:"client_seconds"` // all worker processes
@@ -153,7 +162,11 @@ func printResult(w io.Writer, asJSON bool, r *result) error {
 	printOffline(row, r.Offline)
 	if c := r.CPU; c != nil {
 		if c.Seconds > 0 {
-			row("server CPU", "%.2f s for %d delivered = %.4f CPU-s per 1000", c.Seconds, c.Delivered, c.PerThousand)
+			procs := ""
+			if c.Processes > 1 {
+				procs = fmt.Sprintf(" (%d processes)", c.Processes)
+			}
+			row("server CPU", "%.2f s%s for %d delivered = %.4f CPU-s per 1000", c.Seconds, procs, c.Delivered, c.PerThousand)
 		}
 		row("client CPU", "%.2f s (all workers, same phase)", c.ClientSeconds)
 	}
@@ -196,8 +209,14 @@ func printBroadcast(row rowFunc, r *broadcastResult) {
 	if r == nil {
 		return
 	}
-	row("broadcast", "%d rounds to %d receivers, %d complete, %d missing", r.Rounds, r.Receivers, r.Complete, r.Missing)
+	via := r.Via
+	if r.APIConnections > 0 {
+		via += fmt.Sprintf(" (its node: %d connections)", r.APIConnections)
+	}
+	row("broadcast", "%d rounds to %d receivers via %s", r.Rounds, r.Receivers, via)
+	row("complete / missing / dup", "%d rounds / %d / %d", r.Complete, r.Missing, r.Duplicates)
 	row("fan-out completion", "p50 %.1f ms  p99 %.1f ms  max %.1f ms", r.P50ms, r.P99ms, r.MaxMs)
+	row("per-connection latency", "p50 %.1f ms  p99 %.1f ms  max %.1f ms", r.ConnP50ms, r.ConnP99ms, r.ConnMaxMs)
 	row("deliveries", "%d = %.0f /s during fan-out", r.Delivered, r.DeliveriesPerSec)
 }
 
@@ -293,6 +312,7 @@ func (r *result) problems() []string {
 	}
 	if b := r.Broadcast; b != nil {
 		add(b.Missing, "broadcast deliveries missing")
+		add(b.Duplicates, "broadcast deliveries duplicated")
 	}
 	if p := r.Pairs; p != nil {
 		add(p.Lost, "messages lost")

@@ -10,7 +10,8 @@ import (
 const heapMetric = "go_memstats_heap_inuse_bytes"
 
 // idle opens connections step by step; with -pid it samples the server's
-// RSS after each step once it has settled, and reports ΔRSS/Δconns.
+// RSS (all its processes together) after each step once it has settled, and
+// reports ΔRSS/Δconns.
 func (c *coord) idle(ctx context.Context) error {
 	cfg := c.cfg
 	steps := cfg.steps
@@ -21,9 +22,9 @@ func (c *coord) idle(ctx context.Context) error {
 	c.res.Idle = r
 	prevConns, prevRSS := int64(0), int64(0)
 	var prevHeap *float64
-	if cfg.pid > 0 {
+	if len(cfg.pids) > 0 {
 		c.setPhase("idle: baseline RSS")
-		rss, _, err := settleRSS(ctx, cfg.pid, cfg.settleMax, cfg.gcSignal)
+		rss, _, err := settleRSS(ctx, cfg.pids, cfg.settleMax, cfg.gcSignal)
 		if err != nil {
 			return err
 		}
@@ -50,9 +51,9 @@ func (c *coord) idle(ctx context.Context) error {
 			return err
 		}
 		s := idleStep{Conns: open, ConnectPerSec: st.PerSec}
-		if cfg.pid > 0 {
+		if len(cfg.pids) > 0 {
 			c.setPhase("idle: settling at %d", open)
-			if s.RSS, s.Settled, err = settleRSS(ctx, cfg.pid, cfg.settleMax, cfg.gcSignal); err != nil {
+			if s.RSS, s.Settled, err = settleRSS(ctx, cfg.pids, cfg.settleMax, cfg.gcSignal); err != nil {
 				return err
 			}
 			if d := open - prevConns; d > 0 {
@@ -66,7 +67,7 @@ func (c *coord) idle(ctx context.Context) error {
 		}
 		r.Steps = append(r.Steps, s)
 	}
-	if n := len(r.Steps); cfg.pid > 0 && n > 1 {
+	if n := len(r.Steps); len(cfg.pids) > 0 && n > 1 {
 		first, last := r.Steps[0], r.Steps[n-1]
 		if d := last.Conns - first.Conns; d > 0 {
 			r.SlopeFirstLast = ptr(float64(last.RSS-first.RSS) / float64(d))

@@ -26,8 +26,10 @@ type worker struct {
 	expect  map[string]*pairTrack // offline receivers, attached at dial
 	offline *flow                 // receiver side of the offline scenario
 
-	bmu   sync.Mutex // guards bcast
+	bmu   sync.Mutex // guards bcast, bhist, bdup and every wsConn.bseen
 	bcast map[int64]*bcastTrack
+	bhist hist  // per-connection broadcast latency, first copies only
+	bdup  int64 // copies a connection had already received
 }
 
 // counters are updated from the poller and request goroutines.
@@ -134,6 +136,8 @@ func (wk *worker) handle(ctx context.Context, req request) response {
 		return response{Status: wk.st.snapshot()}
 	case "bcast_wait":
 		return response{Bcast: wk.bcastWait(ctx, a.Seq, time.Duration(a.TimeoutN))}
+	case "bcast_total":
+		return response{Bcast: wk.bcastTotal()}
 	case "bcast_send":
 		b, err := wk.bcastSend(a.Account, a.Seq)
 		return errResponse(response{Bcast: b}, err)

@@ -163,7 +163,7 @@ func (wk *worker) onText(c *wsConn, payload []byte) {
 		wk.st.serverError(f.code, f.message)
 	case "all":
 		wk.st.bcastIn.Add(1)
-		wk.onBroadcast(f.content)
+		wk.onBroadcast(c, f.content)
 	default:
 		if t := c.track.Load(); t != nil && f.content != nil {
 			wk.st.recv.Add(1)

@@ -10,8 +10,9 @@ import (
 // bcastTrack counts receipts (guarded by worker.bmu) of one broadcast in this worker.
 type bcastTrack struct {
 	expect  int64 // 0 until bcast_wait registered
-	count   int64
-	lastNs  int64 // latest receipt
+	count   int64 // connections that have it
+	dup     int64 // copies to a connection that already had it
+	lastNs  int64 // latest first receipt
 	maxLat  int64 // max(receipt - embedded send time)
 	done    chan struct{}
 	isClose bool
@@ -33,19 +34,33 @@ func (t *bcastTrack) check() {
 	}
 }
 
-func (wk *worker) onBroadcast(content []byte) {
+// onBroadcast records one announcement received on c: the first copy
+// counts towards its round and the latency histogram, a further copy of the
+// same seq is a duplicate.
+func (wk *worker) onBroadcast(c *wsConn, content []byte) {
 	now := time.Now().UnixNano()
 	kind, seq, ns, ok := parseContent(content)
-	if !ok || kind != kindBroadcast {
+	if !ok || kind != kindBroadcast || seq <= 0 {
 		return // someone else's broadcast
 	}
+	w, bit := int(seq/64), uint64(1)<<(seq%64)
 	wk.bmu.Lock()
+	defer wk.bmu.Unlock()
 	t := wk.bcastTrack(seq)
+	for len(c.bseen) <= w {
+		c.bseen = append(c.bseen, 0)
+	}
+	if c.bseen[w]&bit != 0 {
+		t.dup++
+		wk.bdup++
+		return
+	}
+	c.bseen[w] |= bit
 	t.count++
 	t.lastNs = now
 	t.maxLat = max(t.maxLat, now-ns)
+	wk.bhist.record(time.Duration(now - ns))
 	t.check()
-	wk.bmu.Unlock()
 }
 
 // bcastWait registers the expected count (every open connection of this
@@ -65,7 +80,21 @@ func (wk *worker) bcastWait(ctx context.Context, seq int64, timeout time.Duratio
 	}
 	wk.bmu.Lock()
 	defer wk.bmu.Unlock()
-	return &bcastStat{Expect: t.expect, Count: t.count, LastNs: t.lastNs, MaxLatNs: t.maxLat}
+	return &bcastStat{Expect: t.expect, Count: t.count, Dup: t.dup, LastNs: t.lastNs, MaxLatNs: t.maxLat}
+}
+
+// bcastTotal sums every broadcast of the run in this worker: first copies,
+// duplicates (also those that came after their round ended) and the
+// per-connection latency histogram.
+func (wk *worker) bcastTotal() *bcastStat {
+	wk.bmu.Lock()
+	defer wk.bmu.Unlock()
+	out := &bcastStat{Dup: wk.bdup, Hist: wk.bhist.entries(), MaxLatNs: wk.bhist.max}
+	for _, t := range wk.bcast {
+		out.Count += t.count
+		out.LastNs = max(out.LastNs, t.lastNs)
+	}
+	return out
 }
 
 func (wk *worker) bcastSend(account string, seq int64) (*bcastStat, error) {

@@ -23,6 +23,7 @@ type wsConn struct {
 	track   atomic.Pointer[pairTrack] // receiver side of a pairs/offline stream
 	pinger  atomic.Pointer[pinger]    // measures this connection's ping round trips (-ping-conns)
 	pingAt  atomic.Int64              // send time of the unanswered ping, 0 if none
+	bseen   []uint64                  // broadcasts received, one bit per seq; guarded by worker.bmu
 
 	// Owned by the poller goroutine (onData).
 	upgraded bool
