@@ -75,6 +75,8 @@ type Bus struct {
 	seq     atomic.Uint64
 	replies outbox // outcomes to send back, in pipelines
 
+	peers *Peers // nil: every Locate asks Redis
+
 	brk breaker // see breaker.go
 }
 
@@ -92,6 +94,9 @@ type Options struct {
 	// envelope before it takes the envelope back and stores the message
 	// itself. Default DefaultConfirmTimeout.
 	ConfirmTimeout time.Duration
+	// Peers, if set, answers Locate for accounts connected here without a
+	// Redis round trip (see Peers).
+	Peers *Peers
 }
 
 // DefaultConfirmTimeout is Options.ConfirmTimeout's default: above a busy
@@ -104,7 +109,7 @@ func New(rdb redis.UniversalClient, prefix, node string, log zerolog.Logger, opt
 		opts.ConfirmTimeout = DefaultConfirmTimeout
 	}
 	b := &Bus{
-		rdb: rdb, prefix: prefix, node: node, log: log, confirm: opts.ConfirmTimeout,
+		rdb: rdb, prefix: prefix, node: node, log: log, confirm: opts.ConfirmTimeout, peers: opts.Peers,
 		alive: make(map[string]aliveEntry), waits: make(map[uint64]*wait), suspect: make(map[string]time.Time), leftUntil: make(map[string]int64),
 	}
 	// Unique across restarts of this node: outcomes meant for an earlier run
@@ -209,18 +214,42 @@ func (b *Bus) locate(ctx context.Context, accounts []string, skipSuspect bool) (
 	if err := b.check(); err != nil {
 		return nil, err
 	}
+	out := make(map[string][]string)
+	ask := accounts
+	if b.peers != nil {
+		// Accounts connected here: the view knows where else they are.
+		ask = nil
+		for _, a := range accounts {
+			nodes, known := b.peers.Lookup(a)
+			if !known {
+				ask = append(ask, a)
+				continue
+			}
+			for _, n := range nodes {
+				up, err := b.isAlive(ctx, n)
+				if err != nil {
+					return nil, err
+				}
+				if up && !(skipSuspect && b.isSuspect(n)) {
+					out[a] = append(out[a], n)
+				}
+			}
+		}
+		if len(ask) == 0 {
+			return out, nil
+		}
+	}
 	pipe := b.rdb.Pipeline()
-	cmds := make([]*redis.StringSliceCmd, len(accounts))
-	for i, a := range accounts {
+	cmds := make([]*redis.StringSliceCmd, len(ask))
+	for i, a := range ask {
 		cmds[i] = pipe.HKeys(ctx, b.prefix+"acct:"+a)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
 		b.failed(err)
 		return nil, fmt.Errorf("cluster: locate: %w", err)
 	}
-	out := make(map[string][]string)
 	var stale []struct{ key, field string }
-	for i, a := range accounts {
+	for i, a := range ask {
 		seen := map[string]bool{}
 		for _, f := range cmds[i].Val() {
 			node, _, _ := strings.Cut(f, "|")

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 
 	"chatserver/presence"
 )
@@ -25,7 +26,10 @@ import (
 // asks Redis: an account whose registration is not written yet, and every
 // account after the change feed was interrupted, until the view is rebuilt.
 type Peers struct {
-	b       *Bus
+	rdb     redis.UniversalClient
+	prefix  string
+	node    string
+	log     zerolog.Logger
 	isLocal func(account string) bool
 
 	mu      sync.Mutex
@@ -44,15 +48,17 @@ type pendingSeed struct {
 // the removal and handled after it does not bring it back.
 const goneFor = 10 * time.Second
 
-// NewPeers makes the view for b's node; isLocal says whether an account has a
-// connection on this node (the table's answer). Run it with RunPeers.
-func NewPeers(b *Bus, isLocal func(string) bool) *Peers {
-	return &Peers{b: b, isLocal: isLocal, others: map[string]map[string]struct{}{},
-		pending: map[string]pendingSeed{}, gone: map[string]time.Time{}}
+// NewPeers makes the view for node; isLocal says whether an account has a
+// connection on this node (the table's answer). Give it to the account map
+// writer (presence.WithChanges) and to the bus (Options.Peers), and run it
+// (Run).
+func NewPeers(rdb redis.UniversalClient, prefix, node string, log zerolog.Logger, isLocal func(string) bool) *Peers {
+	return &Peers{rdb: rdb, prefix: prefix, node: node, log: log, isLocal: isLocal,
+		others: map[string]map[string]struct{}{}, pending: map[string]pendingSeed{}, gone: map[string]time.Time{}}
 }
 
 // Channel is where the nodes publish their account-map changes.
-func (p *Peers) Channel() string { return p.b.prefix + "presence" }
+func (p *Peers) Channel() string { return p.prefix + "presence" }
 
 // Registering notes that account is being registered here: until its
 // registration is written (Seen), the view does not know it.
@@ -84,7 +90,7 @@ func (p *Peers) Seen(account string, fields []string) {
 }
 
 func (p *Peers) seedLocked(account string, fields []string) {
-	mine := p.b.node + "|"
+	mine := p.node + "|"
 	for _, f := range fields {
 		if strings.HasPrefix(f, mine) {
 			continue
@@ -146,7 +152,7 @@ func contains(list []string, s string) bool {
 
 // apply takes one node's published changes.
 func (p *Peers) apply(c presence.ChangeBatch) {
-	if c.Node == p.b.node {
+	if c.Node == p.node {
 		return
 	}
 	now := time.Now()
@@ -183,11 +189,11 @@ func (p *Peers) apply(c presence.ChangeBatch) {
 	}
 }
 
-// RunPeers follows the change feed until ctx ends. The view is trusted only
+// Run follows the change feed until ctx ends. The view is trusted only
 // while the subscription runs: after a gap, every local account is seeded
 // again from Redis (snapshot lists them) before it is trusted again.
 func (p *Peers) Run(ctx context.Context, snapshot func() []string) {
-	sub := p.b.rdb.Subscribe(ctx, p.Channel())
+	sub := p.rdb.Subscribe(ctx, p.Channel())
 	defer sub.Close()
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
@@ -199,7 +205,7 @@ func (p *Peers) Run(ctx context.Context, snapshot func() []string) {
 			continue
 		}
 		if err := p.rebuild(ctx, snapshot()); err != nil {
-			p.b.log.Warn().Err(err).Msg("cannot rebuild the view of accounts on other nodes; messages ask Redis meanwhile")
+			p.log.Warn().Err(err).Msg("cannot rebuild the view of accounts on other nodes; messages ask Redis meanwhile")
 			sleepCtx(ctx, probeEvery)
 			continue
 		}
@@ -209,10 +215,10 @@ func (p *Peers) Run(ctx context.Context, snapshot func() []string) {
 
 // follow applies changes until the subscription breaks.
 func (p *Peers) follow(ctx context.Context, sub *redis.PubSub, tick *time.Ticker) {
-	for {
-		msg, err := sub.ReceiveTimeout(ctx, 2*time.Second)
+	for ctx.Err() == nil {
+		msg, err := sub.ReceiveTimeout(ctx, time.Second)
 		if err != nil {
-			if isTimeout(err) {
+			if isTimeout(err) && ctx.Err() == nil {
 				p.sweep(ctx)
 				continue
 			}
@@ -250,10 +256,10 @@ func (p *Peers) rebuild(ctx context.Context, accounts []string) error {
 	for len(accounts) > 0 {
 		chunk := accounts[:min(len(accounts), 1000)]
 		accounts = accounts[len(chunk):]
-		pipe := p.b.rdb.Pipeline()
+		pipe := p.rdb.Pipeline()
 		cmds := make([]*redis.StringSliceCmd, len(chunk))
 		for i, a := range chunk {
-			cmds[i] = pipe.HKeys(ctx, p.b.prefix+"acct:"+a)
+			cmds[i] = pipe.HKeys(ctx, p.prefix+"acct:"+a)
 		}
 		if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
 			return err
@@ -293,10 +299,10 @@ func (p *Peers) sweep(ctx context.Context) {
 	if len(stuck) == 0 {
 		return
 	}
-	pipe := p.b.rdb.Pipeline()
+	pipe := p.rdb.Pipeline()
 	cmds := make([]*redis.StringSliceCmd, len(stuck))
 	for i, a := range stuck {
-		cmds[i] = pipe.HKeys(ctx, p.b.prefix+"acct:"+a)
+		cmds[i] = pipe.HKeys(ctx, p.prefix+"acct:"+a)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
 		return

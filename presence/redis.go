@@ -67,6 +67,10 @@ func WithLatency(fn func(time.Duration)) RedisOption {
 type Changes interface {
 	// Channel is where every node publishes its entries' changes.
 	Channel() string
+	// Registering: account is being registered here (before its write).
+	Registering(account string)
+	// Left: account's last connection here is being unregistered.
+	Left(account string)
 	// Seen gives, after a registration of account here was written, every
 	// entry ("<node>|<conn>") the account has in the map at that moment.
 	Seen(account string, fields []string)
@@ -129,6 +133,9 @@ const (
 
 // Register queues the entry for a newly bound connection.
 func (r *Redis) Register(account, conn string) {
+	if r.changes != nil {
+		r.changes.Registering(account)
+	}
 	r.push(op{account: account, conn: conn, add: true, at: time.Now().UnixMilli()})
 }
 
@@ -136,6 +143,9 @@ func (r *Redis) Register(account, conn string) {
 // was the account's last connection on this node.
 func (r *Redis) Unregister(account, conn string, last bool) {
 	r.push(op{account: account, conn: conn, last: last})
+	if last && r.changes != nil {
+		r.changes.Left(account)
+	}
 }
 
 func (r *Redis) push(o op) {

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -65,6 +66,7 @@ type App struct {
 	srv     *server.Server
 	api     *api.Server
 	stopBus context.CancelFunc
+	peers   *cluster.Peers // with cluster.enabled: where this node's accounts are elsewhere
 	certs   *certs.Store
 	metrics *metrics.Metrics
 	handler *handlers.Handler
@@ -144,7 +146,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, assets As
 	var bus *cluster.Bus
 	if cfg.Cluster.Enabled {
 		bus = cluster.New(a.rdb, cfg.Redis.KeyPrefix, node, log.With().Str("component", "cluster").Logger(),
-			cluster.Options{ConfirmTimeout: cfg.Cluster.ConfirmTimeout})
+			cluster.Options{ConfirmTimeout: cfg.Cluster.ConfirmTimeout, Peers: a.peers})
 		deps.Remote = bus
 	}
 	a.handler = handlers.New(hcfg, deps)
@@ -158,7 +160,24 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, assets As
 		}
 		ocancel()
 		done := make(chan struct{})
-		go func() { defer close(done); bus.Run(bctx, h.Receive) }()
+		go func() {
+			defer close(done)
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				a.peers.Run(bctx, func() []string {
+					bs := table.Bindings()
+					out := make([]string, 0, len(bs))
+					for _, b := range bs {
+						out = append(out, b.Account)
+					}
+					return out
+				})
+			}()
+			bus.Run(bctx, h.Receive)
+			wg.Wait()
+		}()
 		a.stopBus = func() {
 			cancel()
 			select { // Run settles what it sent; a hung Redis call must not hold the shutdown
@@ -384,6 +403,14 @@ func (a *App) openPresence(node string, table *hub.Table) error {
 			Addr: a.cfg.Redis.Addr, Username: a.cfg.Redis.Username, Password: a.cfg.Redis.Password, DB: a.cfg.Redis.DB,
 		})
 	}
+	opts := []presence.RedisOption{presence.WithLatency(a.metrics.Redis)}
+	if a.cfg.Cluster.Enabled {
+		// Messages to accounts connected here find their other nodes without
+		// a Redis round trip (cluster.Peers), kept by the nodes' own changes.
+		a.peers = cluster.NewPeers(a.rdb, a.cfg.Redis.KeyPrefix, node,
+			a.log.With().Str("component", "cluster").Logger(), table.Online)
+		opts = append(opts, presence.WithChanges(a.peers))
+	}
 	p := presence.NewRedis(a.rdb, a.cfg.Redis.KeyPrefix, node, plog, func() []presence.Binding {
 		bs := table.Bindings()
 		out := make([]presence.Binding, len(bs))
@@ -391,7 +418,7 @@ func (a *App) openPresence(node string, table *hub.Table) error {
 			out[i] = presence.Binding{Account: b.Account, Conn: b.Conn}
 		}
 		return out
-	}, presence.WithLatency(a.metrics.Redis))
+	}, opts...)
 	a.presence = p
 	// A start is a rebuild from an empty table: clear what a previous run of
 	// this node left, set the liveness key. On failure the map is left stale
