@@ -136,11 +136,19 @@ type Server struct {
 
 // Redis holds the account map. Empty addr: the in-process map (embedded default).
 type Redis struct {
+	// Addr is Redis's host:port; several, comma-separated: a Redis Cluster.
+	// With SentinelMaster: the Sentinels' host:port, comma-separated.
 	Addr      string `yaml:"addr"`
-	Username  string `yaml:"username"`
+	Username  string `yaml:"username"` // of the Redis master (and Cluster nodes)
 	Password  string `yaml:"password"`
 	DB        int    `yaml:"db"`
 	KeyPrefix string `yaml:"key_prefix"`
+	// SentinelMaster is the name the Sentinels at Addr monitor the master
+	// under; the client asks them for the master and follows its failovers.
+	// Empty: Addr is Redis itself.
+	SentinelMaster string `yaml:"sentinel_master"`
+	// SentinelPassword is the Sentinels' own password (their requirepass), if any.
+	SentinelPassword string `yaml:"sentinel_password"`
 }
 
 // MySQL holds the offline pool. Empty dsn: the embedded SQLite file.
@@ -291,6 +299,10 @@ func (c Config) Validate() error {
 	check(c.Groups.CacheEntries > 0, "groups.cache_entries must be positive")
 	check(!c.Cluster.Enabled || c.Redis.Addr != "", "cluster.enabled needs redis.addr: the nodes meet in Redis")
 	check(c.Cluster.ConfirmTimeout > 0, "cluster.confirm_timeout must be positive")
+	check(c.Redis.SentinelMaster == "" || c.Redis.Addr != "",
+		"redis.sentinel_master %q is set: redis.addr must list the Sentinels (host:port, comma-separated)", c.Redis.SentinelMaster)
+	check(c.Redis.SentinelPassword == "" || c.Redis.SentinelMaster != "",
+		"redis.sentinel_password is set without redis.sentinel_master: it is the Sentinels' password")
 	check(!c.Cluster.Enabled || c.MySQL.DSN != "", "cluster.enabled needs mysql.dsn: the nodes share the offline pool")
 	check(c.TLS.MinVersion == "1.2" || c.TLS.MinVersion == "1.3", "tls.min_version %q: want 1.2 or 1.3", c.TLS.MinVersion)
 	check((c.TLS.Addr == "" && !c.TLS.API) || (c.TLS.CertFile != "" && c.TLS.KeyFile != ""),

@@ -104,3 +104,53 @@ func TestEveryKeyDocumented(t *testing.T) {
 		}
 	}
 }
+
+// TestSentinelSettings: the Sentinel keys load from the file and the
+// environment, and a Sentinel setup that cannot work is refused, naming the keys.
+func TestSentinelSettings(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	yml := "redis:\n  addr: \"10.0.0.1:26379,10.0.0.2:26379\"\n  sentinel_master: chat\n  sentinel_password: s1\n"
+	if err := os.WriteFile(path, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path, false, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := cfg.Redis; r.Addr != "10.0.0.1:26379,10.0.0.2:26379" || r.SentinelMaster != "chat" || r.SentinelPassword != "s1" {
+		t.Fatalf("file: redis = %+v", r)
+	}
+	cfg, err = Load(path, false, envOf(map[string]string{
+		"CHAT_REDIS_SENTINEL_MASTER": "other", "CHAT_REDIS_SENTINEL_PASSWORD": "s2",
+	}))
+	if err != nil || cfg.Redis.SentinelMaster != "other" || cfg.Redis.SentinelPassword != "s2" {
+		t.Fatalf("env over the file: redis = %+v, %v", cfg.Redis, err)
+	}
+
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want []string // in the error
+	}{
+		{"master without addr", map[string]string{"CHAT_REDIS_SENTINEL_MASTER": "chat"},
+			[]string{"redis.sentinel_master", "redis.addr", "Sentinels"}},
+		{"password without master", map[string]string{"CHAT_REDIS_ADDR": "10.0.0.1:6379", "CHAT_REDIS_SENTINEL_PASSWORD": "s"},
+			[]string{"redis.sentinel_password", "redis.sentinel_master"}},
+	} {
+		_, err := Load("../config.yaml", false, envOf(tc.env))
+		if err == nil {
+			t.Errorf("%s: accepted; want an error", tc.name)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %q does not say %q", tc.name, err, w)
+			}
+		}
+	}
+	if _, err := Load("../config.yaml", false, envOf(map[string]string{
+		"CHAT_REDIS_ADDR": "10.0.0.1:26379", "CHAT_REDIS_SENTINEL_MASTER": "chat",
+	})); err != nil {
+		t.Fatalf("one Sentinel address and a master name: %v", err)
+	}
+}

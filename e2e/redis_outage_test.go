@@ -17,14 +17,15 @@ import (
 
 // ownRedis runs a redis-server of the test's own on a spare loopback port, so
 // that stopping it disturbs nothing else. It keeps nothing on disk: a restart
-// comes back empty, the worst case for the account map.
+// comes back empty, the worst case for the account map. args are added to its
+// command line (e.g. --replicaof).
 type ownRedis struct {
 	t    *testing.T
 	addr string
 	cmd  *exec.Cmd
 }
 
-func startOwnRedis(t *testing.T, addr string) *ownRedis {
+func startOwnRedis(t *testing.T, addr string, args ...string) *ownRedis {
 	t.Helper()
 	path, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -40,7 +41,7 @@ func startOwnRedis(t *testing.T, addr string) *ownRedis {
 	}
 	_, port, _ := net.SplitHostPort(addr)
 	r := &ownRedis{t: t, addr: addr}
-	r.cmd = exec.Command(path, "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	r.cmd = exec.Command(path, append([]string{"--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no", "--dir", t.TempDir()}, args...)...)
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"chatserver/internal/faultproxy"
@@ -90,4 +91,46 @@ func TestRebuildAtStartWithRedisDown(t *testing.T) {
 	if pipelines.Load() == 0 {
 		t.Fatal("a pipeline ran and the latency function was not called")
 	}
+}
+
+// TestRebuildAfterLostWrites: when Redis loses writes it had acknowledged but
+// keeps the liveness key (a failover to a replica that had not received the
+// last ones), the node notices at its next heartbeat and writes its entries
+// again.
+func TestRebuildAfterLostWrites(t *testing.T) {
+	rdb, prefix := servicetest.Redis(t)
+	var live atomic.Pointer[[]presence.Binding]
+	live.Store(&[]presence.Binding{})
+	r := presence.NewRedis(rdb, prefix, "n1", zerolog.New(zerolog.NewTestWriter(t)),
+		func() []presence.Binding { return *live.Load() })
+	t.Cleanup(func() { _ = r.Close(context.Background()) })
+	if err := r.Rebuild(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	before, err := rdb.Get(ctx, prefix+"alive:n1").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	live.Store(&[]presence.Binding{{Account: "alice", Conn: "c1"}})
+	r.Register("alice", "c1")
+	if err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if es, err := r.Lookup(ctx, "alice"); err != nil || len(es) != 1 {
+		t.Fatalf("alice registered: %v, %v", es, err)
+	}
+	// What a replica one pipeline behind holds: alice's entry was never there,
+	// the liveness key is as it was before.
+	pipe := rdb.TxPipeline()
+	pipe.HDel(ctx, prefix+"acct:alice", "n1|c1")
+	pipe.SRem(ctx, prefix+"node:n1", "alice")
+	pipe.SetArgs(ctx, prefix+"alive:n1", before, redis.SetArgs{KeepTTL: true})
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	servicetest.Eventually(t, 15*time.Second, "alice's entry written again", func() bool {
+		es, err := r.Lookup(ctx, "alice")
+		return err == nil && len(es) == 1 && es[0].Node == "n1" && es[0].Conn == "c1"
+	})
 }

@@ -48,6 +48,9 @@ type Redis struct {
 	// the node's entries are rebuilt from it. nil: no resync.
 	snapshot func() []Binding
 	failing  bool // guarded by mu: a write failed, rebuild before going on
+	// written (guarded by mu) counts the write pipelines Redis acknowledged
+	// since the last rebuild; the liveness key holds the same count.
+	written uint64
 }
 
 // Binding is an account and one of its connection ids on this node.
@@ -126,6 +129,13 @@ func (r *Redis) aliveKey() string                 { return r.prefix + "alive:" +
 // map". It is refreshed every aliveEvery and expires after aliveTTL. Finding it
 // gone means Redis lost its data (a restart without persistence, a flush, a
 // failover): the node's entries are rebuilt from its live connections.
+//
+// Its value is the number of write pipelines Redis acknowledged since the
+// node's last rebuild: each pipeline sets it last, and Redis replicates a
+// master's writes in order. The heartbeat finding a smaller number means Redis
+// lost writes it had acknowledged (a failover to a replica that had not
+// received them yet): the entries are rebuilt too. With a Redis Cluster this
+// covers the writes on the liveness key's own shard.
 const (
 	aliveEvery = 2 * time.Second
 	aliveTTL   = 6 * time.Second
@@ -347,6 +357,9 @@ func (r *Redis) run() {
 func (r *Redis) apply(batch []op) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	r.mu.Lock()
+	n := r.written + 1
+	r.mu.Unlock()
 	pipe := r.rdb.Pipeline()
 	var seen []*redis.StringSliceCmd
 	var change ChangeBatch
@@ -376,7 +389,8 @@ func (r *Redis) apply(batch []op) error {
 			pipe.Publish(ctx, r.changes.Channel(), payload)
 		}
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	r.countWrite(ctx, pipe, n)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("presence: apply %d ops: %w", len(batch), err)
 	}
 	i := 0
@@ -386,22 +400,39 @@ func (r *Redis) apply(batch []op) error {
 			i++
 		}
 	}
+	r.mu.Lock()
+	r.written = n
+	r.mu.Unlock()
 	return nil
 }
 
-// heartbeat refreshes the liveness key; if it is gone, Redis lost the node's
-// entries and they are rebuilt.
+// countWrite ends pipe with setting the liveness key to n, the pipeline's
+// number, if the key is there: a key gone is the heartbeat's to find, and the
+// redis.Nil the pipeline then returns is no failure of its writes.
+func (r *Redis) countWrite(ctx context.Context, pipe redis.Pipeliner, n uint64) {
+	pipe.SetArgs(ctx, r.aliveKey(), strconv.FormatUint(n, 10), redis.SetArgs{Mode: "XX", KeepTTL: true})
+}
+
+// heartbeat refreshes the liveness key; if it is gone, or counts fewer write
+// pipelines than Redis acknowledged, Redis lost some of the node's entries and
+// they are rebuilt.
 func (r *Redis) heartbeat() {
 	if r.snapshot == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	err := r.rdb.SetArgs(ctx, r.aliveKey(), "1", redis.SetArgs{Mode: "XX", TTL: aliveTTL}).Err()
-	if err == nil {
+	r.mu.Lock()
+	want := strconv.FormatUint(r.written, 10)
+	r.mu.Unlock()
+	got, err := r.rdb.SetArgs(ctx, r.aliveKey(), want, redis.SetArgs{Mode: "XX", TTL: aliveTTL, Get: true}).Result()
+	switch {
+	case err == nil && got == want:
 		return
-	}
-	if errors.Is(err, redis.Nil) {
+	case err == nil:
+		r.log.Warn().Str("writes_acknowledged", want).Str("writes_in_redis", got).
+			Msg("Redis lost account map writes it had acknowledged (failed over to a replica that had not received them?): rebuilding this node's entries")
+	case errors.Is(err, redis.Nil):
 		r.log.Warn().Msg("this node's liveness key is gone from Redis (restarted or flushed?): rebuilding its entries")
 	}
 	r.markFailing()
@@ -455,10 +486,11 @@ func (r *Redis) resync() error {
 	}
 	live := r.snapshot()
 	now := time.Now().UnixMilli()
-	if err := r.rdb.Set(ctx, r.aliveKey(), "1", aliveTTL).Err(); err != nil {
+	if err := r.rdb.Set(ctx, r.aliveKey(), "0", aliveTTL).Err(); err != nil {
 		r.markFailing()
 		return fmt.Errorf("presence: resync: %w", err)
 	}
+	var written uint64
 	for len(live) > 0 {
 		chunk := live[:min(len(live), 1000)]
 		live = live[len(chunk):]
@@ -467,12 +499,15 @@ func (r *Redis) resync() error {
 			pipe.HSet(ctx, r.accountKey(e.Account), Entry{Node: r.node, Conn: e.Conn}.field(), strconv.FormatInt(now, 10))
 			pipe.SAdd(ctx, r.nodeKey(), e.Account)
 		}
-		if _, err := pipe.Exec(ctx); err != nil {
+		r.countWrite(ctx, pipe, written+1)
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 			r.markFailing()
 			return fmt.Errorf("presence: resync: %w", err)
 		}
+		written++
 	}
 	r.mu.Lock()
+	r.written = written
 	r.failing = false
 	close(r.moved)
 	r.moved = make(chan struct{})

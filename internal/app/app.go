@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -391,18 +390,7 @@ func (a *App) openPresence(node string, table *hub.Table) error {
 		a.presence = presence.NewLocal(node)
 		return nil
 	}
-	// Several addresses: a Redis Cluster (every key we use is one key per
-	// command, and pub/sub is cluster-wide PUBLISH).
-	addrs := strings.Split(a.cfg.Redis.Addr, ",")
-	if len(addrs) > 1 {
-		a.rdb = redis.NewClusterClient(&redis.ClusterOptions{
-			Addrs: addrs, Username: a.cfg.Redis.Username, Password: a.cfg.Redis.Password,
-		})
-	} else {
-		a.rdb = redis.NewClient(&redis.Options{
-			Addr: a.cfg.Redis.Addr, Username: a.cfg.Redis.Username, Password: a.cfg.Redis.Password, DB: a.cfg.Redis.DB,
-		})
-	}
+	a.rdb = newRedisClient(a.cfg.Redis)
 	opts := []presence.RedisOption{presence.WithLatency(a.metrics.Redis)}
 	if a.cfg.Cluster.Enabled {
 		// Messages to accounts connected here find their other nodes without
@@ -444,6 +432,9 @@ func (a *App) logStart(node string) {
 	ev = ev.Bool("cluster", a.cfg.Cluster.Enabled)
 	if a.cfg.Redis.Addr != "" {
 		ev = ev.Str("presence", "redis").Str("redis_addr", a.cfg.Redis.Addr).Str("key_prefix", a.cfg.Redis.KeyPrefix)
+		if a.cfg.Redis.SentinelMaster != "" {
+			ev = ev.Str("sentinel_master", a.cfg.Redis.SentinelMaster)
+		}
 	} else {
 		ev = ev.Str("presence", "in-process")
 	}
