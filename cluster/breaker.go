@@ -46,7 +46,11 @@ func (b *Bus) failed(err error) {
 func (b *Bus) probe() {
 	defer b.brk.probing.Store(false)
 	for {
-		time.Sleep(probeEvery)
+		select {
+		case <-time.After(probeEvery):
+		case <-b.stopped:
+			return // the bus is closed: nothing to resume
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		err := b.rdb.Ping(ctx).Err()
 		cancel()

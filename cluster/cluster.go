@@ -77,7 +77,8 @@ type Bus struct {
 
 	peers *Peers // nil: every Locate asks Redis
 
-	brk breaker // see breaker.go
+	brk     breaker       // see breaker.go
+	stopped chan struct{} // closed when Run returns
 }
 
 type aliveEntry struct {
@@ -114,6 +115,7 @@ func New(rdb redis.UniversalClient, prefix, node string, log zerolog.Logger, opt
 	}
 	// Unique across restarts of this node: outcomes meant for an earlier run
 	// find no wait.
+	b.stopped = make(chan struct{})
 	b.seq.Store(uint64(time.Now().UnixNano()))
 	b.replies.init()
 	return b
@@ -137,6 +139,7 @@ func (b *Bus) Run(ctx context.Context, handle func(env Envelope, reply *Reply)) 
 	b.runInbox(ctx, handle)
 	wg.Wait()
 	b.settleAll()
+	close(b.stopped)
 }
 
 // settleAll answers, as not taken, every envelope still waiting when the bus
