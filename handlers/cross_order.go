@@ -43,6 +43,15 @@ type recipientRoute struct {
 	inflight int
 	nudging  bool // a drain request is being sent
 	tries    int  // drain requests not answered in a row
+	// queue: messages to store here once the envelopes in flight are
+	// answered (those may be stored too, and must come first).
+	queue    []queuedStore
+	flushing bool
+}
+
+type queuedStore struct {
+	it    *message
+	frame []byte
 }
 
 func (o *crossOrder) init(h *Handler) {
@@ -60,7 +69,7 @@ func (o *crossOrder) decide(account, node string) (send, drain bool) {
 		o.m[account] = &recipientRoute{node: node, inflight: 1}
 		return true, false
 	}
-	if r.storing > 0 || (r.inflight > 0 && r.node != node) {
+	if r.storing > 0 || len(r.queue) > 0 || r.flushing || (r.inflight > 0 && r.node != node) {
 		return false, false
 	}
 	// A drain request in flight may be for another node (or fail): this
@@ -83,7 +92,57 @@ func (o *crossOrder) answered(account string, stored bool) {
 	if stored {
 		r.dirty = true // committed there: ready for a drain request
 	}
+	if r.inflight == 0 && len(r.queue) > 0 && !r.flushing {
+		r.flushing = true
+		go o.flush(account)
+		return
+	}
 	o.afterLocked(account, r)
+}
+
+// queueStore keeps a message to store here behind the envelopes in flight to
+// account; false when there are none (store it now).
+func (o *crossOrder) queueStore(account string, it *message, frame []byte) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	r := o.m[account]
+	if r == nil || (r.inflight == 0 && len(r.queue) == 0 && !r.flushing) {
+		return false
+	}
+	r.queue = append(r.queue, queuedStore{it: it, frame: frame})
+	return true
+}
+
+// flush delivers (stores, as a rule) the queued messages in order.
+func (o *crossOrder) flush(account string) {
+	for {
+		o.mu.Lock()
+		r := o.m[account]
+		if r == nil {
+			o.mu.Unlock()
+			return
+		}
+		q := r.queue
+		r.queue = nil
+		if len(q) == 0 {
+			r.flushing = false
+			o.afterLocked(account, r)
+			o.mu.Unlock()
+			return
+		}
+		o.mu.Unlock()
+		for _, e := range q {
+			d, err := o.h.table.Deliver(account, e.it.m.From, e.frame, e.it)
+			switch {
+			case err != nil:
+				o.h.log.Error().Err(err).Str("to", account).Str("id", e.it.m.ID).Msg("message could not be stored")
+				e.it.fail()
+			case d.Stored && d.Pushed == 0, d.Held:
+			default:
+				e.it.report(false, 0)
+			}
+		}
+	}
 }
 
 // storedHere: a message for account (not connected here) went to this node's
@@ -119,7 +178,7 @@ func (o *crossOrder) waitCommit(account string, ticket uint64) {
 // afterLocked sends a drain request once everything stored is committed and
 // nothing is in flight, and forgets a recipient with nothing pending.
 func (o *crossOrder) afterLocked(account string, r *recipientRoute) {
-	if r.storing > 0 || r.inflight > 0 || r.nudging {
+	if r.storing > 0 || r.inflight > 0 || r.nudging || r.flushing || len(r.queue) > 0 {
 		return
 	}
 	if !r.dirty {

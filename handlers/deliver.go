@@ -169,6 +169,11 @@ func (h *Handler) fanout(from, content, group, id string, accounts []string, now
 			// stored here: stored here.
 			it := newCopy(a)
 			it.stored = h.order.storedHere
+			if h.order.queueStore(a, it, frame) {
+				sa.add() // reports once stored, behind the envelopes in flight
+				res.Stored++
+				continue
+			}
 			deliver(it)
 		}
 	}
