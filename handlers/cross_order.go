@@ -47,6 +47,9 @@ type recipientRoute struct {
 	// answered (those may be stored too, and must come first).
 	queue    []queuedStore
 	flushing bool
+	// acks of messages stored here, sent once a drain request covers them:
+	// a message sent after such an ack then comes after the stored one.
+	acks []func()
 }
 
 type queuedStore struct {
@@ -61,23 +64,34 @@ func (o *crossOrder) init(h *Handler) {
 
 // decide says whether a message to account may go to node now (and whether
 // it must ask for a drain first), or must be stored here.
-func (o *crossOrder) decide(account, node string) (send, drain bool) {
+// With drain, acks are those of stored messages the request covers: call
+// them once the envelope is sent.
+func (o *crossOrder) decide(account, node string) (send, drain bool, acks []func()) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	r := o.m[account]
 	if r == nil {
 		o.m[account] = &recipientRoute{node: node, inflight: 1}
-		return true, false
+		return true, false, nil
 	}
 	if r.storing > 0 || len(r.queue) > 0 || r.flushing || (r.inflight > 0 && r.node != node) {
-		return false, false
+		return false, false, nil
 	}
 	// A drain request in flight may be for another node (or fail): this
 	// message carries its own.
 	drain, r.dirty = r.dirty || r.nudging, false
+	if drain {
+		acks, r.acks = r.acks, nil
+	}
 	r.node = node
 	r.inflight++
-	return true, drain
+	return true, drain, acks
+}
+
+func release(acks []func()) {
+	for _, a := range acks {
+		a()
+	}
 }
 
 // answered: node said what became of a copy sent to account.
@@ -147,7 +161,7 @@ func (o *crossOrder) flush(account string) {
 
 // storedHere: a message for account (not connected here) went to this node's
 // offline queue with ticket; later ones wait behind it until it is committed.
-func (o *crossOrder) storedHere(account string, ticket uint64) {
+func (o *crossOrder) storedHere(account string, ticket uint64, ack func()) {
 	o.mu.Lock()
 	r := o.m[account]
 	if r == nil {
@@ -156,6 +170,7 @@ func (o *crossOrder) storedHere(account string, ticket uint64) {
 	}
 	r.storing++
 	r.dirty = true
+	r.acks = append(r.acks, ack)
 	o.mu.Unlock()
 	o.waitCommit(account, ticket)
 }
@@ -183,6 +198,7 @@ func (o *crossOrder) afterLocked(account string, r *recipientRoute) {
 	}
 	if !r.dirty {
 		delete(o.m, account)
+		go release(r.acks)
 		return
 	}
 	r.nudging = true
@@ -203,8 +219,11 @@ func (o *crossOrder) nudge(account string) {
 	if err == nil && len(nodes) == 0 {
 		// Connected nowhere: its next init reads the committed rows.
 		r.nudging, r.dirty = false, false
+		acks := r.acks
+		r.acks = nil
 		o.afterLocked(account, r)
 		o.mu.Unlock()
+		release(acks)
 		return
 	}
 	if err != nil {
@@ -213,6 +232,8 @@ func (o *crossOrder) nudge(account string) {
 		return
 	}
 	r.dirty = false
+	acks := r.acks
+	r.acks = nil
 	o.mu.Unlock()
 
 	var wg sync.WaitGroup
@@ -234,6 +255,7 @@ func (o *crossOrder) nudge(account string) {
 			failed = true
 		}
 	}
+	release(acks) // the requests are in the streams: what is sent next comes after
 	wg.Wait()
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -252,8 +274,16 @@ func (o *crossOrder) nudge(account string) {
 // retryLocked tries the drain request again later (a frozen node may come
 // back; a dead one's clients init elsewhere, which reads the rows anyway).
 // Meanwhile the next message carries the request itself.
+//
+// The acks waiting for the request go now: the rows are committed, and the
+// sender does not wait through an outage (what it sends next is still kept
+// behind them on this node; only a message sent through another node could
+// overtake them).
 func (o *crossOrder) retryLocked(account string, r *recipientRoute) {
 	r.nudging, r.dirty = false, true
+	acks := r.acks
+	r.acks = nil
+	go release(acks)
 	r.tries++
 	if r.tries > 5 {
 		r.tries = 0 // kept dirty: the next message carries the request

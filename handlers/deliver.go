@@ -83,6 +83,7 @@ func (h *Handler) fanout(from, content, group, id string, accounts []string, now
 	// duty), unless the order across nodes says to store it here (crossOrder).
 	type plan struct {
 		store, nostore, drain []string
+		acks                  []func() // of stored messages the drain requests cover
 	}
 	byNode := map[string]*plan{}
 	var order []string
@@ -105,7 +106,7 @@ func (h *Handler) fanout(from, content, group, id string, accounts []string, now
 			continue
 		}
 		if !isLocal[a] {
-			send, drain := h.order.decide(a, nodes[0])
+			send, drain, acks := h.order.decide(a, nodes[0])
 			if !send {
 				continue // stored here, below
 			}
@@ -113,6 +114,7 @@ func (h *Handler) fanout(from, content, group, id string, accounts []string, now
 			p.store = append(p.store, a)
 			if drain {
 				p.drain = append(p.drain, a)
+				p.acks = append(p.acks, acks...)
 			}
 			nodes = nodes[1:]
 		}
@@ -160,6 +162,9 @@ func (h *Handler) fanout(from, content, group, id string, accounts []string, now
 			}
 			if err := h.remote.Send(ctx, n, env, settle); err != nil {
 				settle(make([]cluster.Outcome, len(part.to)))
+			}
+			if part.store {
+				release(p.acks)
 			}
 		}
 	}

@@ -23,8 +23,10 @@ type message struct {
 	// delivered), so storing it here must not be refused for a full queue.
 	accepted bool
 	// stored, if set, hears the ticket of the copy once it is queued for the
-	// offline table (crossOrder keeps later messages behind it).
-	stored func(account string, ticket uint64)
+	// offline table (crossOrder keeps later messages behind it), and calls
+	// done once the sender may hear "stored": committed, and the recipient's
+	// node asked to read it before anything sent after the ack.
+	stored func(account string, ticket uint64, done func())
 }
 
 func (it *message) ID() string { return it.m.ID }
@@ -37,9 +39,10 @@ func (it *message) Store() error {
 	t, err := enqueue(it.m)
 	if err == nil {
 		if it.stored != nil {
-			it.stored(it.m.To, t)
+			it.stored(it.m.To, t, func() { it.report(true, t) })
+		} else {
+			it.report(true, t)
 		}
-		it.report(true, t)
 	}
 	return err
 }
@@ -51,9 +54,10 @@ func (it *message) Requeue() error {
 	t, err := it.h.queue.EnqueueAccepted(it.m)
 	if err == nil {
 		if it.stored != nil {
-			it.stored(it.m.To, t)
+			it.stored(it.m.To, t, func() { it.report(true, t) })
+		} else {
+			it.report(true, t)
 		}
-		it.report(true, t)
 	}
 	return err
 }
