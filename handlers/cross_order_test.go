@@ -1,0 +1,135 @@
+package handlers
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"chatserver/cluster"
+	"chatserver/hub"
+	"chatserver/presence"
+)
+
+// fakeRemote is another node as the routing sees it: where accounts are,
+// and the envelopes sent, each answered when the test says.
+type fakeRemote struct {
+	mu    sync.Mutex
+	where map[string][]string
+	sent  []sentEnvelope
+}
+
+type sentEnvelope struct {
+	node string
+	env  cluster.Envelope
+	done func([]cluster.Outcome)
+}
+
+func (f *fakeRemote) Locate(_ context.Context, accounts []string) (map[string][]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string][]string{}
+	for _, a := range accounts {
+		if n := f.where[a]; len(n) > 0 {
+			out[a] = n
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeRemote) Where(ctx context.Context, a string) ([]string, error) {
+	m, err := f.Locate(ctx, []string{a})
+	return m[a], err
+}
+
+func (f *fakeRemote) Send(_ context.Context, node string, env cluster.Envelope, done func([]cluster.Outcome)) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sent = append(f.sent, sentEnvelope{node, env, done})
+	return nil
+}
+
+func (f *fakeRemote) Broadcast(context.Context, cluster.Envelope) error { return nil }
+
+func (f *fakeRemote) set(account string, nodes ...string) {
+	f.mu.Lock()
+	f.where[account] = nodes
+	f.mu.Unlock()
+}
+
+func (f *fakeRemote) envelopes() []sentEnvelope {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]sentEnvelope(nil), f.sent...)
+}
+
+// TestCrossOrderKeepsStoredMessagesFirst: bob is on n2. m1 goes there and is
+// not answered; n2 is then skipped, so m2 is stored here: it waits behind m1,
+// which is stored when its wait times out, so the rows are in send order.
+// Once committed, n2 is asked to drain bob before the acks go and before m3,
+// which goes to n2 after the request.
+func TestCrossOrderKeepsStoredMessagesFirst(t *testing.T) {
+	table := hub.NewTable(100)
+	st := newMemStore()
+	remote := &fakeRemote{where: map[string][]string{"bob": {"n2"}}}
+	h := New(Config{Node: "n1", Broadcasters: []string{"*"}}, Deps{
+		Table: table, Queue: st, Backlog: st, Presence: presence.NewLocal("n1"), Remote: remote,
+		Groups: memGroups{}, Log: zerolog.New(zerolog.NewTestWriter(t)),
+	})
+	fx := &fixture{h: h, table: table, store: st}
+	alice, ac := fx.conn("alice")
+	fx.send(alice, `{"flag":"init","from":"alice"}`)
+
+	fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"m1","cid":"1"}`)
+	remote.set("bob") // n2 skipped: found nowhere
+	fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"m2","cid":"2"}`)
+	if n := st.unsent(); n != 0 {
+		t.Fatalf("%d rows stored while m1 still waits for n2's answer; want m2 kept behind it", n)
+	}
+	remote.set("bob", "n2") // n2 answers again, as far as the map says
+	sent := remote.envelopes()
+	if len(sent) != 1 || sent[0].env.Content != "m1" {
+		t.Fatalf("envelopes %+v; want m1 only", sent)
+	}
+	sent[0].done([]cluster.Outcome{cluster.NotTaken}) // timed out: stored here
+
+	deadline := time.Now().Add(5 * time.Second)
+	for len(remote.envelopes()) < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	st.mu.Lock()
+	var contents []string
+	for _, r := range st.rows {
+		contents = append(contents, r.Content)
+	}
+	st.mu.Unlock()
+	if len(contents) != 2 || contents[0] != "m1" || contents[1] != "m2" {
+		t.Fatalf("rows %v; want m1, m2 in send order", contents)
+	}
+	sent = remote.envelopes()
+	if len(sent) != 2 || sent[1].env.Kind != "drain" || sent[1].node != "n2" || sent[1].env.To[0] != "bob" {
+		t.Fatalf("envelopes %+v; want a drain request for bob to n2 after the commit", sent)
+	}
+	acks := 0
+	for time.Now().Before(deadline) && acks < 2 {
+		acks = 0
+		for _, p := range ac.payloads(t) {
+			if p["flag"] == "ack" && p["status"] == "stored" {
+				acks++
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if acks != 2 {
+		t.Fatalf("alice got %d stored acks; want 2 once the drain request is sent", acks)
+	}
+	sent[1].done([]cluster.Outcome{cluster.Pushed})
+
+	fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"m3","cid":"3"}`)
+	sent = remote.envelopes()
+	if len(sent) != 3 || sent[2].env.Content != "m3" || sent[2].node != "n2" {
+		t.Fatalf("envelopes %+v; want m3 to n2 after the drain request", sent)
+	}
+}
