@@ -12,11 +12,14 @@
 #
 # Before each run the script waits until the 1-minute load average is at most
 # LOAD_MAX (other work may share the machine, and the previous run's own load
-# decays), at most LOAD_WAIT seconds; a run that still started above LOAD_MAX is
-# run again, up to RETRIES times. The load average at the start, the Redis CPU
-# used over the run (INFO cpu: every client of that Redis, not only ours) and
-# chatload's exit status go to OUT/<setup>-<cell>-<run>.meta; chatload's -json
-# result to OUT/<setup>-<cell>-<run>.json. bench/routing_summary.py prints the
+# decays), at most LOAD_WAIT seconds. Over the run it counts the CPU the whole
+# machine was busy (/proc/stat) and what of it was ours: the nodes, chatload
+# and its workers, Redis (INFO cpu: every client of that Redis) and MariaDB;
+# the rest is other work that shared the cores. A run that started above
+# LOAD_MAX, or where other work used more than OTHER_MAX CPU-seconds, is run
+# again, up to RETRIES times. These figures and chatload's exit status go to
+# OUT/<setup>-<cell>-<run>.meta; chatload's -json result to
+# OUT/<setup>-<cell>-<run>.json. bench/routing_summary.py prints the
 # median (min-max) table and the (on)/(off) ratios. Loopback only; needs Redis
 # and MariaDB on 127.0.0.1. The database and the Redis keys are removed at the
 # end, whatever happened.
@@ -35,6 +38,7 @@ rate=${RATE:-10000}
 duration=${DURATION:-10s}
 load_max=${LOAD_MAX:-1.5}
 load_wait=${LOAD_WAIT:-300}
+other_max=${OTHER_MAX:-1}
 retries=${RETRIES:-2}
 ws_base=${WS_PORT_BASE:-9240} # node i listens on ws_base+i and api_base+i
 api_base=${API_PORT_BASE:-9340}
@@ -106,9 +110,20 @@ start_nodes() {
 	done
 }
 
+mariadb_pid=$(pidof mariadbd mysqld || true) # for its CPU; none if it runs elsewhere
 loadavg() { cut -d' ' -f1 /proc/loadavg; }
 above() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a > b) }'; }
 redis_cpu() { rcli info cpu | awk -F: '/^used_cpu_(sys|user):/ { s += $2 } END { printf "%.2f", s }'; }
+# machine_cpu: CPU-seconds busy and stolen (by the hypervisor) on every core.
+machine_cpu() { awk '/^cpu / { printf "%.2f %.2f", ($2 + $3 + $4 + $7 + $8) / 100, $9 / 100 }' /proc/stat; }
+# proc_cpu PID...: their CPU-seconds (utime+stime), 0 for one that is gone.
+proc_cpu() {
+	local p s=0
+	for p in "$@"; do
+		s=$((s + $( (awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0) | tail -1)))
+	done
+	awk -v s="$s" 'BEGIN { printf "%.2f", s / 100 }'
+}
 
 # wait_load: until the 1-minute load average is at most load_max, at most
 # load_wait seconds; prints the load average it ends at.
@@ -126,7 +141,7 @@ wait_load() {
 # once SETUP CELL RUN: one chatload run on fresh nodes; 0 if it started at
 # most at load_max.
 once() {
-	local setup=$1 cell=$2 n=$3 nodes=1 enabled=false i addrs="" pidlist l0 r0 r1 rc=0 args
+	local setup=$1 cell=$2 n=$3 nodes=1 enabled=false i addrs="" pidlist l0 rc=0 args
 	case $setup in
 	off) ;;
 	on) enabled=true ;;
@@ -146,20 +161,31 @@ once() {
 	pidlist=$(IFS=,; echo "${pids[*]}")
 	local base="$out/$setup-$cell-$n"
 	echo "== $setup $cell run $n: $nodes node(s), cluster $enabled, load average $l0" >&2
-	r0=$(redis_cpu)
-	"$out/bin/chatload" pairs "${args[@]}" -duration "$duration" -addr "$addrs" -pid "$pidlist" -json \
+	# Everything the machine did over the run, and what of it was ours: the
+	# rest ("other") is work that shared the cores with the run.
+	local m0 m1 n0 n1 d0 d1 r0 r1 ct
+	# shellcheck disable=SC2086 # no PID: no MariaDB here
+	m0=$(machine_cpu) n0=$(proc_cpu "${pids[@]}") d0=$(proc_cpu $mariadb_pid) r0=$(redis_cpu)
+	/usr/bin/time -o "$base.time" -f '%U %S' \
+		"$out/bin/chatload" pairs "${args[@]}" -duration "$duration" -addr "$addrs" -pid "$pidlist" -json \
 		>"$base.json" 2>"$base.err" || rc=$?
-	r1=$(redis_cpu)
+	# shellcheck disable=SC2086
+	m1=$(machine_cpu) n1=$(proc_cpu "${pids[@]}") d1=$(proc_cpu $mariadb_pid) r1=$(redis_cpu)
+	ct=$(tail -1 "$base.time" | awk '{ printf "%.2f", $1 + $2 }')
 	stop_nodes
 	sql "DROP DATABASE IF EXISTS $db"
-	printf 'setup=%s cell=%s run=%s nodes=%s load_start=%s load_end=%s redis_cpu_s=%s chatload_rc=%s keys_left=%s\n' \
-		"$setup" "$cell" "$n" "$nodes" "$l0" "$(loadavg)" "$(awk -v a="$r0" -v b="$r1" 'BEGIN { printf "%.2f", b - a }')" \
-		"$rc" "$(del_keys "$prefix")" >"$base.meta"
+	awk -v m0="$m0" -v m1="$m1" -v n="$n0 $n1" -v d="$d0 $d1" -v r="$r0 $r1" -v c="$ct" -v l0="$l0" -v l1="$(loadavg)" \
+		-v head="setup=$setup cell=$cell run=$n nodes=$nodes" -v tail="chatload_rc=$rc keys_left=$(del_keys "$prefix")" 'BEGIN {
+		split(m0, a, " "); split(m1, b, " "); split(n, nn, " "); split(d, dd, " "); split(r, rr, " ")
+		busy = b[1] - a[1]; nodes = nn[2] - nn[1]; db = dd[2] - dd[1]; redis = rr[2] - rr[1]
+		printf "%s load_start=%s load_end=%s machine_busy_s=%.2f steal_s=%.2f nodes_cpu_s=%.2f chatload_cpu_s=%.2f redis_cpu_s=%.2f mariadb_cpu_s=%.2f other_cpu_s=%.2f %s\n",
+			head, l0, l1, busy, b[2] - a[2], nodes, c, redis, db, busy - nodes - c - redis - db, tail
+	}' >"$base.meta"
 	cat "$base.meta" >&2
 	[ "$rc" = 0 ] || echo "chatload exit status $rc: see $base.err and $base.json" >&2
 	for i in $(seq "$nodes"); do cp "$out/nodes/node$i.log" "$base.node$i.log"; done
 	sleep 2 # let TIME_WAIT and the databases settle
-	! above "$l0" "$load_max"
+	! above "$l0" "$load_max" && ! above "$(sed 's/.*other_cpu_s=\([^ ]*\).*/\1/' "$base.meta")" "$other_max"
 }
 
 for n in $(seq "$runs"); do
@@ -167,7 +193,7 @@ for n in $(seq "$runs"); do
 		for cell in $cells; do
 			for attempt in $(seq 0 "$retries"); do
 				if once "$setup" "$cell" "$n"; then break; fi
-				echo "started above load average $load_max: run again ($attempt of $retries)" >&2
+				echo "started above load average $load_max, or other work used more than $other_max CPU-s: run again ($attempt of $retries)" >&2
 			done
 		done
 	done

@@ -75,6 +75,13 @@ def cell(vals, fmt):
     return f"{fmt.format(statistics.median(vals))} ({fmt.format(min(vals))}–{fmt.format(max(vals))})"
 
 
+def fmeta(m, k):
+    try:
+        return float(m[k])
+    except (KeyError, ValueError):
+        return None
+
+
 def per1000_redis(d, meta):
     try:
         return float(meta["redis_cpu_s"]) / get(d, "pairs.delivered") * 1000
@@ -90,7 +97,9 @@ rows = [
     ("Redis CPU-s per 1,000 (whole run)", per1000_redis, "{:.4f}"),
     ("client CPU-s", lambda d, m: get(d, "cpu.client_seconds"), "{:.2f}"),
     ("late sends", lambda d, m: get(d, "pairs.late_sends"), "{:,.0f}"),
-    ("load average at start", lambda d, m: float(m["load_start"]) if "load_start" in m else None, "{:.2f}"),
+    ("load average at start", lambda d, m: fmeta(m, "load_start"), "{:.2f}"),
+    ("other work over the run, CPU-s", lambda d, m: fmeta(m, "other_cpu_s"), "{:.2f}"),
+    ("stolen by the hypervisor, CPU-s", lambda d, m: fmeta(m, "steal_s"), "{:.2f}"),
 ]
 
 present = [(s, sl) for s, sl in SETUPS if glob.glob(os.path.join(out, f"{s}-*.json"))]
@@ -150,7 +159,10 @@ if loc and mix:
           f"{med([f for _, f in mix]):.0%} crossing), one node cluster on {loc:.4f}; "
           f"so a crossing message ≈ {med(est):.4f} s per 1,000 (estimate)")
 
-print("\nAnomalies: " + ("none (every run: 0 lost, duplicated, out of order, wrong sender; "
+busy = [f"{s} {c} run {i} ({m['other_cpu_s']})" for (s, c), rs in data.items()
+        for i, (d, m) in enumerate(rs, 1) if (fmeta(m, "other_cpu_s") or 0) > 1]
+print("\nRuns where other work used more than 1 CPU-s: " + (", ".join(busy) or "none"))
+print("Anomalies: " + ("none (every run: 0 lost, duplicated, out of order, wrong sender; "
                          "no failed connect, server error or close)" if not problems else ""))
 for p in problems:
     print("  " + p)
