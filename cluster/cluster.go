@@ -251,7 +251,7 @@ func (b *Bus) locate(ctx context.Context, accounts []string, skipSuspect bool) (
 		b.failed(err)
 		return nil, fmt.Errorf("cluster: locate: %w", err)
 	}
-	var stale []struct{ key, field string }
+	var stale []staleEntry
 	for i, a := range ask {
 		seen := map[string]bool{}
 		for _, f := range cmds[i].Val() {
@@ -264,7 +264,7 @@ func (b *Bus) locate(ctx context.Context, accounts []string, skipSuspect bool) (
 				return nil, err
 			}
 			if !up {
-				stale = append(stale, struct{ key, field string }{b.prefix + "acct:" + a, f})
+				stale = append(stale, staleEntry{key: b.prefix + "acct:" + a, field: f, node: node})
 				continue
 			}
 			if skipSuspect && b.isSuspect(node) {
@@ -275,13 +275,7 @@ func (b *Bus) locate(ctx context.Context, accounts []string, skipSuspect bool) (
 		}
 	}
 	if len(stale) > 0 {
-		pipe := b.rdb.Pipeline()
-		for _, s := range stale {
-			pipe.HDel(ctx, s.key, s.field)
-		}
-		if _, err := pipe.Exec(ctx); err != nil {
-			b.log.Warn().Err(err).Int("entries", len(stale)).Msg("could not remove entries of dead nodes")
-		}
+		go b.dropStale(stale)
 	}
 	return out, nil
 }

@@ -104,6 +104,8 @@ type Handler struct {
 	routes       routes         // the flags and their handlers (flags.go)
 	drains       *drainer
 	order        crossOrder    // order to recipients on other nodes (cross_order.go)
+	rowMarks     RowMarks      // with several nodes: the offline table's row ids (rejoin.go)
+	marks        rowMarks      // the ids noted
 	run          string        // random per process, the prefix of generated message ids
 	seq          atomic.Uint64 // generated message ids
 }
@@ -116,6 +118,9 @@ type Deps struct {
 	Presence Presence
 	Groups   Groups
 	Remote   Remote // nil: a single node
+	// RowMarks (offline.Store), with Remote: what a node back from a Redis
+	// outage reads again for its connections (rejoin.go).
+	RowMarks RowMarks
 	Metrics  *metrics.Metrics
 	Log      zerolog.Logger
 }
@@ -126,7 +131,8 @@ func New(cfg Config, d Deps) *Handler {
 	cfg = cfg.withDefaults()
 	h := &Handler{
 		cfg: cfg, table: d.Table, queue: d.Queue, backlog: d.Backlog, presence: d.Presence, groups: d.Groups, remote: d.Remote,
-		metrics: d.Metrics, log: d.Log, now: time.Now, started: time.Now(),
+		rowMarks: d.RowMarks,
+		metrics:  d.Metrics, log: d.Log, now: time.Now, started: time.Now(),
 		broadcasters: make(map[string]bool, len(cfg.Broadcasters)),
 		sentCIDs:     newSentCIDs(cfg.AckMemory),
 		senderAcks:   openSenderAcks{m: map[string]*senderAck{}},

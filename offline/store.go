@@ -85,6 +85,7 @@ type queries struct {
 	insertPrefix, insertRow, insertSuffix string
 	pending, pendingFrom                  string
 	markPrefix                            string
+	rowMark, recipientsAfter              string
 }
 
 // maxOpenConns bounds the MySQL connections of one server: the batch writer
@@ -196,6 +197,9 @@ func buildQueries(dialect Dialect, table string) queries {
 		pendingFrom: "SELECT `id`, `to`, `from`, `content`, `addtime`, `group`, `msg_id` FROM " + t +
 			" WHERE `to` = ? AND `status` = 0 AND `id` > ? AND `from` = ? ORDER BY `id` LIMIT ?",
 		markPrefix: "UPDATE " + t + " SET `status` = 1 WHERE `id` IN (",
+		rowMark:    "SELECT COALESCE(MAX(`id`), 0) FROM " + t,
+		recipientsAfter: "SELECT DISTINCT `to` FROM " + t +
+			" WHERE `id` > ? AND `status` = 0 LIMIT ?",
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"testing"
 	"time"
 
@@ -67,6 +69,7 @@ func TestStoreContract(t *testing.T) {
 			t.Run("mark sent marks exactly the ids", func(t *testing.T) { testMarkExact(t, e.open(t)) })
 			t.Run("emoji and quotes round trip", func(t *testing.T) { testRoundTrip(t, e.open(t)) })
 			t.Run("writer batches and flushes", func(t *testing.T) { testWriter(t, e.open(t)) })
+			t.Run("recipients of rows after a mark", func(t *testing.T) { testRecipientsAfter(t, e.open(t)) })
 		})
 	}
 }
@@ -304,5 +307,42 @@ func TestMarkSentManyAtOnce(t *testing.T) {
 				t.Fatalf("%d rows left unsent; want 0", left)
 			}
 		})
+	}
+}
+
+func testRecipientsAfter(t *testing.T, s *offline.Store) {
+	MustMigrate(t, s)
+	ctx := context.Background()
+	if m, err := s.RowMark(ctx); err != nil || m != 0 {
+		t.Fatalf("empty table: mark %d, %v; want 0", m, err)
+	}
+	if err := s.Insert(ctx, []offline.Message{{To: "old", From: "a", Content: "1"}, {To: "sent", From: "a", Content: "2"}}); err != nil {
+		t.Fatal(err)
+	}
+	mark, err := s.RowMark(ctx)
+	if err != nil || mark == 0 {
+		t.Fatalf("mark %d, %v", mark, err)
+	}
+	if err := s.Insert(ctx, []offline.Message{{To: "new", From: "a", Content: "3"}, {To: "new", From: "b", Content: "4"},
+		{To: "sent", From: "a", Content: "5"}, {To: "o'k", From: "a", Content: "6"}}); err != nil {
+		t.Fatal(err)
+	}
+	rows, _, _, err := s.Pending(ctx, "sent", "", mark, 10)
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("pending for sent: %v, %v", rows, err)
+	}
+	if err := s.MarkSent(ctx, []int64{rows[0].ID}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.RecipientsAfter(ctx, mark, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(got)
+	if want := []string{"new", "o'k"}; !slices.Equal(got, want) {
+		t.Fatalf("recipients after the mark = %q; want %q (unsent rows above it only, each account once)", got, want)
+	}
+	if got, err := s.RecipientsAfter(ctx, mark, 1); err != nil || len(got) != 1 {
+		t.Fatalf("limit 1: %q, %v", got, err)
 	}
 }

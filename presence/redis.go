@@ -48,6 +48,12 @@ type Redis struct {
 	// the node's entries are rebuilt from it. nil: no resync.
 	snapshot func() []Binding
 	failing  bool // guarded by mu: a write failed, rebuild before going on
+	// lastOK (guarded by mu) is the last time Redis answered a write or the
+	// heartbeat; cutOff the lastOK before the current failure (zero: none).
+	lastOK, cutOff time.Time
+	// rejoin, if set, hears that the node is back after being cut off (see
+	// WithRejoin).
+	rejoin func(lastOK time.Time)
 	// written (guarded by mu) counts the write pipelines Redis acknowledged
 	// since the last rebuild; the liveness key holds the same count.
 	written uint64
@@ -62,6 +68,16 @@ type RedisOption func(*Redis)
 // WithLatency reports each pipeline's latency to fn (metrics).
 func WithLatency(fn func(time.Duration)) RedisOption {
 	return func(r *Redis) { r.observe = fn }
+}
+
+// WithRejoin calls fn when the node's entries are about to be written again
+// after Redis was unreachable or lost them, with the last moment Redis had
+// answered before: meanwhile other nodes took the node's accounts for gone
+// and stored what they sent them (handlers.Rejoin reads it again for the
+// live connections). fn runs on the writer's goroutine before the entries are
+// written; it must be quick.
+func WithRejoin(fn func(lastOK time.Time)) RedisOption {
+	return func(r *Redis) { r.rejoin = fn }
 }
 
 // Changes hears what the account map writer does, so another component can
@@ -332,9 +348,7 @@ func (r *Redis) run() {
 		}
 		if err != nil {
 			r.log.Warn().Err(err).Int("ops", n).Dur("retry_in", backoff).Msg("presence write to Redis failed; retrying")
-			r.mu.Lock()
-			r.failing = true
-			r.mu.Unlock()
+			r.markFailing()
 			if r.sleep(backoff) {
 				return
 			}
@@ -402,6 +416,7 @@ func (r *Redis) apply(batch []op) error {
 	}
 	r.mu.Lock()
 	r.written = n
+	r.lastOK = time.Now()
 	r.mu.Unlock()
 	return nil
 }
@@ -428,6 +443,9 @@ func (r *Redis) heartbeat() {
 	got, err := r.rdb.SetArgs(ctx, r.aliveKey(), want, redis.SetArgs{Mode: "XX", TTL: aliveTTL, Get: true}).Result()
 	switch {
 	case err == nil && got == want:
+		r.mu.Lock()
+		r.lastOK = time.Now()
+		r.mu.Unlock()
 		return
 	case err == nil:
 		r.log.Warn().Str("writes_acknowledged", want).Str("writes_in_redis", got).
@@ -479,7 +497,11 @@ func (r *Redis) resync() error {
 	dropped := len(r.ops)
 	r.applied += uint64(dropped)
 	r.ops = nil
+	cutOff := r.cutOff
 	r.mu.Unlock()
+	if r.rejoin != nil && !cutOff.IsZero() {
+		r.rejoin(cutOff)
+	}
 	if err := r.ClearNode(ctx); err != nil {
 		r.markFailing()
 		return err
@@ -509,6 +531,8 @@ func (r *Redis) resync() error {
 	r.mu.Lock()
 	r.written = written
 	r.failing = false
+	r.cutOff = time.Time{}
+	r.lastOK = time.Now()
 	close(r.moved)
 	r.moved = make(chan struct{})
 	r.mu.Unlock()
@@ -522,5 +546,8 @@ var ErrUnreachable = errors.New("presence: Redis unreachable")
 func (r *Redis) markFailing() {
 	r.mu.Lock()
 	r.failing = true
+	if r.cutOff.IsZero() {
+		r.cutOff = r.lastOK
+	}
 	r.mu.Unlock()
 }

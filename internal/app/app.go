@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -66,10 +67,13 @@ type App struct {
 	api     *api.Server
 	stopBus context.CancelFunc
 	peers   *cluster.Peers // with cluster.enabled: where this node's accounts are elsewhere
-	certs   *certs.Store
-	metrics *metrics.Metrics
-	handler *handlers.Handler
-	groups  *groups.Cache
+	// rejoinTo is the handler that rereads what other nodes stored for this
+	// node's connections while it was cut off from Redis (set once it exists).
+	rejoinTo atomic.Pointer[handlers.Handler]
+	certs    *certs.Store
+	metrics  *metrics.Metrics
+	handler  *handlers.Handler
+	groups   *groups.Cache
 }
 
 // Start opens the stores, migrates, and starts listening. ctx bounds the wait
@@ -147,9 +151,13 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, assets As
 		bus = cluster.New(a.rdb, cfg.Redis.KeyPrefix, node, log.With().Str("component", "cluster").Logger(),
 			cluster.Options{ConfirmTimeout: cfg.Cluster.ConfirmTimeout, Peers: a.peers})
 		deps.Remote = bus
+		deps.RowMarks = a.store
 	}
 	a.handler = handlers.New(hcfg, deps)
 	h := a.handler
+	if bus != nil {
+		a.rejoinTo.Store(h)
+	}
 	if bus != nil {
 		bctx, cancel := context.WithCancel(context.Background())
 		a.stopBus = cancel
@@ -173,6 +181,11 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, assets As
 					}
 					return out
 				})
+			}()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				h.TrackRowMarks(bctx)
 			}()
 			bus.Run(bctx, h.Receive)
 			wg.Wait()
@@ -397,7 +410,7 @@ func (a *App) openPresence(node string, table *hub.Table) error {
 		// a Redis round trip (cluster.Peers), kept by the nodes' own changes.
 		a.peers = cluster.NewPeers(a.rdb, a.cfg.Redis.KeyPrefix, node,
 			a.log.With().Str("component", "cluster").Logger(), table.Online)
-		opts = append(opts, presence.WithChanges(a.peers))
+		opts = append(opts, presence.WithChanges(a.peers), presence.WithRejoin(a.rejoined))
 	}
 	p := presence.NewRedis(a.rdb, a.cfg.Redis.KeyPrefix, node, plog, func() []presence.Binding {
 		bs := table.Bindings()
@@ -509,4 +522,12 @@ func defaultNode(addr string) string {
 		port = addr
 	}
 	return host + ":" + port
+}
+
+// rejoined: the node's account map entries are about to be written again
+// after Redis was out of reach since lastOK (handlers.Rejoin).
+func (a *App) rejoined(lastOK time.Time) {
+	if h := a.rejoinTo.Load(); h != nil {
+		h.Rejoin(lastOK)
+	}
 }
