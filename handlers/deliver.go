@@ -207,7 +207,7 @@ func (h *Handler) settleRemote(it *message, o cluster.Outcome) {
 // drain is running reads once more before it goes live.
 func (h *Handler) redrain(account string) {
 	for _, c := range h.table.Conns(account) {
-		seq, _, start, err := h.table.Bind(c, account, "")
+		seq, _, start, err := h.table.Bind(c, account, "", 0)
 		if err != nil || !start {
 			continue
 		}

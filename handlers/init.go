@@ -3,6 +3,7 @@ package handlers
 import (
 	"errors"
 	"fmt"
+	"strconv"
 
 	"chatserver/hub"
 )
@@ -38,10 +39,19 @@ func (h *Handler) init(c *hub.Conn, f *Frame) error {
 		}
 		peer = f.To
 	}
-	seq, first, start, err := h.table.Bind(c, f.From, peer)
+	seq, first, start, err := h.table.Bind(c, f.From, peer, h.cfg.ConnectionsPerAccount)
 	var rebind *hub.ErrRebind
 	if errors.As(err, &rebind) {
 		return newError(CodeWrongSender, "this connection speaks for "+quote(rebind.Bound)+", not "+quote(rebind.Asked))
+	}
+	var full *hub.ErrAccountFull
+	if errors.As(err, &full) {
+		// Refused, not the oldest closed: what a user sees stays where it was,
+		// and a client stuck reconnecting cannot push out the working ones.
+		h.failCID(c, f.Flag, newError(CodeTooManyConns, quote(full.Account)+" already has "+strconv.Itoa(full.Limit)+
+			" connections on this server; close one (another tab or device) and connect again"), f.CID)
+		c.Close(hub.CloseAccountFull)
+		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("bind %q: %w", f.From, err)

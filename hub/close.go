@@ -19,6 +19,12 @@ const (
 	// server.idle_timeout. Reconnect when there is something to say.
 	CloseIdle CloseCode = 4001
 
+	// CloseAccountFull: an init for an account that already has
+	// limits.connections_per_account connections on this node; the init was
+	// refused with a too_many_connections error frame first. Close another
+	// connection (tab, device) of the account before connecting again.
+	CloseAccountFull CloseCode = 4005
+
 	// CloseQueueFull: the connection fell more than offline.drain_queue live
 	// messages behind while its backlog was loading (it did not read fast
 	// enough). The messages it missed are stored offline; reconnect and init.
@@ -40,6 +46,8 @@ func (c CloseCode) Reason() string {
 		return "message too big"
 	case CloseIdle:
 		return "idle timeout"
+	case CloseAccountFull:
+		return "too many connections for this account"
 	case CloseQueueFull:
 		return "too many messages queued while loading the backlog"
 	case CloseUnacked:

@@ -40,6 +40,15 @@ type entry struct {
 	offlineSeq uint64
 }
 
+// count returns how many connections e has, counting no further than upTo.
+func (e entry) count(upTo int) int {
+	n := 0
+	for c := e.head; c != nil && n < upTo; c = c.sibling {
+		n++
+	}
+	return n
+}
+
 type listShard struct {
 	mu   sync.Mutex
 	head *Conn
