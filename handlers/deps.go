@@ -67,6 +67,8 @@ type Remote interface {
 	// called.
 	Send(ctx context.Context, node string, env cluster.Envelope, done func([]cluster.Outcome)) error
 	Broadcast(ctx context.Context, env cluster.Envelope) error
+	// Control sends an order (kind "disconnect") to every other node.
+	Control(ctx context.Context, env cluster.Envelope) error
 	// Where lists the live nodes account is connected on besides this one.
 	Where(ctx context.Context, account string) ([]string, error)
 }

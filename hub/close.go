@@ -19,6 +19,12 @@ const (
 	// server.idle_timeout. Reconnect when there is something to say.
 	CloseIdle CloseCode = 4001
 
+	// CloseDisconnected: the site closed every connection of the account (the
+	// side API's /api/disconnect); the close frame's reason is the site's own
+	// text when it gave one. Do not reconnect on your own: the site decides
+	// (a client may offer the user to sign in again).
+	CloseDisconnected CloseCode = 4004
+
 	// CloseAccountFull: an init for an account that already has
 	// limits.connections_per_account connections on this node; the init was
 	// refused with a too_many_connections error frame first. Close another
@@ -37,6 +43,10 @@ const (
 	CloseUnacked CloseCode = 4009
 )
 
+// MaxReasonBytes is the longest reason a close frame carries: a control
+// frame's payload is at most 125 bytes, 2 of them the code.
+const MaxReasonBytes = 123
+
 // Reason is the text sent with the code in the close frame.
 func (c CloseCode) Reason() string {
 	switch c {
@@ -46,6 +56,8 @@ func (c CloseCode) Reason() string {
 		return "message too big"
 	case CloseIdle:
 		return "idle timeout"
+	case CloseDisconnected:
+		return "disconnected by the site"
 	case CloseAccountFull:
 		return "too many connections for this account"
 	case CloseQueueFull:

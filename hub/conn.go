@@ -152,6 +152,15 @@ func (c *Conn) WriteFrame(frame []byte) error {
 // Close closes the connection with a WebSocket close code and its reason.
 func (c *Conn) Close(code CloseCode) { c.t.Close(int(code), code.Reason()) }
 
+// CloseWith closes the connection with code and a reason text of the caller's
+// (at most MaxReasonBytes); an empty reason sends the code's own.
+func (c *Conn) CloseWith(code CloseCode, reason string) {
+	if reason == "" {
+		reason = code.Reason()
+	}
+	c.t.Close(int(code), reason)
+}
+
 // acceptsLive reports whether a message from sender may be pushed to c now, or
 // must wait until c's backlog has drained. Caller holds the account's shard lock.
 func (c *Conn) acceptsLive(sender string) bool {
