@@ -12,6 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"chatserver/auth"
 	"chatserver/cluster"
 	"chatserver/groups"
 	"chatserver/handlers"
@@ -81,6 +82,10 @@ type Auth struct {
 	JWTPublicKeyFile string `yaml:"jwt_public_key_file"`
 	// JWTIssuer, if set, must equal the token's iss.
 	JWTIssuer string `yaml:"jwt_issuer"`
+	// JWTLeeway is the clock skew allowed with the site that issues tokens: a
+	// token is accepted until its exp plus this, at init and in an auth frame,
+	// and a connection is closed (4003) once its token is past that.
+	JWTLeeway time.Duration `yaml:"jwt_leeway"`
 }
 
 // Broadcast says who may send {"flag":"all"}.
@@ -222,7 +227,7 @@ func Default() Config {
 		},
 		Log:  Log{Level: "info", Format: "json"},
 		API:  API{Addr: "127.0.0.1:9053"},
-		Auth: Auth{Mode: "none"},
+		Auth: Auth{Mode: "none", JWTLeeway: auth.DefaultLeeway},
 		Limits: Limits{
 			FramesPerSecond: 20, FrameBurst: 40, ConnectionsPerIP: 256,
 			MaxContentBytes: 16 << 10, MaxGroupSize: 10_000, MaxUnacked: handlers.DefaultMaxUnacked,
@@ -291,6 +296,7 @@ func (c Config) Validate() error {
 	default:
 		check(false, "auth.mode %q: want none or jwt", c.Auth.Mode)
 	}
+	check(c.Auth.JWTLeeway >= 0, "auth.jwt_leeway (%v) must not be negative", c.Auth.JWTLeeway)
 	check(c.Limits.FramesPerSecond >= 0 && c.Limits.FrameBurst >= 0, "limits.frames_per_second and limits.frame_burst must not be negative")
 	check(c.Limits.FramesPerSecond == 0 || c.Limits.FrameBurst >= 1, "limits.frame_burst (%d) must be at least 1 when limits.frames_per_second is set", c.Limits.FrameBurst)
 	check(c.Limits.ConnectionsPerIP >= 0, "limits.connections_per_ip must not be negative")

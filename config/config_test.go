@@ -65,6 +65,7 @@ func TestInvalidValuesNamed(t *testing.T) {
 		"CHAT_LIMITS_ACK_MEMORY":              "0",
 		"CHAT_OFFLINE_SENDER_QUEUE_SHARE":     "100001",
 		"CHAT_LIMITS_CONNECTIONS_PER_ACCOUNT": "-1",
+		"CHAT_AUTH_JWT_LEEWAY":                "-1s",
 	}
 	for k, v := range cases {
 		_, err := Load("../config.yaml", false, envOf(map[string]string{k: v}))

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"chatserver/hub"
 )
@@ -20,6 +21,7 @@ func (h *Handler) init(c *hub.Conn, f *Frame) error {
 	if e := checkAccount(f.From, "from", h.cfg.MaxAccountChars); e != nil {
 		return e
 	}
+	var until time.Time // the token's end; zero: no token checked
 	if h.cfg.Verifier != nil && c.Account() != f.From {
 		token := f.Token
 		if token == "" {
@@ -28,7 +30,8 @@ func (h *Handler) init(c *hub.Conn, f *Frame) error {
 		if token == "" {
 			return newError(CodeUnauthorized, "this server requires a token: send it as \"token\" in init or ?token= on the URL")
 		}
-		if err := h.cfg.Verifier.Verify(token, f.From); err != nil {
+		var err error
+		if until, err = h.cfg.Verifier.Verify(token, f.From); err != nil {
 			return newError(CodeUnauthorized, "token refused: "+err.Error())
 		}
 	}
@@ -57,6 +60,9 @@ func (h *Handler) init(c *hub.Conn, f *Frame) error {
 		return fmt.Errorf("bind %q: %w", f.From, err)
 	}
 	if first {
+		if !until.IsZero() {
+			c.SetExpiry(until) // closed with 4003 after it, unless an auth frame renews it
+		}
 		id := h.table.ConnID(c)
 		h.presence.Register(f.From, id)
 		h.log.Debug().Str("conn", id).Str("account", f.From).Str("remote", c.RemoteAddr()).Msg("init")

@@ -19,6 +19,11 @@ const (
 	// server.idle_timeout. Reconnect when there is something to say.
 	CloseIdle CloseCode = 4001
 
+	// CloseExpired: the token the connection was authenticated with
+	// (auth.mode jwt) expired, and no newer one came in an auth frame. Get a
+	// fresh token and reconnect with it.
+	CloseExpired CloseCode = 4003
+
 	// CloseDisconnected: the site closed every connection of the account (the
 	// side API's /api/disconnect); the close frame's reason is the site's own
 	// text when it gave one. Do not reconnect on your own: the site decides
@@ -56,6 +61,8 @@ func (c CloseCode) Reason() string {
 		return "message too big"
 	case CloseIdle:
 		return "idle timeout"
+	case CloseExpired:
+		return "token expired"
 	case CloseDisconnected:
 		return "disconnected by the site"
 	case CloseAccountFull:

@@ -3,10 +3,12 @@ package hub
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 	"unsafe"
 )
 
@@ -294,7 +296,7 @@ func TestTextFrameHeader(t *testing.T) {
 	}
 }
 
-func TestIdle(t *testing.T) {
+func TestSweep(t *testing.T) {
 	tb := NewTable(10)
 	quiet, _ := newConn("q")
 	busy, _ := newConn("b")
@@ -302,13 +304,42 @@ func TestIdle(t *testing.T) {
 	tb.Add(busy)
 	quiet.Touch(10)
 	busy.Touch(70)
-	idle := tb.Idle(60)
-	if len(idle) != 1 || idle[0] != quiet {
-		t.Fatalf("Idle(60) = %v; want only the connection last seen at 10", idle)
+	idle, expired := tb.Sweep(60, 1000)
+	if len(idle) != 1 || idle[0] != quiet || len(expired) != 0 {
+		t.Fatalf("Sweep(60) = %v, %v; want only the connection last seen at 10 idle, none expired", idle, expired)
 	}
 	tb.Remove(quiet)
-	if idle := tb.Idle(60); len(idle) != 0 {
-		t.Fatalf("Idle after removal = %v; want none", idle)
+	if idle, _ := tb.Sweep(60, 1000); len(idle) != 0 {
+		t.Fatalf("idle after removal = %v; want none", idle)
+	}
+}
+
+// TestSweepExpired: a connection whose expiry has come is swept as expired
+// (once it is at or before now); a later SetExpiry moves it; a connection
+// without one never expires.
+func TestSweepExpired(t *testing.T) {
+	tb := NewTable(10)
+	token, _ := newConn("token")
+	plain, _ := newConn("plain")
+	tb.Add(token)
+	tb.Add(plain)
+	token.SetExpiry(time.Unix(1000, 0))
+	if _, expired := tb.Sweep(0, 999); len(expired) != 0 {
+		t.Fatalf("expired before its time: %v", expired)
+	}
+	if _, expired := tb.Sweep(0, 1000); len(expired) != 1 || expired[0] != token {
+		t.Fatalf("Sweep at the expiry = %v; want the connection with the token", expired)
+	}
+	token.SetExpiry(time.Unix(2000, 0)) // a newer token
+	if _, expired := tb.Sweep(0, 1500); len(expired) != 0 {
+		t.Fatalf("expired after a newer token: %v", expired)
+	}
+	if _, expired := tb.Sweep(0, math.MaxUint32); len(expired) != 1 || expired[0] != token {
+		t.Fatalf("Sweep at the end of time = %v; want only the connection with a token", expired)
+	}
+	token.SetExpiry(time.Unix(1<<40, 0))
+	if token.Expired(math.MaxUint32 - 1) {
+		t.Fatal("an expiry past 2106 counted as reached")
 	}
 }
 

@@ -132,7 +132,8 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, assets As
 		ConnectionsPerAccount: cfg.Limits.ConnectionsPerAccount,
 	}
 	if cfg.Auth.Mode == "jwt" {
-		v, err := auth.New(auth.Config{Secret: cfg.Auth.JWTSecret, PublicKeyFile: cfg.Auth.JWTPublicKeyFile, Issuer: cfg.Auth.JWTIssuer})
+		v, err := auth.New(auth.Config{Secret: cfg.Auth.JWTSecret, PublicKeyFile: cfg.Auth.JWTPublicKeyFile, Issuer: cfg.Auth.JWTIssuer,
+			Leeway: cfg.Auth.JWTLeeway})
 		if err != nil {
 			return nil, err
 		}
