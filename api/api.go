@@ -1,7 +1,8 @@
 // Package api is the HTTP side API for the PHP application: push to an account,
 // to a group, to everybody; ask who is online and how much is unread; manage
-// group members; disconnect an account; health, readiness and Prometheus metrics. It listens on its own
-// address, speaks JSON, and every call needs "Authorization: Bearer <secret>".
+// group members; disconnect an account; health, readiness and Prometheus
+// metrics. It listens on its own address, speaks JSON, and every call needs
+// "Authorization: Bearer <secret>".
 package api
 
 import (

@@ -229,9 +229,9 @@ func Default() Config {
 		API:  API{Addr: "127.0.0.1:9053"},
 		Auth: Auth{Mode: "none", JWTLeeway: auth.DefaultLeeway},
 		Limits: Limits{
-			FramesPerSecond: 20, FrameBurst: 40, ConnectionsPerIP: 256,
+			FramesPerSecond: 20, FrameBurst: 40, ConnectionsPerIP: 256, ConnectionsPerAccount: 16,
 			MaxContentBytes: 16 << 10, MaxGroupSize: 10_000, MaxUnacked: handlers.DefaultMaxUnacked,
-			AckMemory: handlers.DefaultAckMemory, ConnectionsPerAccount: handlers.DefaultConnectionsPerAccount,
+			AckMemory: handlers.DefaultAckMemory,
 		},
 		Groups:  Groups{Table: "app_group_member", CacheTTL: 60 * time.Second, CacheEntries: groups.DefaultCacheEntries},
 		TLS:     TLS{MinVersion: "1.2"},

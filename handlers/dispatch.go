@@ -54,8 +54,6 @@ const (
 	DefaultQueryTimeout = 3 * time.Second
 	DefaultMaxUnacked   = 1000
 	DefaultAckMemory    = 1_000_000
-
-	DefaultConnectionsPerAccount = 16
 )
 
 func (c Config) withDefaults() Config {

@@ -16,7 +16,7 @@ const (
 	CodeWrongSender    = "wrong_sender"         // from is not the account this connection speaks for
 	CodeTooLong        = "too_long"             // a field is longer than the table can store
 	CodeBusy           = "busy"                 // the offline pool is not keeping up; try again
-	CodeUnauthorized   = "unauthorized"         // init without a valid token (auth.mode jwt)
+	CodeUnauthorized   = "unauthorized"         // init without a valid token, or an auth frame's token refused (auth.mode jwt)
 	CodeForbidden      = "forbidden"            // not allowed: broadcast by a non-allowed account, group by a non-member
 	CodeNotFound       = "not_found"            // a group with no members
 	CodeRateLimited    = "rate_limited"         // more frames per second than limits.frames_per_second
