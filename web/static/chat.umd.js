@@ -184,6 +184,7 @@
     this._pumpTimer = null;
     this._refreshTimer = null; // asks getToken before the token expires
     this._renewing = null;     // while getToken is asked: who waits for its answer
+    this._askedAt = 0;         // exp of the token getToken was last asked to replace
     this._seen = { set: Object.create(null), order: [] }; // message ids delivered lately
     this._unacked = [];        // records written, not yet acknowledged by the server, oldest first
     // cids must not repeat across page loads (the server remembers a sender's
@@ -261,13 +262,15 @@
   };
 
   // _scheduleRefresh asks getToken refreshBeforeMs before the token's exp (at
-  // most half its remaining life before it), while online.
+  // most half its remaining life before it), while online; once per token: if
+  // getToken gave one that expires no later, it is not asked again until the
+  // server closes with 4003.
   ChatClient.prototype._scheduleRefresh = function () {
     clearTimeout(this._refreshTimer);
     this._refreshTimer = null;
     if (!this.getToken || this.refreshBeforeMs <= 0 || this._state !== 'online') return;
     var exp = tokenExpiry(this.token);
-    if (!exp) return;
+    if (!exp || exp <= this._askedAt) return;
     var left = exp - now();
     var delay = Math.max(0, left - Math.min(this.refreshBeforeMs, left / 2));
     var self = this;
@@ -277,6 +280,7 @@
     }
     this._refreshTimer = setTimeout(function () {
       self._refreshTimer = null;
+      self._askedAt = exp;
       self._renew(function (token) { self.refreshToken(token); });
     }, delay);
   };

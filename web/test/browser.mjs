@@ -439,6 +439,19 @@ try {
     out.refreshWritten = early.c.refreshToken('by-hand') === true && last(early.sockets[0].sent).flag === 'auth' &&
       last(early.sockets[0].sent).token === 'by-hand' && early.c.token === 'by-hand';
     early.c.close();
+
+    // A getToken that gives back the same token (a page's cache) is asked
+    // once, not in a loop as the expiry nears.
+    let stale = 0;
+    const same = jwt(2);
+    const cached = client({ token: same, getToken: () => { stale++; return same; } });
+    cached.c.connect();
+    await cached.online();
+    await until(() => stale === 1, 3000);
+    for (const s of cached.sockets[0].sent) if (s.flag === 'auth') cached.sockets[0].deliver({ flag: 'auth', ok: true, expires: 1 });
+    await wait(1500);
+    out.askedOnce = stale === 1;
+    cached.c.close();
     return out;
   });
   console.log('close codes: ' + JSON.stringify(closeResult));
@@ -447,7 +460,8 @@ try {
   check(closeResult.expiredRedial && closeResult.expiredInit, 'a 4003 close did not ask getToken and reconnect with its token');
   check(closeResult.authSent && closeResult.authEvent, 'getToken was not asked before exp, or its token not sent in an auth frame');
   check(closeResult.refreshWritten, 'refreshToken did not send an auth frame');
-  ok('library-close-codes', '4004 and 4005 stop the client; 4003 asks getToken and reconnects with the new token (stops without it); a token near its exp is renewed in band; refreshToken sends it');
+  check(closeResult.askedOnce, 'a getToken giving back the same token was asked again and again');
+  ok('library-close-codes', '4004 and 4005 stop the client; 4003 asks getToken and reconnects with the new token (stops without it); a token near its exp is renewed in band, once per token; refreshToken sends it');
   await lib.close();
 
   // --- offline: bob's page closed, the message waits for his next init ---
