@@ -1,7 +1,8 @@
 // Package api is the HTTP side API for the PHP application: push to an account,
 // to a group, to everybody; ask who is online and how much is unread; manage
-// group members; health, readiness and Prometheus metrics. It listens on its own
-// address, speaks JSON, and every call needs "Authorization: Bearer <secret>".
+// group members; disconnect an account; health, readiness and Prometheus
+// metrics. It listens on its own address, speaks JSON, and every call needs
+// "Authorization: Bearer <secret>".
 package api
 
 import (
@@ -27,6 +28,7 @@ type Chat interface {
 	PushGroup(ctx context.Context, from, group, content string, memberOnly bool) (handlers.GroupResult, error)
 	Announce(from, content string) (int, error)
 	Online(ctx context.Context, account string) (bool, error)
+	Disconnect(account, reason string) (handlers.Disconnected, error)
 }
 
 // Unreader counts unsent offline rows per sender.
@@ -96,6 +98,7 @@ func New(cfg Config, d Deps) *Server {
 	mux.HandleFunc("POST /api/push", s.push)
 	mux.HandleFunc("POST /api/group/{id}/push", s.groupPush)
 	mux.HandleFunc("POST /api/broadcast", s.broadcast)
+	mux.HandleFunc("POST /api/disconnect", s.disconnect)
 	mux.HandleFunc("GET /api/online", s.online)
 	mux.HandleFunc("GET /api/unread", s.unreadCounts)
 	mux.HandleFunc("GET /api/group/{id}/members", s.listMembers)

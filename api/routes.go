@@ -81,6 +81,29 @@ func (s *Server) broadcast(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]int{"connections": n})
 }
 
+// POST /api/disconnect {account,[reason]} -> {"closed":n,"announced":bool}:
+// closes every connection of the account with close 4004; closed counts this
+// node's, announced says the other nodes were told to close theirs.
+func (s *Server) disconnect(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Account *string `json:"account"`
+		Reason  string  `json:"reason"`
+	}
+	if !s.decode(w, r, &body) {
+		return
+	}
+	if body.Account == nil {
+		s.fail(w, http.StatusBadRequest, "missing_field", "account is required")
+		return
+	}
+	d, err := s.chat.Disconnect(*body.Account, body.Reason)
+	if err != nil {
+		s.failErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"closed": d.Closed, "announced": d.Announced})
+}
+
 // accounts reads ?account=a&account=b or ?account=a,b.
 func accounts(r *http.Request) []string {
 	var out []string

@@ -79,6 +79,10 @@ func (f *fakeLogic) Online(_ context.Context, account string) (bool, error) {
 	return f.online[account], f.record("online " + account)
 }
 
+func (f *fakeLogic) Disconnect(account, reason string) (handlers.Disconnected, error) {
+	return handlers.Disconnected{Closed: 2, Announced: true}, f.record("disconnect " + account + " " + reason)
+}
+
 func (f *fakeLogic) Unread(_ context.Context, account string) (map[string]int, error) {
 	return f.unread[account], f.record("unread " + account)
 }
@@ -218,7 +222,7 @@ func errorCode(t *testing.T, v map[string]any) string {
 func TestEveryRouteNeedsTheSecret(t *testing.T) {
 	fx := startWithLogic(t)
 	routes := [][2]string{
-		{"POST", "/api/push"}, {"POST", "/api/group/g1/push"}, {"POST", "/api/broadcast"},
+		{"POST", "/api/push"}, {"POST", "/api/group/g1/push"}, {"POST", "/api/broadcast"}, {"POST", "/api/disconnect"},
 		{"GET", "/api/online?account=alice"}, {"GET", "/api/unread?account=bob"},
 		{"GET", "/api/group/g1/members"}, {"PUT", "/api/group/g1/members"}, {"DELETE", "/api/group/g1/members"},
 		{"GET", "/healthz"}, {"GET", "/readyz"}, {"GET", "/metrics"}, {"GET", "/nothing/here"},
@@ -252,6 +256,8 @@ func TestRoutesAnswer(t *testing.T) {
 		{"POST", "/api/push", `{"from":"admin","to":"alice","content":"hi"}`, `{"status":"pushed"}`, "push admin alice hi"},
 		{"POST", "/api/group/g1/push", `{"from":"admin","content":"hey"}`, `{"members":3,"pushed":2,"stored":1}`, "group admin g1 hey"},
 		{"POST", "/api/broadcast", `{"from":"admin","content":"news"}`, `{"connections":7}`, "all admin news"},
+		{"POST", "/api/disconnect", `{"account":"mallory","reason":"banned"}`, `{"closed":2,"announced":true}`, "disconnect mallory banned"},
+		{"POST", "/api/disconnect", `{"account":"mallory"}`, `{"closed":2,"announced":true}`, "disconnect mallory "},
 		{"GET", "/api/online?account=alice,bob", ``, `{"online":{"alice":true,"bob":false}}`, "online bob"},
 		{"GET", "/api/online?account=alice&account=+bob+", ``, `{"online":{"alice":true,"bob":false}}`, "online bob"},
 		{"GET", "/api/unread?account=bob", ``, `{"unread":{"bob":{"alice":3}}}`, "unread bob"},
@@ -321,6 +327,9 @@ func TestRouteErrors(t *testing.T) {
 		{"group push without content", "POST", "/api/group/g1/push", `{"from":"a"}`, nil, 400, "missing_field"},
 		{"broadcast without from", "POST", "/api/broadcast", `{"content":"c"}`, nil, 400, "missing_field"},
 		{"online without account", "GET", "/api/online", ``, nil, 400, "missing_field"},
+		{"disconnect without account", "POST", "/api/disconnect", `{"reason":"r"}`, nil, 400, "missing_field"},
+		{"disconnect with a reason not text", "POST", "/api/disconnect", `{"account":"a","reason":5}`, nil, 400, "bad_field"},
+		{"logic: disconnect told no other node", "POST", "/api/disconnect", `{"account":"a"}`, &handlers.Error{Code: handlers.CodeUnavailable, Message: "call again"}, 503, "unavailable"},
 		{"unread with blank accounts", "GET", "/api/unread?account=,+,", ``, nil, 400, "missing_field"},
 		{"online for too many", "GET", "/api/online?account=" + strings.Repeat("a,", 1001), ``, nil, 400, "too_many"},
 		{"members without accounts", "PUT", "/api/group/g1/members", `{"accounts":[]}`, nil, 400, "missing_field"},

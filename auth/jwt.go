@@ -28,11 +28,21 @@ type Config struct {
 	Secret        string // HS256
 	PublicKeyFile string // RS256, PEM
 	Issuer        string // if set, iss must equal it
+	// Leeway is the clock skew allowed between the site that issues tokens
+	// and this server: a token is accepted until its exp plus Leeway (0: until
+	// exp). config.Default sets DefaultLeeway.
+	Leeway time.Duration
 }
+
+// DefaultLeeway is the leeway of the shipped configuration.
+const DefaultLeeway = 30 * time.Second
 
 // New loads the keys.
 func New(c Config) (*JWT, error) {
-	j := &JWT{issuer: c.Issuer, leeway: 30 * time.Second}
+	if c.Leeway < 0 {
+		return nil, fmt.Errorf("auth: leeway %v is negative", c.Leeway)
+	}
+	j := &JWT{issuer: c.Issuer, leeway: c.Leeway}
 	if c.Secret != "" {
 		j.hmac = []byte(c.Secret)
 		j.methods = append(j.methods, jwt.SigningMethodHS256.Alg())
@@ -53,9 +63,11 @@ func New(c Config) (*JWT, error) {
 	return j, nil
 }
 
-// Verify checks token for account. The error says why a token is refused, in
-// words fit for the client (no key material).
-func (j *JWT) Verify(token, account string) error {
+// Verify checks token for account and returns until when it is accepted: its
+// exp plus the leeway (a connection authenticated with it is closed after
+// that). The error says why a token is refused, in words fit for the client
+// (no key material).
+func (j *JWT) Verify(token, account string) (until time.Time, err error) {
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods(j.methods),
 		jwt.WithExpirationRequired(),
@@ -65,23 +77,23 @@ func (j *JWT) Verify(token, account string) error {
 		opts = append(opts, jwt.WithIssuer(j.issuer))
 	}
 	var claims jwt.RegisteredClaims
-	_, err := jwt.ParseWithClaims(token, &claims, j.key, opts...)
+	_, err = jwt.ParseWithClaims(token, &claims, j.key, opts...)
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
-		return errors.New("expired")
+		return time.Time{}, errors.New("expired")
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return errors.New("no expiry (exp)")
+		return time.Time{}, errors.New("no expiry (exp)")
 	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
-		return errors.New("wrong issuer")
+		return time.Time{}, errors.New("wrong issuer")
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
-		return errors.New("bad signature or algorithm")
+		return time.Time{}, errors.New("bad signature or algorithm")
 	case err != nil:
-		return errors.New("invalid token")
+		return time.Time{}, errors.New("invalid token")
 	}
 	if claims.Subject != account {
-		return errors.New("token subject is not the account in from")
+		return time.Time{}, fmt.Errorf("token subject %q is not the account %q", claims.Subject, account)
 	}
-	return nil
+	return claims.ExpiresAt.Add(j.leeway), nil
 }
 
 func (j *JWT) key(t *jwt.Token) (any, error) {

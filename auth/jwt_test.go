@@ -33,7 +33,7 @@ func TestJWT(t *testing.T) {
 	if err := os.WriteFile(pubFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	j, err := New(Config{Secret: "s3cret", PublicKeyFile: pubFile, Issuer: "site"})
+	j, err := New(Config{Secret: "s3cret", PublicKeyFile: pubFile, Issuer: "site", Leeway: DefaultLeeway})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,10 +58,13 @@ func TestJWT(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			err := j.Verify(tc.token, tc.account)
+			until, err := j.Verify(tc.token, tc.account)
 			if tc.want == "" {
 				if err != nil {
 					t.Fatalf("Verify = %v; want accepted", err)
+				}
+				if want := time.Unix(exp, 0).Add(DefaultLeeway); !until.Equal(want) {
+					t.Fatalf("Verify accepted until %v; want exp plus the leeway, %v", until, want)
 				}
 				return
 			}
@@ -69,5 +72,30 @@ func TestJWT(t *testing.T) {
 				t.Fatalf("Verify = %v; want an error about %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestLeeway: a token past its exp is accepted within the leeway, with the
+// time it stops being accepted; with no leeway it is refused; a negative
+// leeway is a configuration error.
+func TestLeeway(t *testing.T) {
+	exp := time.Now().Add(-10 * time.Second).Truncate(time.Second)
+	tok := sign(t, jwt.SigningMethodHS256, []byte("k"), jwt.MapClaims{"sub": "alice", "exp": exp.Unix()})
+	lenient, err := New(Config{Secret: "k", Leeway: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if until, err := lenient.Verify(tok, "alice"); err != nil || !until.Equal(exp.Add(time.Minute)) {
+		t.Fatalf("10 s past exp with a minute of leeway: %v, %v; want accepted until %v", until, err, exp.Add(time.Minute))
+	}
+	strict, err := New(Config{Secret: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := strict.Verify(tok, "alice"); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("10 s past exp with no leeway: %v; want expired", err)
+	}
+	if _, err := New(Config{Secret: "k", Leeway: -time.Second}); err == nil {
+		t.Fatal("a negative leeway was accepted")
 	}
 }

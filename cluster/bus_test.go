@@ -178,6 +178,44 @@ func TestLateEnvelopeLeftToItsSender(t *testing.T) {
 	}
 }
 
+// TestControlReachesEveryOtherNode: an order published with Control reaches
+// every node but the one that sent it, on a channel of its own (not the
+// announcement channel, where a node of an earlier version would take it for
+// a message).
+func TestControlReachesEveryOtherNode(t *testing.T) {
+	nodes, admin, prefix := startNodes(t, "n1", "n2", "n3")
+	ctx := context.Background()
+	servicetest.Eventually(t, 5*time.Second, "every node subscribed to orders", func() bool {
+		got, _ := admin.PubSubNumSub(ctx, prefix+"control").Result()
+		return got[prefix+"control"] == 3
+	})
+	announcements := admin.Subscribe(ctx, prefix+"all")
+	defer announcements.Close()
+	if _, err := announcements.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := nodes["n1"].bus.Control(ctx, Envelope{Kind: "disconnect", To: []string{"mallory"}, Content: "bye"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"n2", "n3"} {
+		if got := nodes[name].next(t); got.Kind != "disconnect" || got.Content != "bye" || got.Origin != "n1" ||
+			!reflect.DeepEqual(got.To, []string{"mallory"}) {
+			t.Fatalf("%s got %+v; want the order from n1", name, got)
+		}
+	}
+	if err := nodes["n2"].bus.Control(ctx, Envelope{Kind: "disconnect", To: []string{"marker"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := nodes["n1"].next(t); !reflect.DeepEqual(got.To, []string{"marker"}) {
+		t.Fatalf("n1 got %+v first; want the marker (not its own order)", got)
+	}
+	select {
+	case m := <-announcements.Channel():
+		t.Fatalf("an order went out on the announcement channel: %v", m)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
 // TestBroadcastReachesEveryOtherNode: a broadcast reaches every node but the
 // one that sent it.
 func TestBroadcastReachesEveryOtherNode(t *testing.T) {

@@ -32,7 +32,7 @@ import (
 
 // Envelope is one message between nodes.
 type Envelope struct {
-	Kind    string   `json:"k"`           // "msg", "group", "all" or "outcome"
+	Kind    string   `json:"k"`           // "msg", "group", "all", "drain", "outcome" or "disconnect"
 	Origin  string   `json:"o"`           // the sending node
 	From    string   `json:"f,omitempty"` // sender account
 	To      []string `json:"t,omitempty"` // recipient accounts on the target node
@@ -123,6 +123,7 @@ func New(rdb redis.UniversalClient, prefix, node string, log zerolog.Logger, opt
 
 func (b *Bus) inbox(node string) string { return b.prefix + "inbox:{" + node + "}" }
 func (b *Bus) allChannel() string       { return b.prefix + "all" }
+func (b *Bus) controlChannel() string   { return b.prefix + "control" }
 
 // Run receives until ctx ends: envelopes from other nodes' are handed to
 // handle, one at a time and in the order received (which keeps each sender's
@@ -155,9 +156,10 @@ func (b *Bus) settleAll() {
 	}
 }
 
-// runAnnouncements delivers site-wide announcements from other nodes.
+// runAnnouncements delivers site-wide announcements and orders (Control)
+// from other nodes.
 func (b *Bus) runAnnouncements(ctx context.Context, handle func(Envelope, *Reply)) {
-	sub := b.rdb.Subscribe(ctx, b.allChannel())
+	sub := b.rdb.Subscribe(ctx, b.allChannel(), b.controlChannel())
 	defer sub.Close()
 	ch := sub.Channel(redis.WithChannelHealthCheckInterval(5 * time.Second))
 	for {
@@ -183,6 +185,20 @@ func (b *Bus) runAnnouncements(ctx context.Context, handle func(Envelope, *Reply
 
 // Broadcast publishes env to every node (each delivers it to its connections).
 func (b *Bus) Broadcast(ctx context.Context, env Envelope) error {
+	return b.publish(ctx, b.allChannel(), "broadcast", env)
+}
+
+// Control publishes an order to every other node, for its own connections
+// (kind "disconnect": close an account's connections). Like an announcement it
+// reaches the nodes subscribed at that moment; a node cut off from Redis then
+// does not hear it. It has a channel of its own: a node of an earlier version,
+// which takes any kind it does not know on the announcement channel for a
+// message, never sees it.
+func (b *Bus) Control(ctx context.Context, env Envelope) error {
+	return b.publish(ctx, b.controlChannel(), "control", env)
+}
+
+func (b *Bus) publish(ctx context.Context, channel, what string, env Envelope) error {
 	if err := b.check(); err != nil {
 		return err
 	}
@@ -191,9 +207,9 @@ func (b *Bus) Broadcast(ctx context.Context, env Envelope) error {
 	if err != nil {
 		return fmt.Errorf("cluster: encode: %w", err)
 	}
-	if err := b.rdb.Publish(ctx, b.allChannel(), payload).Err(); err != nil {
+	if err := b.rdb.Publish(ctx, channel, payload).Err(); err != nil {
 		b.failed(err)
-		return fmt.Errorf("cluster: broadcast: %w", err)
+		return fmt.Errorf("cluster: %s: %w", what, err)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"chatserver/auth"
 	"chatserver/cluster"
 	"chatserver/groups"
 	"chatserver/handlers"
@@ -81,6 +82,10 @@ type Auth struct {
 	JWTPublicKeyFile string `yaml:"jwt_public_key_file"`
 	// JWTIssuer, if set, must equal the token's iss.
 	JWTIssuer string `yaml:"jwt_issuer"`
+	// JWTLeeway is the clock skew allowed with the site that issues tokens: a
+	// token is accepted until its exp plus this, at init and in an auth frame,
+	// and a connection is closed (4003) once its token is past that.
+	JWTLeeway time.Duration `yaml:"jwt_leeway"`
 }
 
 // Broadcast says who may send {"flag":"all"}.
@@ -92,14 +97,18 @@ type Broadcast struct {
 
 // Limits protect the site from one abusive client.
 type Limits struct {
-	FramesPerSecond  int      `yaml:"frames_per_second"`  // per connection; 0 = no limit
-	FrameBurst       int      `yaml:"frame_burst"`        // frames allowed at once above the rate
-	ConnectionsPerIP int      `yaml:"connections_per_ip"` // 0 = no limit
-	MaxContentBytes  int      `yaml:"max_content_bytes"`  // message content; 0 = the table's size only
-	MaxGroupSize     int      `yaml:"max_group_size"`     // members per group
-	MaxUnacked       int      `yaml:"max_unacked"`        // per acknowledging connection, then closed
-	AckMemory        int      `yaml:"ack_memory"`         // cids remembered for retries, all senders together
-	AllowedOrigins   []string `yaml:"allowed_origins"`    // browser Origin values; empty = any
+	FramesPerSecond  int `yaml:"frames_per_second"`  // per connection; 0 = no limit
+	FrameBurst       int `yaml:"frame_burst"`        // frames allowed at once above the rate
+	ConnectionsPerIP int `yaml:"connections_per_ip"` // 0 = no limit
+	// ConnectionsPerAccount bounds one account's connections on this node (not
+	// site-wide): an init past it is refused (too_many_connections, close
+	// 4005). 0 = no limit.
+	ConnectionsPerAccount int      `yaml:"connections_per_account"`
+	MaxContentBytes       int      `yaml:"max_content_bytes"` // message content; 0 = the table's size only
+	MaxGroupSize          int      `yaml:"max_group_size"`    // members per group
+	MaxUnacked            int      `yaml:"max_unacked"`       // per acknowledging connection, then closed
+	AckMemory             int      `yaml:"ack_memory"`        // cids remembered for retries, all senders together
+	AllowedOrigins        []string `yaml:"allowed_origins"`   // browser Origin values; empty = any
 }
 
 // Groups is the group membership store.
@@ -218,9 +227,9 @@ func Default() Config {
 		},
 		Log:  Log{Level: "info", Format: "json"},
 		API:  API{Addr: "127.0.0.1:9053"},
-		Auth: Auth{Mode: "none"},
+		Auth: Auth{Mode: "none", JWTLeeway: auth.DefaultLeeway},
 		Limits: Limits{
-			FramesPerSecond: 20, FrameBurst: 40, ConnectionsPerIP: 256,
+			FramesPerSecond: 20, FrameBurst: 40, ConnectionsPerIP: 256, ConnectionsPerAccount: 16,
 			MaxContentBytes: 16 << 10, MaxGroupSize: 10_000, MaxUnacked: handlers.DefaultMaxUnacked,
 			AckMemory: handlers.DefaultAckMemory,
 		},
@@ -287,9 +296,11 @@ func (c Config) Validate() error {
 	default:
 		check(false, "auth.mode %q: want none or jwt", c.Auth.Mode)
 	}
+	check(c.Auth.JWTLeeway >= 0, "auth.jwt_leeway (%v) must not be negative", c.Auth.JWTLeeway)
 	check(c.Limits.FramesPerSecond >= 0 && c.Limits.FrameBurst >= 0, "limits.frames_per_second and limits.frame_burst must not be negative")
 	check(c.Limits.FramesPerSecond == 0 || c.Limits.FrameBurst >= 1, "limits.frame_burst (%d) must be at least 1 when limits.frames_per_second is set", c.Limits.FrameBurst)
 	check(c.Limits.ConnectionsPerIP >= 0, "limits.connections_per_ip must not be negative")
+	check(c.Limits.ConnectionsPerAccount >= 0, "limits.connections_per_account (%d) must not be negative (0 = no limit)", c.Limits.ConnectionsPerAccount)
 	check(c.Limits.MaxContentBytes >= 0 && c.Limits.MaxContentBytes <= c.Server.MaxFrameBytes,
 		"limits.max_content_bytes (%d) must be 0..server.max_frame_bytes (%d)", c.Limits.MaxContentBytes, c.Server.MaxFrameBytes)
 	check(c.Limits.MaxGroupSize > 0, "limits.max_group_size must be positive")

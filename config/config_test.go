@@ -57,13 +57,15 @@ func TestEnvOverridesFile(t *testing.T) {
 
 func TestInvalidValuesNamed(t *testing.T) {
 	cases := map[string]string{
-		"CHAT_SERVER_IDLE_TIMEOUT":           "10ms",
-		"CHAT_SERVER_MAX_WRITE_BUFFER_BYTES": "10",
-		"CHAT_OFFLINE_BATCH_SIZE":            "0",
-		"CHAT_LOG_FORMAT":                    "xml",
-		"CHAT_GROUPS_CACHE_ENTRIES":          "0",
-		"CHAT_LIMITS_ACK_MEMORY":             "0",
-		"CHAT_OFFLINE_SENDER_QUEUE_SHARE":    "100001",
+		"CHAT_SERVER_IDLE_TIMEOUT":            "10ms",
+		"CHAT_SERVER_MAX_WRITE_BUFFER_BYTES":  "10",
+		"CHAT_OFFLINE_BATCH_SIZE":             "0",
+		"CHAT_LOG_FORMAT":                     "xml",
+		"CHAT_GROUPS_CACHE_ENTRIES":           "0",
+		"CHAT_LIMITS_ACK_MEMORY":              "0",
+		"CHAT_OFFLINE_SENDER_QUEUE_SHARE":     "100001",
+		"CHAT_LIMITS_CONNECTIONS_PER_ACCOUNT": "-1",
+		"CHAT_AUTH_JWT_LEEWAY":                "-1s",
 	}
 	for k, v := range cases {
 		_, err := Load("../config.yaml", false, envOf(map[string]string{k: v}))

@@ -21,8 +21,8 @@ import (
 // a part cannot pass.
 var browserChecks = []string{
 	"two-pages", "xss-as-text", "group", "error-shown", "announcement",
-	"library-umd", "library-protocol", "mini-program-adapter",
-	"offline-drain", "restart", "token", "reload", "screenshots",
+	"library-umd", "library-protocol", "mini-program-adapter", "library-close-codes",
+	"offline-drain", "restart", "token", "disconnect", "token-refresh", "reload", "screenshots",
 }
 
 // browserScreenshots are the files browser.mjs saves.
@@ -34,7 +34,9 @@ var browserScreenshots = []string{"alice-desktop.png", "alice-outage.png", "bob-
 // an announcement, the client library alone (classic script, ES module,
 // heartbeat, dead link, queue, mini-program adapter), a page closed and its
 // messages delivered at the next init, a server restart survived by
-// reconnecting, and a token typed into the sign-in form. Screenshots go to
+// reconnecting, a token typed into the sign-in form, a disconnect by the site
+// (4004) shown on the page, and the library renewing its token in band and
+// after a 4003 close (token expired). Screenshots go to
 // $CHAT_TEST_ARTIFACTS/browser, or to a temporary directory named in the log.
 func TestBrowser(t *testing.T) {
 	t.Parallel()
@@ -52,11 +54,14 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("make group team: %d %v", code, body)
 	}
 
-	// A second server with auth.mode jwt for the sign-in form's token field.
+	// A second server with auth.mode jwt for the sign-in form's token field
+	// and the library's token renewal: no leeway, swept every second.
 	const jwtSecret = "browser-secret"
 	jts := startServer(t, "embedded", func(c *config.Config) {
 		c.Auth.Mode = "jwt"
 		c.Auth.JWTSecret = jwtSecret
+		c.Auth.JWTLeeway = 0
+		c.Server.IdleTimeout = 10 * time.Second
 	})
 	daveToken := token(t, jwtSecret, "dave", time.Now().Add(time.Hour))
 
@@ -69,6 +74,7 @@ func TestBrowser(t *testing.T) {
 		"CHAT_TEST_CHROMIUM="+chromium,
 		"CHAT_JWT_PAGE=http://"+jts.app.Addr()+"/",
 		"CHAT_JWT_TOKEN="+daveToken,
+		"CHAT_JWT_SECRET="+jwtSecret,
 	)
 	// Interrupt, not kill: playwright closes Chromium on SIGINT.
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
@@ -112,6 +118,11 @@ func TestBrowser(t *testing.T) {
 			body := map[string]string{"from": "admin", "content": "Maintenance at 02:00 <b>not bold</b>"}
 			if code, res := ts.api("POST", "/api/broadcast", body); code != 200 {
 				t.Fatalf("broadcast: %d %v", code, res)
+			}
+		case "disconnect-dave":
+			body := map[string]string{"account": "dave", "reason": "signed out by the site"}
+			if code, res := jts.api("POST", "/api/disconnect", body); code != 200 || res["closed"] != float64(1) {
+				t.Fatalf("disconnect dave: %d %v; want 200 with closed 1", code, res)
 			}
 		case "stop":
 			ts.stop()

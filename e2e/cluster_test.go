@@ -31,12 +31,14 @@ func startCluster(t *testing.T, n int) []*testServer {
 			c.Redis.KeyPrefix = first.cfg.Redis.KeyPrefix
 		}))
 	}
-	// Every node subscribed and alive before the test speaks.
+	// Every node subscribed (announcements and orders) and alive before the
+	// test speaks.
 	rdb := redis.NewClient(&redis.Options{Addr: first.cfg.Redis.Addr})
 	defer rdb.Close()
+	all, control := first.cfg.Redis.KeyPrefix+"all", first.cfg.Redis.KeyPrefix+"control"
 	eventually(t, "all nodes subscribed", func() bool {
-		got, _ := rdb.PubSubNumSub(context.Background(), first.cfg.Redis.KeyPrefix+"all").Result()
-		return got[first.cfg.Redis.KeyPrefix+"all"] == int64(n)
+		got, _ := rdb.PubSubNumSub(context.Background(), all, control).Result()
+		return got[all] == int64(n) && got[control] == int64(n)
 	})
 	return nodes
 }

@@ -314,6 +314,27 @@ func (c *client) none(d time.Duration) {
 	// only use none() as the last read on a connection.
 }
 
+// closed reads until the server closes the connection and returns its close
+// frame and the frames that came before it; it fails the test if the
+// connection ends another way or stays open past timeout.
+func (c *client) closed(timeout time.Duration) (*websocket.CloseError, []map[string]any) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var before []map[string]any
+	for {
+		m, err := c.read(time.Until(deadline))
+		if err == nil {
+			before = append(before, m)
+			continue
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) {
+			c.t.Fatalf("waiting for the server's close frame: %v (after %v)", err, before)
+		}
+		return ce, before
+	}
+}
+
 // sync sends a ping and returns every frame that arrived before the pong: since
 // a connection's frames are handled in order, the pong means everything sent
 // before it (an init and its drain, say) is done.

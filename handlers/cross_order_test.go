@@ -52,6 +52,7 @@ func (f *fakeRemote) Send(_ context.Context, node string, env cluster.Envelope, 
 }
 
 func (f *fakeRemote) Broadcast(context.Context, cluster.Envelope) error { return nil }
+func (f *fakeRemote) Control(context.Context, cluster.Envelope) error   { return nil }
 
 func (f *fakeRemote) set(account string, nodes ...string) {
 	f.mu.Lock()

@@ -207,7 +207,7 @@ func (h *Handler) settleRemote(it *message, o cluster.Outcome) {
 // drain is running reads once more before it goes live.
 func (h *Handler) redrain(account string) {
 	for _, c := range h.table.Conns(account) {
-		seq, _, start, err := h.table.Bind(c, account, "")
+		seq, _, start, err := h.table.Bind(c, account, "", 0)
 		if err != nil || !start {
 			continue
 		}
@@ -224,13 +224,21 @@ func envKind(group string) string {
 }
 
 // Receive handles a message from another node: an announcement for every
-// connection here, or a message for the listed accounts' connections here.
+// connection here, an order to close an account's connections here, or a
+// message for the listed accounts' connections here.
 // reply, when the sending node waits for the outcome, hears each copy's:
 // pushed once written to a connection, stored once committed.
 func (h *Handler) Receive(env cluster.Envelope, reply *cluster.Reply) {
-	if env.Kind == "all" {
+	switch env.Kind {
+	case "all":
 		n := h.table.Broadcast(hub.TextFrame(announcePayload(env.From, env.Content)))
 		h.metrics.FramesOut("all", n)
+		return
+	case "disconnect":
+		for _, a := range env.To {
+			n := h.closeAccount(a, env.Content)
+			h.log.Info().Str("account", a).Int("closed", n).Str("origin", env.Origin).Msg("account disconnected by the site")
+		}
 		return
 	}
 	for _, a := range env.Drain {

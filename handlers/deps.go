@@ -52,10 +52,12 @@ type Groups interface {
 	Get(ctx context.Context, group string) (*groups.Set, error)
 }
 
-// Verifier checks the token an init presents for account (auth.mode jwt). It
-// returns an error saying why a token is refused.
+// Verifier checks the token an init or an auth frame presents for account
+// (auth.mode jwt). It returns until when the token is accepted (a connection
+// that sends no newer one is closed after that), or an error saying why it is
+// refused.
 type Verifier interface {
-	Verify(token, account string) error
+	Verify(token, account string) (until time.Time, err error)
 }
 
 // Remote carries messages to accounts connected on other nodes (cluster.Bus).
@@ -67,6 +69,8 @@ type Remote interface {
 	// called.
 	Send(ctx context.Context, node string, env cluster.Envelope, done func([]cluster.Outcome)) error
 	Broadcast(ctx context.Context, env cluster.Envelope) error
+	// Control sends an order (kind "disconnect") to every other node.
+	Control(ctx context.Context, env cluster.Envelope) error
 	// Where lists the live nodes account is connected on besides this one.
 	Where(ctx context.Context, account string) ([]string, error)
 }

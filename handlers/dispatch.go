@@ -42,6 +42,9 @@ type Config struct {
 	// AckMemory bounds the cids remembered for retries (sender acks), all
 	// senders together. Default DefaultAckMemory.
 	AckMemory int
+	// ConnectionsPerAccount bounds one account's connections on this node:
+	// an init past it is refused and its connection closed. 0 = no limit.
+	ConnectionsPerAccount int
 }
 
 // The defaults of Config's zero fields that config.Default shares.

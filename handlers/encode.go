@@ -68,6 +68,18 @@ func onlinePayload(account string, online bool) []byte {
 	return append(b, '}')
 }
 
+// authPayload answers an accepted auth frame; expires is when the connection
+// is closed unless a newer token comes (unix seconds), 0 when no token is
+// checked (auth.mode none).
+func authPayload(expires int64) []byte {
+	if expires == 0 {
+		return []byte(`{"flag":"auth","ok":true}`)
+	}
+	b := append(make([]byte, 0, 48), `{"flag":"auth","ok":true,"expires":`...)
+	b = strconv.AppendInt(b, expires, 10)
+	return append(b, '}')
+}
+
 const hexDigits = "0123456789abcdef"
 
 // appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD; U+2028

@@ -29,6 +29,7 @@ func flagSpecs() []flagSpec {
 		{"all", (*Handler).all, true},
 		{"online", (*Handler).online, true},
 		{"ping", (*Handler).ping, true},
+		{"auth", (*Handler).auth, true},
 		{"pong", (*Handler).pong, false},
 		{"ack", (*Handler).receiverAck, false},
 	}

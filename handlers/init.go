@@ -3,6 +3,8 @@ package handlers
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"time"
 
 	"chatserver/hub"
 )
@@ -19,6 +21,7 @@ func (h *Handler) init(c *hub.Conn, f *Frame) error {
 	if e := checkAccount(f.From, "from", h.cfg.MaxAccountChars); e != nil {
 		return e
 	}
+	var until time.Time // the token's end; zero: no token checked
 	if h.cfg.Verifier != nil && c.Account() != f.From {
 		token := f.Token
 		if token == "" {
@@ -27,7 +30,8 @@ func (h *Handler) init(c *hub.Conn, f *Frame) error {
 		if token == "" {
 			return newError(CodeUnauthorized, "this server requires a token: send it as \"token\" in init or ?token= on the URL")
 		}
-		if err := h.cfg.Verifier.Verify(token, f.From); err != nil {
+		var err error
+		if until, err = h.cfg.Verifier.Verify(token, f.From); err != nil {
 			return newError(CodeUnauthorized, "token refused: "+err.Error())
 		}
 	}
@@ -38,15 +42,27 @@ func (h *Handler) init(c *hub.Conn, f *Frame) error {
 		}
 		peer = f.To
 	}
-	seq, first, start, err := h.table.Bind(c, f.From, peer)
+	seq, first, start, err := h.table.Bind(c, f.From, peer, h.cfg.ConnectionsPerAccount)
 	var rebind *hub.ErrRebind
 	if errors.As(err, &rebind) {
 		return newError(CodeWrongSender, "this connection speaks for "+quote(rebind.Bound)+", not "+quote(rebind.Asked))
+	}
+	var full *hub.ErrAccountFull
+	if errors.As(err, &full) {
+		// Refused, not the oldest closed: what a user sees stays where it was,
+		// and a client stuck reconnecting cannot push out the working ones.
+		h.failCID(c, f.Flag, newError(CodeTooManyConns, quote(full.Account)+" already has "+strconv.Itoa(full.Limit)+
+			" connections on this server; close one (another tab or device) and connect again"), f.CID)
+		c.Close(hub.CloseAccountFull)
+		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("bind %q: %w", f.From, err)
 	}
 	if first {
+		if !until.IsZero() {
+			c.SetExpiry(until) // closed with 4003 after it, unless an auth frame renews it
+		}
 		id := h.table.ConnID(c)
 		h.presence.Register(f.From, id)
 		h.log.Debug().Str("conn", id).Str("account", f.From).Str("remote", c.RemoteAddr()).Msg("init")

@@ -19,6 +19,23 @@ const (
 	// server.idle_timeout. Reconnect when there is something to say.
 	CloseIdle CloseCode = 4001
 
+	// CloseExpired: the token the connection was authenticated with
+	// (auth.mode jwt) expired, and no newer one came in an auth frame. Get a
+	// fresh token and reconnect with it.
+	CloseExpired CloseCode = 4003
+
+	// CloseDisconnected: the site closed every connection of the account (the
+	// side API's /api/disconnect); the close frame's reason is the site's own
+	// text when it gave one. Do not reconnect on your own: the site decides
+	// (a client may offer the user to sign in again).
+	CloseDisconnected CloseCode = 4004
+
+	// CloseAccountFull: an init for an account that already has
+	// limits.connections_per_account connections on this node; the init was
+	// refused with a too_many_connections error frame first. Close another
+	// connection (tab, device) of the account before connecting again.
+	CloseAccountFull CloseCode = 4005
+
 	// CloseQueueFull: the connection fell more than offline.drain_queue live
 	// messages behind while its backlog was loading (it did not read fast
 	// enough). The messages it missed are stored offline; reconnect and init.
@@ -31,6 +48,10 @@ const (
 	CloseUnacked CloseCode = 4009
 )
 
+// MaxReasonBytes is the longest reason a close frame carries: a control
+// frame's payload is at most 125 bytes, 2 of them the code.
+const MaxReasonBytes = 123
+
 // Reason is the text sent with the code in the close frame.
 func (c CloseCode) Reason() string {
 	switch c {
@@ -40,6 +61,12 @@ func (c CloseCode) Reason() string {
 		return "message too big"
 	case CloseIdle:
 		return "idle timeout"
+	case CloseExpired:
+		return "token expired"
+	case CloseDisconnected:
+		return "disconnected by the site"
+	case CloseAccountFull:
+		return "too many connections for this account"
 	case CloseQueueFull:
 		return "too many messages queued while loading the backlog"
 	case CloseUnacked:

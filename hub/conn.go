@@ -6,8 +6,10 @@ package hub
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"sync/atomic"
+	"time"
 )
 
 // Transport is what the hub needs from a WebSocket connection. server/ implements it
@@ -29,7 +31,8 @@ type Transport interface {
 //     account's shard lock, by the table.
 //   - guarded by the shard lock of the bound account: sibling, drain.
 //   - guarded by the lock of the connection's list shard: prev, next.
-//   - atomic: seen (and, in its top bit, whether the connection is bound).
+//   - atomic: seen (and, in its top bit, whether the connection is bound),
+//     expires.
 //   - owned by the connection's handler flow: tat.
 //   - extra: set by SetURLToken before the first frame, its unacked list once by
 //     EnableReceiverAcks under the account's shard lock.
@@ -46,6 +49,10 @@ type Conn struct {
 
 	prev, next *Conn
 	seen       atomic.Uint32 // last frame received, in the server's clock (seconds)
+	// expires: unix seconds after which the connection is closed (its
+	// token's end, auth.mode jwt); 0: never. It fills what would be padding
+	// before tat, so it costs no byte.
+	expires atomic.Uint32
 
 	tat   int64      // rate limit: theoretical arrival time of the next frame (ns)
 	extra *connExtra // what few connections use: nil for most
@@ -130,6 +137,27 @@ func (c *Conn) Allow(now, interval int64, burst int) bool {
 // cannot be lost between the load and the store.
 func (c *Conn) Touch(now uint32) { c.seen.Store(now&^boundBit | c.seen.Load()&boundBit) }
 
+// SetExpiry has the connection closed with CloseExpired once t has passed
+// (checked by the idle sweep, so up to a sweep period later). A later call
+// replaces the time (a newer token). Times past 2106 count as never reached.
+func (c *Conn) SetExpiry(t time.Time) {
+	u := t.Unix()
+	switch {
+	case u < 1:
+		u = 1
+	case u > math.MaxUint32:
+		u = math.MaxUint32
+	}
+	c.expires.Store(uint32(u))
+}
+
+// Expired reports whether the connection's expiry (SetExpiry) is at or before
+// now (unix seconds).
+func (c *Conn) Expired(now uint32) bool {
+	e := c.expires.Load()
+	return e != 0 && e <= now
+}
+
 // lastSeen is the time of the last frame (server clock, seconds).
 func (c *Conn) lastSeen() uint32 { return c.seen.Load() &^ boundBit }
 
@@ -151,6 +179,15 @@ func (c *Conn) WriteFrame(frame []byte) error {
 
 // Close closes the connection with a WebSocket close code and its reason.
 func (c *Conn) Close(code CloseCode) { c.t.Close(int(code), code.Reason()) }
+
+// CloseWith closes the connection with code and a reason text of the caller's
+// (at most MaxReasonBytes); an empty reason sends the code's own.
+func (c *Conn) CloseWith(code CloseCode, reason string) {
+	if reason == "" {
+		reason = code.Reason()
+	}
+	c.t.Close(int(code), reason)
+}
 
 // acceptsLive reports whether a message from sender may be pushed to c now, or
 // must wait until c's backlog has drained. Caller holds the account's shard lock.

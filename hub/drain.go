@@ -12,27 +12,45 @@ func (e *ErrRebind) Error() string {
 	return fmt.Sprintf("hub: connection is bound to %q, not %q", e.Bound, e.Asked)
 }
 
+// ErrAccountFull is returned by Bind when the account already has limit
+// connections on this node.
+type ErrAccountFull struct {
+	Account string
+	Limit   int
+}
+
+func (e *ErrAccountFull) Error() string {
+	return fmt.Sprintf("hub: account %q already has %d connections on this node", e.Account, e.Limit)
+}
+
 // Bind binds c to account (first init) or re-arms it (a later init on the same
 // connection) and puts it in the draining state: live messages for it are held
 // back, or stored offline if no connection of the account is live, until GoLive.
 // With a non-empty peer only messages from peer are held back; others go live.
+// A first binding is refused with *ErrAccountFull when the account already has
+// limit connections on this node (0: no limit); c stays unbound.
 // It returns the account's offline sequence for GoLive, whether this was the
 // connection's first binding, and whether the caller must start a drain (false
 // if one is already running for c).
-func (t *Table) Bind(c *Conn, account, peer string) (seq uint64, first, start bool, err error) {
+func (t *Table) Bind(c *Conn, account, peer string, limit int) (seq uint64, first, start bool, err error) {
 	if c.account != "" && c.account != account {
 		return 0, false, false, &ErrRebind{Bound: c.account, Asked: account}
 	}
 	first = c.account == ""
-	if first { // a later init (same account) writes nothing: it may run off the connection's flow
-		c.account = account
-		c.seen.Store(c.seen.Load() | boundBit)
-	}
 	s := t.accountShard(account)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.m[account]
 	if first {
+		// Counted and added under the one lock: two inits racing for the
+		// last place cannot both get it.
+		if limit > 0 && e.count(limit) >= limit {
+			return 0, false, false, &ErrAccountFull{Account: account, Limit: limit}
+		}
+		// A later init (same account) writes nothing: it may run off the
+		// connection's flow.
+		c.account = account
+		c.seen.Store(c.seen.Load() | boundBit)
 		c.sibling = e.head
 		e.head = c
 		s.m[account] = e

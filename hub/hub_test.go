@@ -3,10 +3,12 @@ package hub
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 	"unsafe"
 )
 
@@ -59,7 +61,7 @@ func (st *store) fn(m string) Item { return &testItem{m, st} }
 
 func mustBind(t *testing.T, tb *Table, c *Conn, account, peer string) uint64 {
 	t.Helper()
-	seq, _, _, err := tb.Bind(c, account, peer)
+	seq, _, _, err := tb.Bind(c, account, peer, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +196,7 @@ func TestRemoveAndRebind(t *testing.T) {
 	tb.Add(a2)
 	mustBind(t, tb, a1, "alice", "")
 	mustBind(t, tb, a2, "alice", "")
-	if _, _, _, err := tb.Bind(a1, "mallory", ""); err == nil {
+	if _, _, _, err := tb.Bind(a1, "mallory", "", 0); err == nil {
 		t.Fatal("rebinding a connection to another account succeeded")
 	}
 	if r := tb.Remove(a1); r.Account != "alice" || r.Last {
@@ -208,6 +210,45 @@ func TestRemoveAndRebind(t *testing.T) {
 	}
 	if tb.Online("alice") || tb.Len() != 0 {
 		t.Fatalf("after removing both: online %v, len %d; want false, 0", tb.Online("alice"), tb.Len())
+	}
+}
+
+// TestBindLimit: past the limit a first binding is refused and leaves the
+// connection unbound; a later init of a bound connection is not counted; a
+// place freed by a close is taken again; 0 is no limit.
+func TestBindLimit(t *testing.T) {
+	tb := NewTable(10)
+	a1, _ := newConn("a1")
+	a2, _ := newConn("a2")
+	a3, _ := newConn("a3")
+	for _, c := range []*Conn{a1, a2, a3} {
+		tb.Add(c)
+	}
+	for _, c := range []*Conn{a1, a2} {
+		if _, _, _, err := tb.Bind(c, "alice", "", 2); err != nil {
+			t.Fatalf("binding within the limit: %v", err)
+		}
+	}
+	_, _, _, err := tb.Bind(a3, "alice", "", 2)
+	var full *ErrAccountFull
+	if !errors.As(err, &full) || full.Limit != 2 || full.Account != "alice" {
+		t.Fatalf("third binding with limit 2: %v; want *ErrAccountFull{alice, 2}", err)
+	}
+	if a3.Account() != "" || a3.bound() || len(tb.Conns("alice")) != 2 {
+		t.Fatalf("refused connection bound to %q (bound %v), alice has %d connections; want unbound, 2",
+			a3.Account(), a3.bound(), len(tb.Conns("alice")))
+	}
+	if _, _, _, err := tb.Bind(a1, "alice", "", 2); err != nil {
+		t.Fatalf("a second init of a bound connection at the limit: %v", err)
+	}
+	tb.Remove(a1)
+	if _, _, _, err := tb.Bind(a3, "alice", "", 2); err != nil {
+		t.Fatalf("binding after a close freed a place: %v", err)
+	}
+	b, _ := newConn("b")
+	tb.Add(b)
+	if _, _, _, err := tb.Bind(b, "alice", "", 0); err != nil {
+		t.Fatalf("limit 0: %v", err)
 	}
 }
 
@@ -255,7 +296,7 @@ func TestTextFrameHeader(t *testing.T) {
 	}
 }
 
-func TestIdle(t *testing.T) {
+func TestSweep(t *testing.T) {
 	tb := NewTable(10)
 	quiet, _ := newConn("q")
 	busy, _ := newConn("b")
@@ -263,13 +304,42 @@ func TestIdle(t *testing.T) {
 	tb.Add(busy)
 	quiet.Touch(10)
 	busy.Touch(70)
-	idle := tb.Idle(60)
-	if len(idle) != 1 || idle[0] != quiet {
-		t.Fatalf("Idle(60) = %v; want only the connection last seen at 10", idle)
+	idle, expired := tb.Sweep(60, 1000)
+	if len(idle) != 1 || idle[0] != quiet || len(expired) != 0 {
+		t.Fatalf("Sweep(60) = %v, %v; want only the connection last seen at 10 idle, none expired", idle, expired)
 	}
 	tb.Remove(quiet)
-	if idle := tb.Idle(60); len(idle) != 0 {
-		t.Fatalf("Idle after removal = %v; want none", idle)
+	if idle, _ := tb.Sweep(60, 1000); len(idle) != 0 {
+		t.Fatalf("idle after removal = %v; want none", idle)
+	}
+}
+
+// TestSweepExpired: a connection whose expiry has come is swept as expired
+// (once it is at or before now); a later SetExpiry moves it; a connection
+// without one never expires.
+func TestSweepExpired(t *testing.T) {
+	tb := NewTable(10)
+	token, _ := newConn("token")
+	plain, _ := newConn("plain")
+	tb.Add(token)
+	tb.Add(plain)
+	token.SetExpiry(time.Unix(1000, 0))
+	if _, expired := tb.Sweep(0, 999); len(expired) != 0 {
+		t.Fatalf("expired before its time: %v", expired)
+	}
+	if _, expired := tb.Sweep(0, 1000); len(expired) != 1 || expired[0] != token {
+		t.Fatalf("Sweep at the expiry = %v; want the connection with the token", expired)
+	}
+	token.SetExpiry(time.Unix(2000, 0)) // a newer token
+	if _, expired := tb.Sweep(0, 1500); len(expired) != 0 {
+		t.Fatalf("expired after a newer token: %v", expired)
+	}
+	if _, expired := tb.Sweep(0, math.MaxUint32); len(expired) != 1 || expired[0] != token {
+		t.Fatalf("Sweep at the end of time = %v; want only the connection with a token", expired)
+	}
+	token.SetExpiry(time.Unix(1<<40, 0))
+	if token.Expired(math.MaxUint32 - 1) {
+		t.Fatal("an expiry past 2106 counted as reached")
 	}
 }
 

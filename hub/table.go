@@ -40,6 +40,15 @@ type entry struct {
 	offlineSeq uint64
 }
 
+// count returns how many connections e has, counting no further than upTo.
+func (e entry) count(upTo int) int {
+	n := 0
+	for c := e.head; c != nil && n < upTo; c = c.sibling {
+		n++
+	}
+	return n
+}
+
 type listShard struct {
 	mu   sync.Mutex
 	head *Conn
@@ -174,23 +183,26 @@ func (t *Table) Len() int {
 	return n
 }
 
-// Idle returns the connections whose last frame arrived before the given time
-// (server clock, seconds). One pass over the list under each shard's lock: at a
-// million connections a sweep costs milliseconds, where a timer per connection
-// would cost well over a hundred bytes each.
-func (t *Table) Idle(before uint32) []*Conn {
-	var out []*Conn
+// Sweep returns the connections whose last frame arrived before idleBefore
+// (server clock, seconds), and the others whose expiry (SetExpiry) is at or
+// before now (unix seconds). One pass over the list under each shard's lock: at
+// a million connections a sweep costs milliseconds, where a timer per
+// connection would cost well over a hundred bytes each.
+func (t *Table) Sweep(idleBefore, now uint32) (idle, expired []*Conn) {
 	for i := range t.lists {
 		s := &t.lists[i]
 		s.mu.Lock()
 		for c := s.head; c != nil; c = c.next {
-			if c.lastSeen() < before {
-				out = append(out, c)
+			switch {
+			case c.lastSeen() < idleBefore:
+				idle = append(idle, c)
+			case c.Expired(now):
+				expired = append(expired, c)
 			}
 		}
 		s.mu.Unlock()
 	}
-	return out
+	return idle, expired
 }
 
 // Binding is one bound connection: its account and id.

@@ -10,7 +10,8 @@ import (
 
 // Heartbeats: every frame a client sends (text, binary, ping, pong) stamps the
 // connection with the server clock; a sweeper closes the connections whose stamp
-// is older than the idle timeout. The clock counts seconds since start in a
+// is older than the idle timeout, and in the same pass those whose expiry (the
+// end of their token, set by the handlers) has passed, with 4003. The clock counts seconds since start in a
 // uint32, so the stamp costs 4 bytes per connection; nbio's own keepalive would
 // arm a timer per connection and re-arm it on every frame.
 
@@ -35,16 +36,24 @@ func (s *Server) sweep(stop <-chan struct{}) {
 			return
 		case <-t.C:
 		}
-		now := s.now()
-		if now <= limit {
-			continue
+		var idleBefore uint32 // 0: nothing is idle yet (the server is younger than the timeout)
+		if now := s.now(); now > limit {
+			idleBefore = now - limit
 		}
-		idle := s.table.Idle(now - limit)
+		unix := uint32(time.Now().Unix())
+		idle, expired := s.table.Sweep(idleBefore, unix)
 		for _, c := range idle {
 			c.Close(hub.CloseIdle)
 		}
-		if len(idle) > 0 {
-			s.log.Debug().Int("closed", len(idle)).Msg("idle connections closed")
+		n := 0
+		for _, c := range expired {
+			if c.Expired(unix) { // not renewed since the sweep saw it
+				c.Close(hub.CloseExpired)
+				n++
+			}
+		}
+		if len(idle) > 0 || n > 0 {
+			s.log.Debug().Int("closed", len(idle)).Int("expired", n).Msg("idle and expired connections closed")
 		}
 	}
 }

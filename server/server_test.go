@@ -124,7 +124,7 @@ func TestCloseTakesTheConnectionOffTheTableBeforeTheHook(t *testing.T) {
 	closed := make(chan closing, 2)
 	s := start(t, Config{}, table, Hooks{
 		OnFrame: func(c *hub.Conn, _ bool, data []byte) {
-			seq, _, _, err := table.Bind(c, string(data), "")
+			seq, _, _, err := table.Bind(c, string(data), "", 0)
 			if err == nil {
 				table.GoLive(c, seq)
 			}

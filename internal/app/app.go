@@ -132,9 +132,12 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, assets As
 		FrameBurst:      cfg.Limits.FrameBurst,
 		MaxUnacked:      cfg.Limits.MaxUnacked,
 		AckMemory:       cfg.Limits.AckMemory,
+
+		ConnectionsPerAccount: cfg.Limits.ConnectionsPerAccount,
 	}
 	if cfg.Auth.Mode == "jwt" {
-		v, err := auth.New(auth.Config{Secret: cfg.Auth.JWTSecret, PublicKeyFile: cfg.Auth.JWTPublicKeyFile, Issuer: cfg.Auth.JWTIssuer})
+		v, err := auth.New(auth.Config{Secret: cfg.Auth.JWTSecret, PublicKeyFile: cfg.Auth.JWTPublicKeyFile, Issuer: cfg.Auth.JWTIssuer,
+			Leeway: cfg.Auth.JWTLeeway})
 		if err != nil {
 			return nil, err
 		}

@@ -142,8 +142,22 @@ function onState(s) {
     }
     case 'closed':
       setConn('closed', 'Offline');
-      if (s.error) signOut('The server refused the sign-in (' + s.error + '). Check the account and the token.');
+      if (s.error) signOut(closedWhy(s));
       break;
+  }
+}
+
+// closedWhy says why the client stopped, for the sign-in form.
+function closedWhy(s) {
+  switch (s.error) {
+    case 'token_expired':
+      return 'Your token expired. Sign in again with a new one.';
+    case 'disconnected':
+      return 'The site disconnected this account' + (s.reason && s.reason !== 'disconnected by the site' ? ': ' + s.reason : '') + '.';
+    case 'too_many_connections':
+      return 'This account has too many open connections. Close another tab or device, then sign in again.';
+    default:
+      return 'The server refused the sign-in (' + s.error + '). Check the account and the token.';
   }
 }
 

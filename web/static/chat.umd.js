@@ -16,6 +16,13 @@
  * recipient or stored for later) and the client writes it again after a
  * reconnect until it is acknowledged; the server drops the repeat, so a message
  * written just before a link died is neither lost nor delivered twice.
+ *
+ * With a token (auth.mode jwt) the server closes the connection when the token
+ * expires (close 4003). Give getToken and the client asks the page for a fresh
+ * token shortly before the expiry and sends it in band ({"flag":"auth"}); if the
+ * server closes with 4003 anyway, it asks again and reconnects with the new one.
+ * A connection closed by the site (4004) or refused for having too many
+ * connections (4005) is not reopened on its own.
  */
 (function (root, factory) {
   'use strict';
@@ -45,8 +52,18 @@
   // Server error codes that refuse the init itself: reconnecting would only be
   // refused again, so the client stops (state "closed") and says why.
   var FATAL_AT_INIT = {
-    unauthorized: true, bad_field: true, missing_field: true, too_long: true, wrong_sender: true, forbidden: true
+    unauthorized: true, bad_field: true, missing_field: true, too_long: true, wrong_sender: true, forbidden: true,
+    too_many_connections: true
   };
+
+  // Server close codes (README, "Close codes") the client does not simply
+  // reconnect after: the token expired (ask getToken, then reconnect), or the
+  // site cut the account off, or it has too many connections (stop).
+  var CLOSE_TOKEN_EXPIRED = 4003;
+  var STOP_ON_CLOSE = { 4004: 'disconnected', 4005: 'too_many_connections' };
+
+  // setTimeout's longest delay (about 24.8 days).
+  var MAX_TIMER = 2147483647;
 
   function now() { return Date.now(); }
 
@@ -59,12 +76,52 @@
 
   function positive(v, def) { return typeof v === 'number' && v > 0 ? v : def; }
 
+  // base64url decodes to a string of bytes, or null; written out because
+  // mini-programs have no atob.
+  var B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+  function base64url(s) {
+    var out = '', acc = 0, bits = 0;
+    for (var i = 0; i < s.length; i++) {
+      var v = B64URL.indexOf(s.charAt(i));
+      if (v < 0) return null;
+      acc = (acc << 6) | v;
+      bits += 6;
+      if (bits >= 8) {
+        bits -= 8;
+        out += String.fromCharCode((acc >> bits) & 0xff);
+        acc &= (1 << bits) - 1;
+      }
+    }
+    return out;
+  }
+
+  // tokenExpiry reads a JWT's exp (ms since the epoch) without checking it;
+  // 0 when the token is not a JWT or has no exp.
+  function tokenExpiry(token) {
+    var text = base64url(String(token || '').split('.')[1] || '');
+    if (!text) return 0;
+    try {
+      var exp = JSON.parse(text).exp;
+      return typeof exp === 'number' && exp > 0 ? exp * 1000 : 0;
+    } catch (e) {
+      return 0;
+    }
+  }
+
   /**
    * new ChatClient({account, url?, token?, peer?, ...options})
    *
    * account       the account to init as (required)
    * url           ws(s)://host:9052/ ; default: the page's own host, path /
    * token         sent as "token" in init when set (auth.mode: jwt)
+   * getToken      function () -> token or a promise of one: asked for a fresh
+   *               token refreshBeforeMs before the current one's exp (sent in
+   *               an auth frame), and when the server closes with 4003 (token
+   *               expired; the client then reconnects with the new token).
+   *               Without it a 4003 stops the client (state "closed", error
+   *               "token_expired").
+   * refreshBeforeMs  how long before exp getToken is asked, default 60000 (at
+   *               most half the token's remaining life); 0: only after a 4003
    * peer          sent as "to" in init: drain only that sender's offline messages
    * heartbeatMs   {"flag":"ping"} period, default 30000
    * deadAfterMs   no frame at all (pongs included) for this long = dead link,
@@ -90,6 +147,8 @@
     this.url = o.url || defaultURL();
     if (!this.url) throw new TypeError('ChatClient: options.url is required outside a web page');
     this.token = o.token ? String(o.token) : '';
+    this.getToken = typeof o.getToken === 'function' ? o.getToken : null;
+    this.refreshBeforeMs = typeof o.refreshBeforeMs === 'number' && o.refreshBeforeMs >= 0 ? o.refreshBeforeMs : 60000;
     this.peer = o.peer === undefined || o.peer === null ? '' : String(o.peer);
     this.heartbeatMs = positive(o.heartbeatMs, 30000);
     this.deadAfterMs = positive(o.deadAfterMs, 2 * this.heartbeatMs);
@@ -123,6 +182,9 @@
     this._tick = null;
     this._retry = null;
     this._pumpTimer = null;
+    this._refreshTimer = null; // asks getToken before the token expires
+    this._renewing = null;     // while getToken is asked: who waits for its answer
+    this._askedAt = 0;         // exp of the token getToken was last asked to replace
     this._seen = { set: Object.create(null), order: [] }; // message ids delivered lately
     this._unacked = [];        // records written, not yet acknowledged by the server, oldest first
     // cids must not repeat across page loads (the server remembers a sender's
@@ -131,7 +193,8 @@
   }
 
   /** Subscribe; returns a function that unsubscribes. Events: state, open,
-   *  message, group, announcement, online, error, close, sent, ack, pong, frame. */
+   *  message, group, announcement, online, error, close, sent, ack, auth, pong,
+   *  frame. */
   ChatClient.prototype.on = function (event, fn) {
     (this._handlers[event] = this._handlers[event] || []).push(fn);
     var self = this;
@@ -182,6 +245,76 @@
     this._stopped = true;
     this._drop(1000, 'closed by the client');
     return this;
+  };
+
+  /** A fresh token for this account (auth.mode jwt): kept for the next init,
+   *  and sent now in an auth frame when online, so that the connection is not
+   *  closed when the current token expires. The server answers with an "auth"
+   *  event ({expires}) or an "error" event (unauthorized: the connection keeps
+   *  its current token). Returns whether the frame was written. */
+  ChatClient.prototype.refreshToken = function (token) {
+    if (token === undefined || token === null || String(token) === '') {
+      throw new TypeError('ChatClient: refreshToken needs a token');
+    }
+    this.token = String(token);
+    if (this._state !== 'online') return false;
+    return this._write({ flag: 'auth', token: this.token });
+  };
+
+  // _scheduleRefresh asks getToken refreshBeforeMs before the token's exp (at
+  // most half its remaining life before it), while online; once per token: if
+  // getToken gave one that expires no later, it is not asked again until the
+  // server closes with 4003.
+  ChatClient.prototype._scheduleRefresh = function () {
+    clearTimeout(this._refreshTimer);
+    this._refreshTimer = null;
+    if (!this.getToken || this.refreshBeforeMs <= 0 || this._state !== 'online') return;
+    var exp = tokenExpiry(this.token);
+    if (!exp || exp <= this._askedAt) return;
+    var left = exp - now();
+    var delay = Math.max(0, left - Math.min(this.refreshBeforeMs, left / 2));
+    var self = this;
+    if (delay > MAX_TIMER) {
+      this._refreshTimer = setTimeout(function () { self._scheduleRefresh(); }, MAX_TIMER);
+      return;
+    }
+    this._refreshTimer = setTimeout(function () {
+      self._refreshTimer = null;
+      self._askedAt = exp;
+      self._renew(function (token) { self.refreshToken(token); });
+    }, delay);
+  };
+
+  // _renew asks getToken (once for all who ask while it is asked) and hands a
+  // non-empty answer to use; a failure or an empty answer goes to fail, or is
+  // reported as an "error" event (token_refresh_failed).
+  ChatClient.prototype._renew = function (use, fail) {
+    var waiter = { use: use, fail: fail };
+    if (this._renewing) {
+      this._renewing.push(waiter);
+      return;
+    }
+    this._renewing = [waiter];
+    var self = this;
+    var done = function (token, err) {
+      var waiters = self._renewing;
+      self._renewing = null;
+      if (self._stopped) return;
+      var ok = token !== undefined && token !== null && String(token) !== '';
+      var msg = err ? 'getToken failed: ' + (err && err.message ? err.message : err) : 'getToken gave no token';
+      for (var i = 0; i < waiters.length; i++) {
+        if (ok) waiters[i].use(String(token));
+        else if (waiters[i].fail) waiters[i].fail(msg);
+        else self._emit('error', { code: 'token_refresh_failed', message: msg });
+      }
+    };
+    var p;
+    try {
+      p = Promise.resolve(this.getToken());
+    } catch (e) {
+      p = Promise.reject(e);
+    }
+    p.then(function (t) { done(t, null); }, function (e) { done(null, e || 'rejected'); });
   };
 
   /** While waiting to reconnect: try now (e.g. on the browser's "online" event). */
@@ -362,6 +495,12 @@
       case 'ack':
         this._acked(f);
         return;
+      case 'auth':
+        if (f.ok === true) {
+          this._emit('auth', { expires: typeof f.expires === 'number' ? f.expires : null });
+          this._scheduleRefresh();
+        }
+        return;
       case 'all':
         this._emit('announcement', { from: f.from, content: f.content });
         return;
@@ -410,6 +549,7 @@
     }
     this._setState('online');
     this._emit('open', { reconnected: reconnected });
+    this._scheduleRefresh();
     this._pump();
   };
 
@@ -452,10 +592,20 @@
     this._emit('error', err);
   };
 
-  // _lost: the link is gone (closed, failed or silent). Reconnect unless stopped.
+  // _lost: the link is gone (closed, failed or silent). Reconnect unless
+  // stopped, or closed by the server for a reason a reconnect does not mend.
   ChatClient.prototype._lost = function (code, reason) {
     if (this._stopped) {
       this._drop(code, reason);
+      return;
+    }
+    if (STOP_ON_CLOSE[code]) {
+      this._stopped = true;
+      this._drop(code, reason, STOP_ON_CLOSE[code]);
+      return;
+    }
+    if (code === CLOSE_TOKEN_EXPIRED) {
+      this._expired(code, reason);
       return;
     }
     this._detach(4000, 'reconnecting');
@@ -466,6 +616,29 @@
     var self = this;
     this._retry = setTimeout(function () { self._dial(); }, delay);
     this._setState('reconnecting', { delay: delay, attempt: this._attempt, code: code || 0, reason: reason || '' });
+  };
+
+  // _expired: the server closed with 4003. With getToken, reconnect at once
+  // with the token it gives; without it, or if it fails, stop.
+  ChatClient.prototype._expired = function (code, reason) {
+    var self = this;
+    var stop = function (why) {
+      self._stopped = true;
+      self._drop(code, why || reason, 'token_expired');
+    };
+    if (!this.getToken) {
+      stop();
+      return;
+    }
+    this._detach(4000, 'reconnecting');
+    this._emit('close', { code: code, reason: reason || '', reconnect: true });
+    this._setState('reconnecting', { delay: 0, attempt: this._attempt, code: code, reason: reason || '' });
+    this._renew(function (token) {
+      self.token = token;
+      self._dial();
+    }, function (msg) {
+      stop(String(reason || 'token expired') + '; ' + msg);
+    });
   };
 
   // _drop closes for good (stopped).
@@ -483,6 +656,8 @@
   ChatClient.prototype._detach = function (code, reason) {
     clearInterval(this._tick);
     this._tick = null;
+    clearTimeout(this._refreshTimer); // scheduled again once online
+    this._refreshTimer = null;
     clearTimeout(this._pumpTimer);
     this._pumpTimer = null;
     this._syncing = false;

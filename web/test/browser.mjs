@@ -3,13 +3,15 @@
 //
 //   node browser.mjs <page URL> <screenshot dir>
 //
-// Environment: CHAT_TEST_CHROMIUM (default /usr/bin/chromium); CHAT_JWT_PAGE and
-// CHAT_JWT_TOKEN (a second server with auth.mode jwt and a token for "dave").
+// Environment: CHAT_TEST_CHROMIUM (default /usr/bin/chromium); CHAT_JWT_PAGE,
+// CHAT_JWT_TOKEN and CHAT_JWT_SECRET (a second server with auth.mode jwt, a
+// token for "dave", and the HS256 secret the script signs fresh tokens with).
 //
 // Talks to the Go test on stdout/stdin: a line "@@ <step>" asks it to act
-// (stop, start, broadcast) and the script waits for "done <step>". Each passed
+// (stop, start, broadcast, disconnect-dave) and the script waits for "done <step>". Each passed
 // check prints "ok <name>: <what>"; any failure prints "FAIL ..." and exits 1.
 import { chromium } from 'playwright-core';
+import { createHmac } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import readline from 'node:readline';
@@ -44,6 +46,14 @@ function check(cond, what) {
   if (!cond) throw new Error(what);
 }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// mint signs an HS256 token for sub that expires in secs seconds, as the site
+// would issue it.
+function mint(secret, sub, secs) {
+  const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const body = b64({ alg: 'HS256', typ: 'JWT' }) + '.' + b64({ sub, exp: Math.floor(Date.now() / 1000) + secs });
+  return body + '.' + createHmac('sha256', secret).update(body).digest('base64url');
+}
 
 const dialogs = [];
 const pageErrors = [];
@@ -350,6 +360,108 @@ try {
   await badge(alice, 'user:carol', 1);
   ok('mini-program-adapter', 'a client on a wx.connectSocket-shaped API reaches alice through the server');
   await lib.evaluate(() => window.carol.close());
+
+  // Close codes and tokens, on fake sockets: 4004 and 4005 stop the client;
+  // 4003 asks getToken and reconnects with its token (or stops without one);
+  // getToken is asked before exp and the token goes out in an auth frame;
+  // refreshToken sends one too.
+  const closeResult = await lib.evaluate(async () => {
+    const out = {};
+    const wait = (ms) => new Promise((r) => setTimeout(r, ms));
+    const until = async (cond, ms = 5000) => {
+      for (const end = Date.now() + ms; Date.now() < end; await wait(10)) if (cond()) return true;
+      return false;
+    };
+    const jwt = (secs) => 'x.' + btoa(JSON.stringify({ exp: Math.floor(Date.now() / 1000) + secs })).replace(/=+$/, '') + '.sig';
+    const client = (opts) => {
+      const sockets = [];
+      const c = new window.ChatClient(Object.assign({
+        url: 'ws://fake/', account: 'zed', reconnectMinMs: 10, reconnectMaxMs: 20,
+        transport: (url) => {
+          const s = {
+            sent: [], readyState: 0, closed: false,
+            send(d) { const f = JSON.parse(d); this.sent.push(f); if (f.flag === 'ping') setTimeout(() => this.deliver({ flag: 'pong' }), 0); },
+            close() { this.readyState = 3; this.closed = true; },
+            open() { this.readyState = 1; this.onopen({}); },
+            deliver(f) { this.onmessage({ data: JSON.stringify(f) }); },
+            serverClose(code, reason) { this.readyState = 3; this.onclose({ code, reason }); },
+          };
+          sockets.push(s);
+          setTimeout(() => s.open(), 0);
+          return s;
+        },
+      }, opts));
+      const log = { states: [], closes: [], auths: [], errors: [] };
+      c.on('state', (e) => log.states.push(e));
+      c.on('close', (e) => log.closes.push(e));
+      c.on('auth', (e) => log.auths.push(e));
+      c.on('error', (e) => log.errors.push(e));
+      return { c, sockets, log, online: () => until(() => c.state === 'online') };
+    };
+    const last = (a) => a[a.length - 1];
+
+    for (const [code, error] of [[4004, 'disconnected'], [4005, 'too_many_connections']]) {
+      const k = client({});
+      k.c.connect();
+      await k.online();
+      k.sockets[0].serverClose(code, 'by the site');
+      await wait(100);
+      out[code] = k.c.state === 'closed' && k.sockets.length === 1 && last(k.log.states).error === error &&
+        last(k.log.states).reason === 'by the site' && last(k.log.closes).code === code && last(k.log.closes).reconnect === false;
+    }
+
+    const bare = client({ token: jwt(60) });
+    bare.c.connect();
+    await bare.online();
+    bare.sockets[0].serverClose(4003, 'token expired');
+    await wait(100);
+    out.expiredWithout = bare.c.state === 'closed' && bare.sockets.length === 1 && last(bare.log.states).error === 'token_expired';
+
+    let asked = 0;
+    const renew = client({ token: jwt(60), refreshBeforeMs: 0, getToken: async () => { asked++; await wait(20); return 'fresh-token'; } });
+    renew.c.connect();
+    await renew.online();
+    renew.sockets[0].serverClose(4003, 'token expired');
+    out.expiredRedial = await until(() => renew.sockets.length === 2 && renew.c.state === 'online');
+    out.expiredInit = renew.sockets[1].sent[0].flag === 'init' && renew.sockets[1].sent[0].token === 'fresh-token' &&
+      asked === 1 && renew.log.closes.length === 1 && renew.log.closes[0].code === 4003 && renew.log.closes[0].reconnect === true;
+    renew.c.close();
+
+    // exp in 2 s: getToken is asked after about 1 s (half the remaining life),
+    // and its token is sent in band on the same socket.
+    const later = jwt(3600);
+    const early = client({ token: jwt(2), getToken: () => later });
+    early.c.connect();
+    await early.online();
+    out.authSent = await until(() => early.sockets[0].sent.some((f) => f.flag === 'auth' && f.token === later), 3000);
+    early.sockets[0].deliver({ flag: 'auth', ok: true, expires: 12345 });
+    out.authEvent = early.log.auths.length === 1 && early.log.auths[0].expires === 12345 && early.sockets.length === 1;
+    out.refreshWritten = early.c.refreshToken('by-hand') === true && last(early.sockets[0].sent).flag === 'auth' &&
+      last(early.sockets[0].sent).token === 'by-hand' && early.c.token === 'by-hand';
+    early.c.close();
+
+    // A getToken that gives back the same token (a page's cache) is asked
+    // once, not in a loop as the expiry nears.
+    let stale = 0;
+    const same = jwt(2);
+    const cached = client({ token: same, getToken: () => { stale++; return same; } });
+    cached.c.connect();
+    await cached.online();
+    await until(() => stale === 1, 3000);
+    for (const s of cached.sockets[0].sent) if (s.flag === 'auth') cached.sockets[0].deliver({ flag: 'auth', ok: true, expires: 1 });
+    await wait(1500);
+    out.askedOnce = stale === 1;
+    cached.c.close();
+    return out;
+  });
+  console.log('close codes: ' + JSON.stringify(closeResult));
+  check(closeResult[4004] && closeResult[4005], 'a 4004 or 4005 close did not stop the client with its reason');
+  check(closeResult.expiredWithout, 'a 4003 close without getToken did not stop the client with token_expired');
+  check(closeResult.expiredRedial && closeResult.expiredInit, 'a 4003 close did not ask getToken and reconnect with its token');
+  check(closeResult.authSent && closeResult.authEvent, 'getToken was not asked before exp, or its token not sent in an auth frame');
+  check(closeResult.refreshWritten, 'refreshToken did not send an auth frame');
+  check(closeResult.askedOnce, 'a getToken giving back the same token was asked again and again');
+  ok('library-close-codes', '4004 and 4005 stop the client; 4003 asks getToken and reconnects with the new token (stops without it); a token near its exp is renewed in band, once per token; refreshToken sends it');
   await lib.close();
 
   // --- offline: bob's page closed, the message waits for his next init ---
@@ -405,8 +517,67 @@ try {
     await dave.fill('#token', process.env.CHAT_JWT_TOKEN || '');
     await dave.click('#login-form button[type=submit]');
     await connIs(dave, 'online');
-    await dave.close();
     ok('token', 'the token field is sent in init: a bad one is refused and shown, a good one signs in');
+
+    // The site cuts dave off (POST /api/disconnect): close 4004 with its reason;
+    // the page stops, back at the sign-in form, and says why.
+    await harness('disconnect-dave');
+    await waitFor(dave, 'the sign-in form saying the site disconnected dave', () =>
+      !document.getElementById('login').hidden &&
+      document.getElementById('login-error').textContent === 'The site disconnected this account: signed out by the site.');
+    await sleep(500);
+    check(await dave.locator('#conn').getAttribute('data-state') === 'closed', 'dave: the page reconnected after a 4004');
+    await dave.close();
+    ok('disconnect', 'a disconnect by the site (4004) stops the page at the sign-in form with the site\'s reason');
+
+    // The library against the real server: erin's token expires in 4 s and
+    // getToken renews it in band before then, so her connection stays;
+    // frank asks only after the expiry (refreshBeforeMs 0): the server closes
+    // with 4003, and the client reconnects with a fresh token.
+    const secret = process.env.CHAT_JWT_SECRET || '';
+    const tl = watch(await desk.newPage(), 'token-lib');
+    await tl.exposeFunction('mintToken', (sub, secs) => mint(secret, sub, secs));
+    await tl.goto(jwtBase + 'no-such-page');
+    await tl.addScriptTag({ url: '/chat.umd.js' });
+    const tokenResult = await tl.evaluate(async ([erinToken, frankToken]) => {
+      const out = {};
+      const wait = (ms) => new Promise((r) => setTimeout(r, ms));
+      const until = async (cond, ms) => {
+        for (const end = Date.now() + ms; Date.now() < end; await wait(20)) if (cond()) return true;
+        return false;
+      };
+      const watchClient = (c) => {
+        const log = { opens: 0, closes: [], auths: [], asked: 0, got: [] };
+        c.on('open', () => log.opens++);
+        c.on('close', (e) => log.closes.push(e.code));
+        c.on('auth', (e) => log.auths.push(e));
+        c.on('message', (m) => log.got.push(m.content));
+        return log;
+      };
+      const erin = new window.ChatClient({ account: 'erin', token: erinToken, getToken: () => { erinLog.asked++; return window.mintToken('erin', 3600); } });
+      const erinLog = watchClient(erin);
+      const frank = new window.ChatClient({ account: 'frank', token: frankToken, refreshBeforeMs: 0, getToken: () => { frankLog.asked++; return window.mintToken('frank', 3600); } });
+      const frankLog = watchClient(frank);
+      erin.connect();
+      frank.connect();
+      out.renewed = await until(() => erinLog.auths.length === 1, 6000);
+      out.frankBack = await until(() => frankLog.closes.includes(4003) && frankLog.opens === 2 && frank.state === 'online', 15000);
+      await wait(2500); // past erin's first token's expiry plus a sweep or two
+      out.erinStayed = erin.state === 'online' && erinLog.opens === 1 && erinLog.closes.length === 0 && erinLog.asked === 1;
+      out.frankAsked = frankLog.asked;
+      frank.send('erin', 'with my new token');
+      out.delivered = await until(() => erinLog.got.includes('with my new token'), 5000);
+      erin.close();
+      frank.close();
+      return out;
+    }, [mint(secret, 'erin', 4), mint(secret, 'frank', 3)]);
+    console.log('tokens: ' + JSON.stringify(tokenResult));
+    check(tokenResult.renewed, 'erin: getToken was not asked before exp, or the server did not accept the token in band');
+    check(tokenResult.erinStayed, 'erin: the connection did not stay open after the renewal');
+    check(tokenResult.frankBack && tokenResult.frankAsked === 1, 'frank: no 4003 close, or no reconnect with a fresh token');
+    check(tokenResult.delivered, 'frank\'s message after the reconnect did not reach erin');
+    ok('token-refresh', 'a token renewed in band before exp keeps the connection; one left to expire is closed 4003 by the server and the client reconnects with a fresh one');
+    await tl.close();
   }
 
   // --- a reload: the tab signs in again and keeps its conversations ---
