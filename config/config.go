@@ -69,6 +69,10 @@ type API struct {
 	// Secret every call must present as "Authorization: Bearer <secret>".
 	// Empty: the side API does not start.
 	Secret string `yaml:"secret"`
+	// MetricsAllow lists networks (CIDRs or single addresses) whose clients
+	// may read /metrics without the secret; empty: the secret only. /healthz
+	// and /readyz never need it.
+	MetricsAllow []string `yaml:"metrics_allow"`
 }
 
 // Auth decides who may claim an account at init.
@@ -248,7 +252,7 @@ func Load(path string, optional bool, env func(string) (string, bool)) (Config, 
 		return cfg, err
 	}
 	// An empty list in the file and an absent one mean the same.
-	for _, l := range []*[]string{&cfg.Broadcast.Allowed, &cfg.Limits.AllowedOrigins} {
+	for _, l := range []*[]string{&cfg.Broadcast.Allowed, &cfg.Limits.AllowedOrigins, &cfg.API.MetricsAllow} {
 		if len(*l) == 0 {
 			*l = nil
 		}
@@ -311,6 +315,9 @@ func (c Config) Validate() error {
 	case "json", "console":
 	default:
 		check(false, "log.format %q: want json or console", c.Log.Format)
+	}
+	if _, err := Networks("api.metrics_allow", c.API.MetricsAllow); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
