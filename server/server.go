@@ -20,6 +20,7 @@ import (
 	"github.com/lesismal/nbio/nbhttp/websocket"
 	"github.com/rs/zerolog"
 
+	"chatserver/health"
 	"chatserver/hub"
 )
 
@@ -43,6 +44,10 @@ type Config struct {
 	// short text page on / and 404 elsewhere. WebSocket upgrades on / and /ws
 	// never reach it.
 	Pages http.Handler
+	// Probes answer /healthz and /readyz on this port (and on wss), so that a
+	// load balancer probes the port it balances: pass the side API's, for the
+	// same readiness. nil: ready with nothing checked. Shutdown drains them.
+	Probes *health.Probes
 }
 
 // The defaults of Config's zero fields (config.Default uses them too).
@@ -95,6 +100,7 @@ type Hooks struct {
 // Server accepts WebSocket connections and hands their frames to the hooks.
 type Server struct {
 	cfg      Config
+	probes   *health.Probes
 	table    *hub.Table
 	hooks    Hooks
 	log      zerolog.Logger
@@ -131,8 +137,14 @@ func New(cfg Config, table *hub.Table, hooks Hooks, log zerolog.Logger) *Server 
 	u.SetPongHandler(s.onPong)
 	s.upgrader = u
 
+	s.probes = cfg.Probes
+	if s.probes == nil {
+		s.probes = health.New(health.Config{}, log)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", s.serveHTTP)
+	mux.HandleFunc("GET /healthz", s.probes.ServeHealth)
+	mux.HandleFunc("GET /readyz", s.probes.ServeReady)
 	var tlsAddrs []string
 	if cfg.TLSAddr != "" {
 		tlsAddrs = []string{cfg.TLSAddr}
@@ -303,6 +315,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) shutdown(ctx context.Context) error {
 	s.closing.Store(true)
+	s.probes.Drain()
 	if !s.running.Load() {
 		// Never started, or Start failed: nbio's engine must not be stopped
 		// (stopping one that did not start panics or hangs).

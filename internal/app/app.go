@@ -207,6 +207,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, assets As
 		ConnectionsPerIP:    cfg.Limits.ConnectionsPerIP,
 		AllowedOrigins:      cfg.Limits.AllowedOrigins,
 		Pages:               http.FileServer(http.FS(a.assets.Web)),
+		Probes:              a.probes,
 	}, table, server.Hooks{OnFrame: h.Handle, OnClose: h.Closed}, log.With().Str("component", "server").Logger())
 	if err := a.srv.Start(); err != nil {
 		return nil, err
