@@ -136,6 +136,11 @@ type Server struct {
 	HandlerPoolSize     int           `yaml:"handler_pool_size"`
 	MaxConnections      int           `yaml:"max_connections"`
 	ShutdownTimeout     time.Duration `yaml:"shutdown_timeout"`
+	// TrustedProxies lists the networks (CIDRs or single addresses) of the
+	// load balancers and reverse proxies in front: from them X-Forwarded-For
+	// and X-Real-IP give the client's address (per-IP limit, logs). Empty:
+	// every peer is the client and such headers are ignored.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // Redis holds the account map. Empty addr: the in-process map (embedded default).
@@ -252,7 +257,7 @@ func Load(path string, optional bool, env func(string) (string, bool)) (Config, 
 		return cfg, err
 	}
 	// An empty list in the file and an absent one mean the same.
-	for _, l := range []*[]string{&cfg.Broadcast.Allowed, &cfg.Limits.AllowedOrigins, &cfg.API.MetricsAllow} {
+	for _, l := range []*[]string{&cfg.Broadcast.Allowed, &cfg.Limits.AllowedOrigins, &cfg.API.MetricsAllow, &cfg.Server.TrustedProxies} {
 		if len(*l) == 0 {
 			*l = nil
 		}
@@ -316,8 +321,13 @@ func (c Config) Validate() error {
 	default:
 		check(false, "log.format %q: want json or console", c.Log.Format)
 	}
-	if _, err := Networks("api.metrics_allow", c.API.MetricsAllow); err != nil {
-		errs = append(errs, err)
+	for _, l := range []struct {
+		name string
+		list []string
+	}{{"api.metrics_allow", c.API.MetricsAllow}, {"server.trusted_proxies", c.Server.TrustedProxies}} {
+		if _, err := Networks(l.name, l.list); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

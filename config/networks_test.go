@@ -11,7 +11,7 @@ import (
 // addresses from the environment (comma-separated), and a bad entry stops the
 // start with an error naming the setting and the entry.
 func TestNetworkListsParsed(t *testing.T) {
-	for _, setting := range []string{"api.metrics_allow"} {
+	for _, setting := range []string{"api.metrics_allow", "server.trusted_proxies"} {
 		env := EnvPrefix + strings.ToUpper(strings.ReplaceAll(setting, ".", "_"))
 		if _, err := Load("../config.yaml", false, envOf(map[string]string{env: "10.0.0.0/8, 192.168.1.7,fd00::/8"})); err != nil {
 			t.Fatalf("%s: valid networks refused: %v", env, err)

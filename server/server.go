@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"runtime"
 	"strings"
 	"sync"
@@ -36,6 +37,10 @@ type Config struct {
 	MaxConnections      int           // default DefaultMaxConnections
 	ConnectionsPerIP    int           // WebSocket connections from one address at once; 0 = no limit
 	AllowedOrigins      []string      // browser Origin values allowed; empty = any
+	// TrustedProxies are the peers whose X-Forwarded-For / X-Real-IP say who
+	// the client is, for the per-IP limit and the logs (see realip.go); empty:
+	// the peer is the client, whatever it sends.
+	TrustedProxies []netip.Prefix
 	// TLSAddr, with TLSConfig, adds a wss:// listener served by the same event
 	// loops (nbio's non-blocking TLS); empty: none.
 	TLSAddr   string
@@ -130,7 +135,6 @@ func New(cfg Config, table *hub.Table, hooks Hooks, log zerolog.Logger) *Server 
 	u.KeepaliveTime = 0 // idle connections are swept by heartbeat.go, not a timer each
 	u.MessageLengthLimit = cfg.MaxFrameBytes
 	u.CheckOrigin = s.checkOrigin
-	u.OnOpen(s.onOpen)
 	u.OnMessage(s.onMessage)
 	u.OnClose(s.onClose)
 	u.SetPingHandler(s.onPing)
@@ -225,23 +229,26 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	peer := r.RemoteAddr
+	// From here on the request's address is the client's (the Origin check
+	// logs it); the connection keeps it for its life.
+	r.RemoteAddr = clientOf(peer, r.Header, s.cfg.TrustedProxies)
 	ip := hostOf(r.RemoteAddr)
 	if !s.perIP.acquire(ip, s.cfg.ConnectionsPerIP) {
-		s.log.Debug().Str("remote", r.RemoteAddr).Msg("too many connections from this address")
+		s.log.Debug().Str("remote", r.RemoteAddr).Str("peer", peer).Msg("too many connections from this address")
 		http.Error(w, "too many connections from your address", http.StatusTooManyRequests)
 		return
 	}
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		s.perIP.release(ip)
-		s.log.Debug().Err(err).Str("remote", r.RemoteAddr).Msg("upgrade refused")
+		s.log.Debug().Err(err).Str("remote", r.RemoteAddr).Str("peer", peer).Msg("upgrade refused")
 		return
 	}
-	// Still in the connection's own job: no frame of it is handled before this.
-	if c, _ := ws.Session().(*hub.Conn); c != nil {
-		c.SetURLToken(r.URL.Query().Get("token"))
-	} else {
-		s.perIP.release(ip) // refused in onOpen (shutting down)
+	// Still in the connection's own job: no frame of it is handled before
+	// this, and its close hook runs after it.
+	if !s.open(ws, r.RemoteAddr, r.RemoteAddr != peer, r.URL.Query().Get("token")) {
+		s.perIP.release(ip)
 	}
 }
 
@@ -257,17 +264,26 @@ func (s *Server) servePage(w http.ResponseWriter, r *http.Request, wsPath bool) 
 	}
 }
 
-func (s *Server) onOpen(ws *websocket.Conn) {
+// open puts an upgraded connection in the table, held by the client's address
+// (relayed: a trusted proxy named it), unless the server is shutting down.
+// onClose releases the per-IP count by the same address.
+func (s *Server) open(ws *websocket.Conn, client string, relayed bool, token string) bool {
 	if s.closing.Load() {
 		_ = ws.WriteClose(int(hub.CloseGoingAway), hub.CloseGoingAway.Reason())
 		_ = ws.Close()
-		return
+		return false
 	}
 	releaseHandshake(ws)
-	c := s.table.NewConn(transport{ws})
+	var t hub.Transport = transport{ws}
+	if relayed {
+		t = &relayedTransport{transport: transport{ws}, client: client}
+	}
+	c := s.table.NewConn(t)
+	c.SetURLToken(token)
 	c.Touch(s.now())
 	ws.SetSession(c)
 	s.table.Add(c)
+	return true
 }
 
 func (s *Server) onMessage(ws *websocket.Conn, mt websocket.MessageType, data []byte) {

@@ -193,6 +193,10 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, assets As
 		return nil, err
 	}
 	a.probes = a.newProbes()
+	trusted, err := config.Networks("server.trusted_proxies", a.cfg.Server.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
 	a.srv = server.New(server.Config{
 		TLSAddr:             scfg.TLSAddr,
 		TLSConfig:           scfg.TLSConfig,
@@ -206,6 +210,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, assets As
 		MaxConnections:      cfg.Server.MaxConnections,
 		ConnectionsPerIP:    cfg.Limits.ConnectionsPerIP,
 		AllowedOrigins:      cfg.Limits.AllowedOrigins,
+		TrustedProxies:      trusted,
 		Pages:               http.FileServer(http.FS(a.assets.Web)),
 		Probes:              a.probes,
 	}, table, server.Hooks{OnFrame: h.Handle, OnClose: h.Closed}, log.With().Str("component", "server").Logger())
