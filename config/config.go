@@ -141,6 +141,10 @@ type Server struct {
 	// and X-Real-IP give the client's address (per-IP limit, logs). Empty:
 	// every peer is the client and such headers are ignored.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ProxyProtocol: connections from TrustedProxies start with a PROXY
+	// protocol header (v1 or v2, before TLS on the wss listener) naming the
+	// client; a connection from any other peer that sends one is closed.
+	ProxyProtocol bool `yaml:"proxy_protocol"`
 }
 
 // Redis holds the account map. Empty addr: the in-process map (embedded default).
@@ -321,6 +325,8 @@ func (c Config) Validate() error {
 	default:
 		check(false, "log.format %q: want json or console", c.Log.Format)
 	}
+	check(!c.Server.ProxyProtocol || len(c.Server.TrustedProxies) > 0,
+		"server.proxy_protocol is on but server.trusted_proxies is empty: list the balancers whose PROXY headers are taken")
 	for _, l := range []struct {
 		name string
 		list []string

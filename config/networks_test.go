@@ -32,3 +32,18 @@ func TestNetworkListsParsed(t *testing.T) {
 		t.Fatalf("Networks = %v, %v; want %v", got, err, want)
 	}
 }
+
+// TestProxyProtocolNeedsTrustedProxies: PROXY headers are taken only from
+// listed balancers, so the setting alone is refused, naming both keys.
+func TestProxyProtocolNeedsTrustedProxies(t *testing.T) {
+	_, err := Load("../config.yaml", false, envOf(map[string]string{"CHAT_SERVER_PROXY_PROTOCOL": "true"}))
+	if err == nil || !strings.Contains(err.Error(), "server.proxy_protocol") || !strings.Contains(err.Error(), "server.trusted_proxies") {
+		t.Fatalf("proxy_protocol without trusted_proxies: %v; want an error naming both", err)
+	}
+	cfg, err := Load("../config.yaml", false, envOf(map[string]string{
+		"CHAT_SERVER_PROXY_PROTOCOL": "true", "CHAT_SERVER_TRUSTED_PROXIES": "10.0.0.0/8,192.168.0.10",
+	}))
+	if err != nil || !cfg.Server.ProxyProtocol || !reflect.DeepEqual(cfg.Server.TrustedProxies, []string{"10.0.0.0/8", "192.168.0.10"}) {
+		t.Fatalf("from the environment: %+v, %v", cfg.Server, err)
+	}
+}

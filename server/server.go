@@ -8,6 +8,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/netip"
 	"runtime"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/lesismal/llib/std/crypto/tls"
+	"github.com/lesismal/nbio"
 	"github.com/lesismal/nbio/nbhttp"
 	"github.com/lesismal/nbio/nbhttp/websocket"
 	"github.com/rs/zerolog"
@@ -37,10 +39,15 @@ type Config struct {
 	MaxConnections      int           // default DefaultMaxConnections
 	ConnectionsPerIP    int           // WebSocket connections from one address at once; 0 = no limit
 	AllowedOrigins      []string      // browser Origin values allowed; empty = any
-	// TrustedProxies are the peers whose X-Forwarded-For / X-Real-IP say who
-	// the client is, for the per-IP limit and the logs (see realip.go); empty:
-	// the peer is the client, whatever it sends.
+	// TrustedProxies are the peers whose X-Forwarded-For / X-Real-IP (and
+	// PROXY header, with ProxyProtocol) say who the client is, for the per-IP
+	// limit and the logs (see realip.go); empty: the peer is the client,
+	// whatever it sends.
 	TrustedProxies []netip.Prefix
+	// ProxyProtocol: connections from TrustedProxies start with a PROXY
+	// header (v1 or v2), on ws:// and wss:// alike, and one from any other
+	// peer that sends such a header is closed (see proxygate.go).
+	ProxyProtocol bool
 	// TLSAddr, with TLSConfig, adds a wss:// listener served by the same event
 	// loops (nbio's non-blocking TLS); empty: none.
 	TLSAddr   string
@@ -119,7 +126,8 @@ type Server struct {
 	stopSweep chan struct{}
 	perIP     ipCounter
 
-	sockets listeners // see listen.go
+	sockets listeners  // see listen.go
+	gate    *proxyGate // nil unless cfg.ProxyProtocol
 	running atomic.Bool
 
 	stopOnce sync.Once
@@ -175,7 +183,22 @@ func New(cfg Config, table *hub.Table, hooks Hooks, log zerolog.Logger) *Server 
 		// one frame (see transport.WriteFrame).
 		MaxWebsocketFramePayloadSize: max(cfg.MaxFrameBytes, 1<<20),
 	})
-	raceSync(s.engine)
+	raceOpen := raceSync(s.engine)
+	if cfg.ProxyProtocol {
+		s.gate = newProxyGate(cfg.TrustedProxies, log)
+		s.engine.Engine.OnData(s.gate.onData) // every read goes through the gate first
+		s.engine.OnClose(s.gate.onClose)
+	}
+	if raceOpen != nil || s.gate != nil {
+		s.engine.OnOpen(func(c net.Conn) {
+			if raceOpen != nil {
+				raceOpen(c)
+			}
+			if s.gate != nil {
+				s.gate.onOpen(c)
+			}
+		})
+	}
 	return s
 }
 
@@ -230,9 +253,18 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	peer := r.RemoteAddr
+	from := peer // who sent the request: the peer, or the client its PROXY header named
+	var nc *nbio.Conn
+	if s.gate != nil {
+		if nc = connOf(w); nc != nil {
+			if client, ok := s.gate.client(nc); ok {
+				from = client
+			}
+		}
+	}
 	// From here on the request's address is the client's (the Origin check
 	// logs it); the connection keeps it for its life.
-	r.RemoteAddr = clientOf(peer, r.Header, s.cfg.TrustedProxies)
+	r.RemoteAddr = clientOf(from, r.Header, s.cfg.TrustedProxies)
 	ip := hostOf(r.RemoteAddr)
 	if !s.perIP.acquire(ip, s.cfg.ConnectionsPerIP) {
 		s.log.Debug().Str("remote", r.RemoteAddr).Str("peer", peer).Msg("too many connections from this address")
@@ -249,6 +281,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	// this, and its close hook runs after it.
 	if !s.open(ws, r.RemoteAddr, r.RemoteAddr != peer, r.URL.Query().Get("token")) {
 		s.perIP.release(ip)
+	}
+	if nc != nil {
+		s.gate.forget(nc) // the connection holds its client now
 	}
 }
 

@@ -211,6 +211,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, assets As
 		ConnectionsPerIP:    cfg.Limits.ConnectionsPerIP,
 		AllowedOrigins:      cfg.Limits.AllowedOrigins,
 		TrustedProxies:      trusted,
+		ProxyProtocol:       cfg.Server.ProxyProtocol,
 		Pages:               http.FileServer(http.FS(a.assets.Web)),
 		Probes:              a.probes,
 	}, table, server.Hooks{OnFrame: h.Handle, OnClose: h.Closed}, log.With().Str("component", "server").Logger())
