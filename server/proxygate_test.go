@@ -13,6 +13,9 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/lesismal/llib/std/crypto/tls"
+	"github.com/rs/zerolog"
+
+	"chatserver/hub"
 )
 
 // proxied upgrades on url over a raw TCP socket that first carries header,
@@ -30,7 +33,7 @@ func proxied(t *testing.T, url string, header []byte, split bool, h http.Header,
 		for rest := header; len(rest) > 0; {
 			n := len(rest)
 			if split {
-				n = min(n, 7)
+				n = min(n, 3)
 			}
 			if _, err := c.Write(rest[:n]); err != nil {
 				_ = c.Close()
@@ -162,7 +165,15 @@ func TestProxyHeaderThenForwardedFor(t *testing.T) {
 // claim an address; its plain connections go through. With
 // server.proxy_protocol off, a PROXY header is never honoured either.
 func TestProxyHeaderFromUntrustedPeerRefused(t *testing.T) {
-	s, _ := startWhoAmI(t, Config{ProxyProtocol: true, TrustedProxies: prefixes("10.0.0.0/8")})
+	var logs lockedBuffer
+	s := New(Config{Addr: "127.0.0.1:0", ProxyProtocol: true, TrustedProxies: prefixes("10.0.0.0/8")}, hub.NewTable(10), Hooks{
+		OnFrame: func(c *hub.Conn, _ bool, _ []byte) { _ = c.Send([]byte(c.RemoteAddr())) },
+		OnClose: func(*hub.Conn, hub.Removal) {},
+	}, zerolog.New(&logs).Level(zerolog.DebugLevel))
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Shutdown(t.Context()) }()
 	url := "ws://" + s.Addr() + "/"
 	for name, header := range map[string][]byte{
 		"v1": v1("203.0.113.5:1", "10.0.0.1:2"), "v2": v2("203.0.113.5:1", "10.0.0.1:2"),
@@ -171,6 +182,9 @@ func TestProxyHeaderFromUntrustedPeerRefused(t *testing.T) {
 		if ws, code := proxied(t, url, header, strings.HasSuffix(name, "split"), nil, nil); ws != nil {
 			t.Fatalf("%s header from an untrusted peer: %d; want the connection closed", name, code)
 		}
+	}
+	if n := strings.Count(logs.String(), "PROXY header from a peer not in server.trusted_proxies"); n != 3 {
+		t.Fatalf("log says %d times that an untrusted peer sent a PROXY header; want 3:\n%s", n, logs.String())
 	}
 	a, code := proxied(t, url, nil, false, nil, nil)
 	if a == nil || !strings.HasPrefix(whoAmI(t, a), "127.0.0.1:") {
