@@ -2,7 +2,9 @@
 // to a group, to everybody; ask who is online and how much is unread; manage
 // group members; disconnect an account; health, readiness and Prometheus
 // metrics. It listens on its own address, speaks JSON, and every call needs
-// "Authorization: Bearer <secret>".
+// "Authorization: Bearer <secret>", but the probes (/healthz, /readyz: no
+// secret, nothing secret in the answer) and /metrics (the secret, or a client
+// address in Config.MetricsAllow).
 package api
 
 import (
@@ -14,12 +16,14 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"chatserver/groups"
 	"chatserver/handlers"
+	"chatserver/health"
 )
 
 // Chat is what the API needs of the message path (handlers.Handler).
@@ -43,12 +47,6 @@ type Members interface {
 	Remove(ctx context.Context, group string, accounts []string) error
 }
 
-// Check is one dependency /readyz pings.
-type Check struct {
-	Name string
-	Ping func(ctx context.Context) error
-}
-
 // Errors counts API errors by code (metrics.Metrics); may be nil.
 type Errors interface{ Error(code string) }
 
@@ -57,6 +55,10 @@ type Config struct {
 	Addr   string
 	Secret string
 	TLS    *tls.Config // nil: plain HTTP
+	// MetricsAllow lets clients from these networks read /metrics without the
+	// secret (a Prometheus server that cannot send one); empty: the secret
+	// only. The address is the TCP peer's: forwarding headers are not read.
+	MetricsAllow []netip.Prefix
 }
 
 // Server is the side API.
@@ -65,7 +67,6 @@ type Server struct {
 	chat    Chat
 	unread  Unreader
 	members Members
-	checks  []Check
 	errs    Errors
 	log     zerolog.Logger
 	srv     *http.Server
@@ -77,8 +78,8 @@ type Deps struct {
 	Chat    Chat
 	Unread  Unreader
 	Members Members
-	Checks  []Check
-	Metrics http.Handler // Prometheus exposition
+	Probes  *health.Probes // /healthz and /readyz; nil: ready with nothing checked
+	Metrics http.Handler   // Prometheus exposition
 	Errors  Errors
 	Log     zerolog.Logger
 }
@@ -93,7 +94,7 @@ const maxHeaderBytes = 16 << 10
 
 // New builds the API; Start listens.
 func New(cfg Config, d Deps) *Server {
-	s := &Server{cfg: cfg, chat: d.Chat, unread: d.Unread, members: d.Members, checks: d.Checks, errs: d.Errors, log: d.Log}
+	s := &Server{cfg: cfg, chat: d.Chat, unread: d.Unread, members: d.Members, errs: d.Errors, log: d.Log}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/push", s.push)
 	mux.HandleFunc("POST /api/group/{id}/push", s.groupPush)
@@ -104,18 +105,24 @@ func New(cfg Config, d Deps) *Server {
 	mux.HandleFunc("GET /api/group/{id}/members", s.listMembers)
 	mux.HandleFunc("PUT /api/group/{id}/members", s.changeMembers(true))
 	mux.HandleFunc("DELETE /api/group/{id}/members", s.changeMembers(false))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", s.ready)
-	if d.Metrics != nil {
-		mux.Handle("GET /metrics", d.Metrics)
-	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
+	// What a load balancer and a metrics scraper call goes around the secret;
+	// everything else, an unknown path included, goes through it.
+	probes := d.Probes
+	if probes == nil {
+		probes = health.New(health.Config{}, d.Log)
+	}
+	open := http.NewServeMux()
+	open.HandleFunc("GET /healthz", probes.ServeHealth)
+	open.HandleFunc("GET /readyz", probes.ServeReady)
+	if d.Metrics != nil {
+		open.Handle("GET /metrics", s.metricsGate(d.Metrics))
+	}
+	open.Handle("/", s.authenticate(mux))
 	s.srv = &http.Server{
-		Handler:           limitBody(s.authenticate(mux)),
+		Handler:           limitBody(open),
 		MaxHeaderBytes:    maxHeaderBytes,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -184,24 +191,34 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	})
 }
 
-func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	status := map[string]string{}
-	ok := true
-	for _, c := range s.checks {
-		if err := c.Ping(ctx); err != nil {
-			status[c.Name] = err.Error()
-			ok = false
-			continue
+// metricsGate lets /metrics through for a peer in MetricsAllow, and asks the
+// others for the secret.
+func (s *Server) metricsGate(next http.Handler) http.Handler {
+	authed := s.authenticate(next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.metricsAllowed(r.RemoteAddr) {
+			next.ServeHTTP(w, r)
+			return
 		}
-		status[c.Name] = "ok"
+		authed.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) metricsAllowed(remote string) bool {
+	if len(s.cfg.MetricsAllow) == 0 {
+		return false
 	}
-	code := http.StatusOK
-	if !ok {
-		code = http.StatusServiceUnavailable
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return false
 	}
-	writeJSON(w, code, map[string]any{"ready": ok, "checks": status})
+	ip := ap.Addr().Unmap()
+	for _, p := range s.cfg.MetricsAllow {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // decode reads a JSON object body into v; it answers 400 itself and returns

@@ -15,6 +15,7 @@ import (
 
 	"chatserver/groups"
 	"chatserver/handlers"
+	"chatserver/health"
 )
 
 // fakeLogic stands in for the handler, the offline pool and the group store:
@@ -136,11 +137,14 @@ func (c *countedErrors) Error(code string) {
 
 type apiFixture struct {
 	url   string
+	raw   []byte // the last answer's body, as sent
 	logic *fakeLogic
 	errs  *countedErrors
 }
 
-func startWithLogic(t *testing.T) *apiFixture {
+// startWithLogic runs the API on a loopback port with the fake behind it;
+// change adjusts its configuration.
+func startWithLogic(t *testing.T, change ...func(*Config)) *apiFixture {
 	t.Helper()
 	fx := &apiFixture{
 		logic: &fakeLogic{
@@ -150,9 +154,14 @@ func startWithLogic(t *testing.T) *apiFixture {
 		},
 		errs: &countedErrors{},
 	}
-	s := New(Config{Addr: "127.0.0.1:0", Secret: "s3cret"}, Deps{
+	cfg := Config{Addr: "127.0.0.1:0", Secret: "s3cret"}
+	for _, c := range change {
+		c(&cfg)
+	}
+	s := New(cfg, Deps{
 		Chat: fx.logic, Unread: fx.logic, Members: fx.logic,
-		Checks: []Check{{Name: "sql", Ping: fx.logic.ping}},
+		Probes: health.New(health.Config{Checks: []health.Check{{Name: "sql", Ping: fx.logic.ping}}, Reuse: time.Nanosecond},
+			zerolog.New(zerolog.NewTestWriter(t))),
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			_, _ = io.WriteString(w, "chat_connections 0\n")
 		}),
@@ -190,6 +199,7 @@ func (fx *apiFixture) call(t *testing.T, auth, method, path, body string) (int, 
 	if err != nil {
 		t.Fatal(err)
 	}
+	fx.raw = raw
 	var v map[string]any
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 		if err := json.Unmarshal(raw, &v); err != nil {
@@ -218,14 +228,15 @@ func errorCode(t *testing.T, v map[string]any) string {
 }
 
 // TestEveryRouteNeedsTheSecret: without the bearer secret, or with a wrong
-// one, every route (and an unknown one) answers 401 and reaches nothing.
+// one, every route but the probes (and an unknown one too) answers 401 and
+// reaches nothing.
 func TestEveryRouteNeedsTheSecret(t *testing.T) {
 	fx := startWithLogic(t)
 	routes := [][2]string{
 		{"POST", "/api/push"}, {"POST", "/api/group/g1/push"}, {"POST", "/api/broadcast"}, {"POST", "/api/disconnect"},
 		{"GET", "/api/online?account=alice"}, {"GET", "/api/unread?account=bob"},
 		{"GET", "/api/group/g1/members"}, {"PUT", "/api/group/g1/members"}, {"DELETE", "/api/group/g1/members"},
-		{"GET", "/healthz"}, {"GET", "/readyz"}, {"GET", "/metrics"}, {"GET", "/nothing/here"},
+		{"GET", "/metrics"}, {"GET", "/nothing/here"}, {"POST", "/healthz"}, {"DELETE", "/readyz"},
 	}
 	body := `{"from":"admin","to":"alice","content":"hi","accounts":["carol"]}`
 	for _, auth := range []string{"", "Bearer wrong", "s3cret", "Bearer s3cret2", "bearer s3cret"} {
@@ -266,7 +277,7 @@ func TestRoutesAnswer(t *testing.T) {
 		{"PUT", "/api/group/g1/members", `{"accounts":["carol"]}`, `{"group":"g1","members":["alice","bob","carol"]}`, "members g1"},
 		{"DELETE", "/api/group/g1/members", `{"accounts":["alice"]}`, `{"group":"g1","members":["bob","carol"]}`, "members g1"},
 		{"GET", "/healthz", ``, `{"status":"ok"}`, ""},
-		{"GET", "/readyz", ``, `{"ready":true,"checks":{"sql":"ok"}}`, ""},
+		{"GET", "/readyz", ``, `{"ready":true,"draining":false,"checks":{"sql":"ok"}}`, ""},
 	}
 	for _, tc := range cases {
 		before := len(fx.logic.called())
@@ -298,8 +309,8 @@ func TestRoutesAnswer(t *testing.T) {
 	}
 	fx.logic.set(func(f *fakeLogic) { f.notReady = errors.New("database down") })
 	if status, v, _ := fx.call(t, goodAuth, "GET", "/readyz", ``); status != http.StatusServiceUnavailable ||
-		v["ready"] != false || v["checks"].(map[string]any)["sql"] != "database down" {
-		t.Fatalf("readyz with a failing check: %d %v; want 503, ready false and the check's error", status, v)
+		v["ready"] != false || v["checks"].(map[string]any)["sql"] != "fail" {
+		t.Fatalf("readyz with a failing check: %d %v; want 503, ready false and the check named as failing", status, v)
 	}
 	status, _, h := fx.call(t, goodAuth, "GET", "/metrics", ``)
 	if status != http.StatusOK || h.Get("Content-Type") == "" {

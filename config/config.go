@@ -70,6 +70,10 @@ type API struct {
 	// Secret every call must present as "Authorization: Bearer <secret>".
 	// Empty: the side API does not start.
 	Secret string `yaml:"secret"`
+	// MetricsAllow lists networks (CIDRs or single addresses) whose clients
+	// may read /metrics without the secret; empty: the secret only. /healthz
+	// and /readyz never need it.
+	MetricsAllow []string `yaml:"metrics_allow"`
 }
 
 // Auth decides who may claim an account at init.
@@ -141,6 +145,15 @@ type Server struct {
 	HandlerPoolSize     int           `yaml:"handler_pool_size"`
 	MaxConnections      int           `yaml:"max_connections"`
 	ShutdownTimeout     time.Duration `yaml:"shutdown_timeout"`
+	// TrustedProxies lists the networks (CIDRs or single addresses) of the
+	// load balancers and reverse proxies in front: from them X-Forwarded-For
+	// and X-Real-IP give the client's address (per-IP limit, logs). Empty:
+	// every peer is the client and such headers are ignored.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ProxyProtocol: connections from TrustedProxies start with a PROXY
+	// protocol header (v1 or v2, before TLS on the wss listener) naming the
+	// client; a connection from any other peer that sends one is closed.
+	ProxyProtocol bool `yaml:"proxy_protocol"`
 }
 
 // Redis holds the account map. Empty addr: the in-process map (embedded default).
@@ -257,7 +270,7 @@ func Load(path string, optional bool, env func(string) (string, bool)) (Config, 
 		return cfg, err
 	}
 	// An empty list in the file and an absent one mean the same.
-	for _, l := range []*[]string{&cfg.Broadcast.Allowed, &cfg.Limits.AllowedOrigins} {
+	for _, l := range []*[]string{&cfg.Broadcast.Allowed, &cfg.Limits.AllowedOrigins, &cfg.API.MetricsAllow, &cfg.Server.TrustedProxies} {
 		if len(*l) == 0 {
 			*l = nil
 		}
@@ -322,6 +335,16 @@ func (c Config) Validate() error {
 	case "json", "console":
 	default:
 		check(false, "log.format %q: want json or console", c.Log.Format)
+	}
+	check(!c.Server.ProxyProtocol || len(c.Server.TrustedProxies) > 0,
+		"server.proxy_protocol is on but server.trusted_proxies is empty: list the balancers whose PROXY headers are taken")
+	for _, l := range []struct {
+		name string
+		list []string
+	}{{"api.metrics_allow", c.API.MetricsAllow}, {"server.trusted_proxies", c.Server.TrustedProxies}} {
+		if _, err := Networks(l.name, l.list); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -69,17 +69,20 @@ func TestSideAPI(t *testing.T) {
 			ts := startServer(t, backend, nil)
 			bob, _ := login(t, ts, "bob", "")
 
-			// Auth: no secret, wrong secret.
+			// Auth: no secret, wrong secret; the probes need none.
 			for _, secret := range []string{"", "wrong"} {
-				if code, body := ts.call("GET", "/healthz", secret, nil); code != 401 || errCode(body) != "unauthorized" {
-					t.Fatalf("healthz with secret %q = %d %v; want 401 unauthorized", secret, code, body)
+				if code, body := ts.call("GET", "/api/online?account=bob", secret, nil); code != 401 || errCode(body) != "unauthorized" {
+					t.Fatalf("online with secret %q = %d %v; want 401 unauthorized", secret, code, body)
 				}
-			}
-			if code, _ := ts.api("GET", "/healthz", nil); code != 200 {
-				t.Fatalf("healthz = %d", code)
-			}
-			if code, body := ts.api("GET", "/readyz", nil); code != 200 || body["ready"] != true {
-				t.Fatalf("readyz = %d %v", code, body)
+				if code, body := ts.call("GET", "/metrics", secret, nil); code != 401 || errCode(body) != "unauthorized" {
+					t.Fatalf("metrics with secret %q = %d %v; want 401 unauthorized", secret, code, body)
+				}
+				if code, _ := ts.call("GET", "/healthz", secret, nil); code != 200 {
+					t.Fatalf("healthz with secret %q = %d; want 200", secret, code)
+				}
+				if code, body := ts.call("GET", "/readyz", secret, nil); code != 200 || body["ready"] != true {
+					t.Fatalf("readyz with secret %q = %d %v; want 200 ready", secret, code, body)
+				}
 			}
 
 			// Push: online -> pushed, offline -> stored.

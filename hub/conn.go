@@ -92,7 +92,8 @@ const boundBit = 1 << 31
 // Account is the account this connection was bound to by init, or "".
 func (c *Conn) Account() string { return c.account }
 
-// RemoteAddr is the peer address, for logs.
+// RemoteAddr is the client's address, for logs: the peer's, or the one a
+// trusted proxy gave for it.
 func (c *Conn) RemoteAddr() string { return c.t.RemoteAddr() }
 
 // SetURLToken keeps the token given on the WebSocket URL for init. Call it

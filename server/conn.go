@@ -27,3 +27,13 @@ func (t transport) Close(code int, reason string) {
 
 // RemoteAddr is the client's address.
 func (t transport) RemoteAddr() string { return t.ws.RemoteAddr().String() }
+
+// relayedTransport is a connection whose client is not its TCP peer: a
+// trusted proxy named it. Only such connections pay for the address kept.
+type relayedTransport struct {
+	transport
+	client string
+}
+
+// RemoteAddr is the client's address as the proxy gave it.
+func (t *relayedTransport) RemoteAddr() string { return t.client }

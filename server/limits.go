@@ -5,9 +5,9 @@ import (
 	"sync"
 )
 
-// ipCounter counts open WebSocket connections per remote address. Behind a
-// reverse proxy every client has the proxy's address: set the limit to 0 there
-// and limit at the proxy.
+// ipCounter counts open WebSocket connections per client address: the peer's,
+// or the one a trusted proxy gave (realip.go, proxyproto.go). Behind a proxy
+// that is not in server.trusted_proxies every client has the proxy's address.
 type ipCounter struct {
 	mu sync.Mutex
 	n  map[string]int

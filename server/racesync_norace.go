@@ -2,7 +2,11 @@
 
 package server
 
-import "github.com/lesismal/nbio/nbhttp"
+import (
+	"net"
+
+	"github.com/lesismal/nbio/nbhttp"
+)
 
 // raceSync is a no-op outside race-detector builds (see racesync_race.go).
-func raceSync(*nbhttp.Engine) {}
+func raceSync(*nbhttp.Engine) func(net.Conn) { return nil }

@@ -8,7 +8,9 @@ package server
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"runtime"
 	"strings"
 	"sync"
@@ -16,10 +18,12 @@ import (
 	"time"
 
 	"github.com/lesismal/llib/std/crypto/tls"
+	"github.com/lesismal/nbio"
 	"github.com/lesismal/nbio/nbhttp"
 	"github.com/lesismal/nbio/nbhttp/websocket"
 	"github.com/rs/zerolog"
 
+	"chatserver/health"
 	"chatserver/hub"
 )
 
@@ -35,6 +39,15 @@ type Config struct {
 	MaxConnections      int           // default DefaultMaxConnections
 	ConnectionsPerIP    int           // WebSocket connections from one address at once; 0 = no limit
 	AllowedOrigins      []string      // browser Origin values allowed; empty = any
+	// TrustedProxies are the peers whose X-Forwarded-For / X-Real-IP (and
+	// PROXY header, with ProxyProtocol) say who the client is, for the per-IP
+	// limit and the logs (see realip.go); empty: the peer is the client,
+	// whatever it sends.
+	TrustedProxies []netip.Prefix
+	// ProxyProtocol: connections from TrustedProxies start with a PROXY
+	// header (v1 or v2), on ws:// and wss:// alike, and one from any other
+	// peer that sends such a header is closed (see proxygate.go).
+	ProxyProtocol bool
 	// TLSAddr, with TLSConfig, adds a wss:// listener served by the same event
 	// loops (nbio's non-blocking TLS); empty: none.
 	TLSAddr   string
@@ -43,6 +56,10 @@ type Config struct {
 	// short text page on / and 404 elsewhere. WebSocket upgrades on / and /ws
 	// never reach it.
 	Pages http.Handler
+	// Probes answer /healthz and /readyz on this port (and on wss), so that a
+	// load balancer probes the port it balances: pass the side API's, for the
+	// same readiness. nil: ready with nothing checked. Shutdown drains them.
+	Probes *health.Probes
 }
 
 // The defaults of Config's zero fields (config.Default uses them too).
@@ -95,6 +112,7 @@ type Hooks struct {
 // Server accepts WebSocket connections and hands their frames to the hooks.
 type Server struct {
 	cfg      Config
+	probes   *health.Probes
 	table    *hub.Table
 	hooks    Hooks
 	log      zerolog.Logger
@@ -108,7 +126,8 @@ type Server struct {
 	stopSweep chan struct{}
 	perIP     ipCounter
 
-	sockets listeners // see listen.go
+	sockets listeners  // see listen.go
+	gate    *proxyGate // nil unless cfg.ProxyProtocol
 	running atomic.Bool
 
 	stopOnce sync.Once
@@ -124,15 +143,20 @@ func New(cfg Config, table *hub.Table, hooks Hooks, log zerolog.Logger) *Server 
 	u.KeepaliveTime = 0 // idle connections are swept by heartbeat.go, not a timer each
 	u.MessageLengthLimit = cfg.MaxFrameBytes
 	u.CheckOrigin = s.checkOrigin
-	u.OnOpen(s.onOpen)
 	u.OnMessage(s.onMessage)
 	u.OnClose(s.onClose)
 	u.SetPingHandler(s.onPing)
 	u.SetPongHandler(s.onPong)
 	s.upgrader = u
 
+	s.probes = cfg.Probes
+	if s.probes == nil {
+		s.probes = health.New(health.Config{}, log)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", s.serveHTTP)
+	mux.HandleFunc("GET /healthz", s.probes.ServeHealth)
+	mux.HandleFunc("GET /readyz", s.probes.ServeReady)
 	var tlsAddrs []string
 	if cfg.TLSAddr != "" {
 		tlsAddrs = []string{cfg.TLSAddr}
@@ -159,7 +183,22 @@ func New(cfg Config, table *hub.Table, hooks Hooks, log zerolog.Logger) *Server 
 		// one frame (see transport.WriteFrame).
 		MaxWebsocketFramePayloadSize: max(cfg.MaxFrameBytes, 1<<20),
 	})
-	raceSync(s.engine)
+	raceOpen := raceSync(s.engine)
+	if cfg.ProxyProtocol {
+		s.gate = newProxyGate(cfg.TrustedProxies, log)
+		s.engine.Engine.OnData(s.gate.onData) // every read goes through the gate first
+		s.engine.OnClose(s.gate.onClose)
+	}
+	if raceOpen != nil || s.gate != nil {
+		s.engine.OnOpen(func(c net.Conn) {
+			if raceOpen != nil {
+				raceOpen(c)
+			}
+			if s.gate != nil {
+				s.gate.onOpen(c)
+			}
+		})
+	}
 	return s
 }
 
@@ -213,23 +252,38 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	peer := r.RemoteAddr
+	from := peer // who sent the request: the peer, or the client its PROXY header named
+	var nc *nbio.Conn
+	if s.gate != nil {
+		if nc = connOf(w); nc != nil {
+			if client, ok := s.gate.client(nc); ok {
+				from = client
+			}
+		}
+	}
+	// From here on the request's address is the client's (the Origin check
+	// logs it); the connection keeps it for its life.
+	r.RemoteAddr = clientOf(from, r.Header, s.cfg.TrustedProxies)
 	ip := hostOf(r.RemoteAddr)
 	if !s.perIP.acquire(ip, s.cfg.ConnectionsPerIP) {
-		s.log.Debug().Str("remote", r.RemoteAddr).Msg("too many connections from this address")
+		s.log.Debug().Str("remote", r.RemoteAddr).Str("peer", peer).Msg("too many connections from this address")
 		http.Error(w, "too many connections from your address", http.StatusTooManyRequests)
 		return
 	}
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		s.perIP.release(ip)
-		s.log.Debug().Err(err).Str("remote", r.RemoteAddr).Msg("upgrade refused")
+		s.log.Debug().Err(err).Str("remote", r.RemoteAddr).Str("peer", peer).Msg("upgrade refused")
 		return
 	}
-	// Still in the connection's own job: no frame of it is handled before this.
-	if c, _ := ws.Session().(*hub.Conn); c != nil {
-		c.SetURLToken(r.URL.Query().Get("token"))
-	} else {
-		s.perIP.release(ip) // refused in onOpen (shutting down)
+	// Still in the connection's own job: no frame of it is handled before
+	// this, and its close hook runs after it.
+	if !s.open(ws, r.RemoteAddr, r.RemoteAddr != peer, r.URL.Query().Get("token")) {
+		s.perIP.release(ip)
+	}
+	if nc != nil {
+		s.gate.forget(nc) // the connection holds its client now
 	}
 }
 
@@ -245,17 +299,26 @@ func (s *Server) servePage(w http.ResponseWriter, r *http.Request, wsPath bool) 
 	}
 }
 
-func (s *Server) onOpen(ws *websocket.Conn) {
+// open puts an upgraded connection in the table, held by the client's address
+// (relayed: a trusted proxy named it), unless the server is shutting down.
+// onClose releases the per-IP count by the same address.
+func (s *Server) open(ws *websocket.Conn, client string, relayed bool, token string) bool {
 	if s.closing.Load() {
 		_ = ws.WriteClose(int(hub.CloseGoingAway), hub.CloseGoingAway.Reason())
 		_ = ws.Close()
-		return
+		return false
 	}
 	releaseHandshake(ws)
-	c := s.table.NewConn(transport{ws})
+	var t hub.Transport = transport{ws}
+	if relayed {
+		t = &relayedTransport{transport: transport{ws}, client: client}
+	}
+	c := s.table.NewConn(t)
+	c.SetURLToken(token)
 	c.Touch(s.now())
 	ws.SetSession(c)
 	s.table.Add(c)
+	return true
 }
 
 func (s *Server) onMessage(ws *websocket.Conn, mt websocket.MessageType, data []byte) {
@@ -303,6 +366,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) shutdown(ctx context.Context) error {
 	s.closing.Store(true)
+	s.probes.Drain()
 	if !s.running.Load() {
 		// Never started, or Start failed: nbio's engine must not be stopped
 		// (stopping one that did not start panics or hangs).

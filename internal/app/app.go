@@ -31,6 +31,7 @@ import (
 	"chatserver/config"
 	"chatserver/groups"
 	"chatserver/handlers"
+	"chatserver/health"
 	"chatserver/hub"
 	"chatserver/metrics"
 	"chatserver/offline"
@@ -74,6 +75,7 @@ type App struct {
 	metrics  *metrics.Metrics
 	handler  *handlers.Handler
 	groups   *groups.Cache
+	probes   *health.Probes // /healthz and /readyz, on the WebSocket port and the side API
 }
 
 // Start opens the stores, migrates, and starts listening. ctx bounds the wait
@@ -206,6 +208,11 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, assets As
 	if err != nil {
 		return nil, err
 	}
+	a.probes = a.newProbes()
+	trusted, err := config.Networks("server.trusted_proxies", a.cfg.Server.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
 	a.srv = server.New(server.Config{
 		TLSAddr:             scfg.TLSAddr,
 		TLSConfig:           scfg.TLSConfig,
@@ -219,7 +226,10 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, assets As
 		MaxConnections:      cfg.Server.MaxConnections,
 		ConnectionsPerIP:    cfg.Limits.ConnectionsPerIP,
 		AllowedOrigins:      cfg.Limits.AllowedOrigins,
+		TrustedProxies:      trusted,
+		ProxyProtocol:       cfg.Server.ProxyProtocol,
 		Pages:               http.FileServer(http.FS(a.assets.Web)),
+		Probes:              a.probes,
 	}, table, server.Hooks{OnFrame: h.Handle, OnClose: h.Closed}, log.With().Str("component", "server").Logger())
 	if err := a.srv.Start(); err != nil {
 		return nil, err
@@ -304,25 +314,17 @@ func (a *App) startAPI() error {
 		alog.Warn().Msg("side API not started: api.secret (CHAT_API_SECRET) is empty")
 		return nil
 	}
-	checks := []api.Check{{Name: "sql", Ping: a.store.Ping}}
-	if a.spool != nil {
-		checks = append(checks, api.Check{Name: "spool", Ping: func(context.Context) error {
-			if n := a.writer.Spooled(); n > 0 {
-				return fmt.Errorf("%d messages wait in the spool for MySQL", n)
-			}
-			return nil
-		}})
+	allow, err := config.Networks("api.metrics_allow", a.cfg.API.MetricsAllow)
+	if err != nil {
+		return err
 	}
-	if a.rdb != nil {
-		checks = append(checks, api.Check{Name: "redis", Ping: func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() }})
-	}
-	acfg := api.Config{Addr: a.cfg.API.Addr, Secret: a.cfg.API.Secret}
+	acfg := api.Config{Addr: a.cfg.API.Addr, Secret: a.cfg.API.Secret, MetricsAllow: allow}
 	if a.cfg.TLS.API {
 		v, _ := certs.Version(a.cfg.TLS.MinVersion)
 		acfg.TLS = a.certs.StdConfig(v)
 	}
 	a.api = api.New(acfg, api.Deps{
-		Chat: a.handler, Unread: a.store, Members: a.groups, Checks: checks,
+		Chat: a.handler, Unread: a.store, Members: a.groups, Probes: a.probes,
 		Metrics: promhttp.HandlerFor(a.metrics.Registry, promhttp.HandlerOpts{}), Errors: a.metrics, Log: alog,
 	})
 	if err := a.api.Start(); err != nil {
@@ -479,6 +481,9 @@ func (a *App) APIAddr() string {
 // its own share of server.shutdown_timeout (shutdown.go).
 func (a *App) Close(ctx context.Context) error {
 	var errs []error
+	if a.probes != nil {
+		a.probes.Drain() // both ports answer /readyz 503 from the first moment
+	}
 	if a.stopBus != nil {
 		a.stopBus()
 	}
