@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"chatserver/cluster"
@@ -34,6 +35,9 @@ type crossOrder struct {
 	h  *Handler
 	mu sync.Mutex
 	m  map[string]*recipientRoute
+	// size is len(m), read without the lock: a message to an account
+	// connected here skips the lock while nothing is tracked.
+	size atomic.Int64
 }
 
 type recipientRoute struct {
@@ -72,6 +76,7 @@ func (o *crossOrder) decide(account, node string) (send, drain bool, acks []func
 	r := o.m[account]
 	if r == nil {
 		o.m[account] = &recipientRoute{node: node, inflight: 1}
+		o.size.Add(1)
 		return true, false, nil
 	}
 	if r.storing > 0 || len(r.queue) > 0 || r.flushing || (r.inflight > 0 && r.node != node) {
@@ -114,9 +119,14 @@ func (o *crossOrder) answered(account string, stored bool) {
 	o.afterLocked(account, r)
 }
 
-// queueStore keeps a message to store here behind the envelopes in flight to
-// account; false when there are none (store it now).
+// queueStore keeps a message for account (to store here, or to push to its
+// connection here) behind the envelopes in flight to account: those may be
+// stored, or pushed here, and must come first. false when there are none
+// (deliver it now).
 func (o *crossOrder) queueStore(account string, it *message, frame []byte) bool {
+	if o.size.Load() == 0 {
+		return false
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	r := o.m[account]
@@ -167,6 +177,7 @@ func (o *crossOrder) storedHere(account string, ticket uint64, ack func()) {
 	if r == nil {
 		r = &recipientRoute{}
 		o.m[account] = r
+		o.size.Add(1)
 	}
 	r.storing++
 	r.dirty = true
@@ -181,13 +192,38 @@ func (o *crossOrder) waitCommit(account string, ticket uint64) {
 			o.waitCommit(account, ticket)
 			return
 		}
-		o.mu.Lock()
-		defer o.mu.Unlock()
-		if r := o.m[account]; r != nil {
-			r.storing--
-			o.afterLocked(account, r)
-		}
+		o.waitUnspooled(account)
 	})
+}
+
+// waitUnspooled waits until none of account's rows is in this node's spool
+// (MySQL was down: the row is on this node's disk, where another node's drain
+// cannot read it), then counts the row as readable by every node.
+func (o *crossOrder) waitUnspooled(account string) {
+	if o.h.spooledHere(account) {
+		o.releaseAcks(account) // durable: the sender may hear "stored"
+		time.AfterFunc(spoolRecheck, func() { o.waitUnspooled(account) })
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if r := o.m[account]; r != nil {
+		r.storing--
+		o.afterLocked(account, r)
+	}
+}
+
+// spoolRecheck is how often a row waiting in the spool is looked for again.
+const spoolRecheck = time.Second
+
+func (o *crossOrder) releaseAcks(account string) {
+	o.mu.Lock()
+	var acks []func()
+	if r := o.m[account]; r != nil {
+		acks, r.acks = r.acks, nil
+	}
+	o.mu.Unlock()
+	release(acks)
 }
 
 // afterLocked sends a drain request once everything stored is committed and
@@ -198,6 +234,7 @@ func (o *crossOrder) afterLocked(account string, r *recipientRoute) {
 	}
 	if !r.dirty {
 		delete(o.m, account)
+		o.size.Add(-1)
 		go release(r.acks)
 		return
 	}

@@ -134,3 +134,58 @@ func TestCrossOrderKeepsStoredMessagesFirst(t *testing.T) {
 		t.Fatalf("envelopes %+v; want m3 to n2 after the drain request", sent)
 	}
 }
+
+// TestCrossOrderLocalWaitsBehindInFlight: m1 goes to n2, where bob was; bob
+// then connects here and m2 would be pushed to him at once. m2 waits behind
+// m1 instead; n2 does not answer, so m1 is written to bob's connection here
+// (not stored for a later init), then m2: bob gets both, in order, live.
+func TestCrossOrderLocalWaitsBehindInFlight(t *testing.T) {
+	table := hub.NewTable(100)
+	st := newMemStore()
+	remote := &fakeRemote{where: map[string][]string{"bob": {"n2"}}}
+	h := New(Config{Node: "n1", Broadcasters: []string{"*"}}, Deps{
+		Table: table, Queue: st, Backlog: st, Presence: presence.NewLocal("n1"), Remote: remote,
+		Groups: memGroups{}, Log: zerolog.New(zerolog.NewTestWriter(t)),
+	})
+	fx := &fixture{h: h, table: table, store: st}
+	alice, _ := fx.conn("alice")
+	fx.send(alice, `{"flag":"init","from":"alice"}`)
+	fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"m1","cid":"1"}`)
+
+	remote.set("bob") // bob left n2 and connects here
+	bob, bc := fx.conn("bob")
+	fx.send(bob, `{"flag":"init","from":"bob"}`)
+	deadline := time.Now().Add(5 * time.Second)
+	for !table.Online("bob") && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"m2","cid":"2"}`)
+	var got []string
+	messages := func() []string {
+		var out []string
+		for _, p := range bc.payloads(t) {
+			if c, ok := p["content"].(string); ok {
+				out = append(out, c)
+			}
+		}
+		return out
+	}
+	if got = messages(); len(got) != 0 {
+		t.Fatalf("bob got %v while m1 was still in flight to n2; want m2 kept behind m1", got)
+	}
+	sent := remote.envelopes()
+	if len(sent) != 1 || sent[0].env.Content != "m1" {
+		t.Fatalf("envelopes %+v; want m1 only", sent)
+	}
+	sent[0].done([]cluster.Outcome{cluster.NotTaken}) // n2 did not take it
+	for len(got) < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+		got = messages()
+	}
+	if len(got) != 2 || got[0] != "m1" || got[1] != "m2" {
+		t.Fatalf("bob got %v; want m1, m2 live, in order", got)
+	}
+	if n := st.unsent(); n != 0 {
+		t.Fatalf("%d rows stored; want none (bob was here to take m1)", n)
+	}
+}

@@ -64,7 +64,15 @@ func (h *Handler) fanout(from, content, group, id string, accounts []string, now
 		}
 	}
 	for _, a := range local {
-		deliver(newCopy(a))
+		it := newCopy(a)
+		if h.order.queueStore(a, it, frame) {
+			// Copies sent to another node before the account connected
+			// here are not settled yet: this one comes after them.
+			sa.add()
+			res.Pushed++
+			continue
+		}
+		deliver(it)
 	}
 	if h.remote == nil {
 		return res, firstErr
@@ -150,7 +158,7 @@ func (h *Handler) fanout(from, content, group, id string, accounts []string, now
 			store := part.store
 			settle := func(out []cluster.Outcome) {
 				for i, o := range out {
-					h.settleRemote(copies[i], o)
+					h.settleRemote(copies[i], o, frame)
 					if store {
 						h.order.answered(copies[i].m.To, o == cluster.Stored)
 					}
@@ -185,15 +193,29 @@ func (h *Handler) fanout(from, content, group, id string, accounts []string, now
 	return res, firstErr
 }
 
-// settleRemote reports what another node did with a copy, or stores the copy
-// here when that node did not take it.
-func (h *Handler) settleRemote(it *message, o cluster.Outcome) {
+// settleRemote reports what another node did with a copy, or delivers the
+// copy here when that node did not take it: to the recipient's connection if
+// it is here now (messages to it sent since wait behind this one, see
+// queueStore), else to the offline table.
+func (h *Handler) settleRemote(it *message, o cluster.Outcome, frame []byte) {
 	switch o {
 	case cluster.Pushed, cluster.Gone:
 		it.report(false, 0)
 	case cluster.Stored:
 		it.report(true, 0) // committed there
 	default:
+		if h.table.Online(it.m.To) {
+			d, err := h.table.Deliver(it.m.To, it.m.From, frame, it)
+			switch {
+			case err != nil:
+				h.log.Error().Err(err).Str("to", it.m.To).Str("id", it.m.ID).Msg("message another node did not take could not be delivered here")
+				it.fail()
+			case d.Stored && d.Pushed == 0, d.Held:
+			default:
+				it.report(false, 0)
+			}
+			return
+		}
 		if err := it.Store(); err != nil {
 			h.log.Error().Err(err).Str("to", it.m.To).Str("id", it.m.ID).Msg("message another node did not take could not be stored here")
 			it.fail()
@@ -272,6 +294,13 @@ func (h *Handler) Receive(env cluster.Envelope, reply *cluster.Reply) {
 				case "pushed":
 					reply.Report(i, cluster.Pushed)
 				case "stored":
+					if h.spooledHere(a) {
+						// On this node's disk, where the drain of another
+						// node cannot read it: the sender's node stores it
+						// too (one row per message once both are in).
+						reply.Report(i, cluster.NotTaken)
+						return
+					}
 					reply.Report(i, cluster.Stored)
 				default: // queued, not committed in time: the sender stores it too (once per id)
 					reply.Report(i, cluster.NotTaken)
@@ -293,4 +322,12 @@ func (h *Handler) Receive(env cluster.Envelope, reply *cluster.Reply) {
 		}
 		sa.seal()
 	}
+}
+
+// spooledHere: rows for account wait in this node's spool (MySQL unreachable).
+func (h *Handler) spooledHere(account string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.QueryTimeout)
+	defer cancel()
+	held, err := h.queue.SpoolHolds(ctx, account)
+	return err == nil && held
 }
