@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"sort"
 	"testing"
@@ -292,5 +293,47 @@ func TestLocateLiveNodesOnly(t *testing.T) {
 		if ok, err := admin.HExists(ctx, key, field).Result(); err != nil || !ok {
 			t.Fatalf("entry %s %s of a live node was removed (%v, %v)", key, field, ok, err)
 		}
+	}
+}
+
+// TestLostInboxIsNotRecreatedBySenders: a node's inbox gone from Redis (a
+// restart without its data) took its envelopes with it. A sender does not
+// make a new one (its envelope would be read ahead of the lost ones, which
+// time out and are stored): Send says ErrInboxGone, and routing is not paused.
+// Once the node reads again it makes its inbox, and envelopes reach it.
+func TestLostInboxIsNotRecreatedBySenders(t *testing.T) {
+	nodes, admin, prefix := startNodes(t, "n1", "n2")
+	ctx := context.Background()
+	key := prefix + "inbox:{n2}"
+	if err := admin.Del(ctx, key).Err(); err != nil {
+		t.Fatal(err)
+	}
+	err := nodes["n1"].bus.Send(ctx, "n2", Envelope{Kind: "msg", From: "a", To: []string{"b"}}, func([]Outcome) {})
+	if !errors.Is(err, ErrInboxGone) {
+		t.Fatalf("send to a lost inbox: %v; want ErrInboxGone", err)
+	}
+	if n, _ := admin.Exists(ctx, key).Result(); n != 0 {
+		// The node may have made it again already (its read found no group):
+		// then the envelope must not be in it.
+		if l, _ := admin.XLen(ctx, key).Result(); l != 0 {
+			t.Fatalf("the lost inbox holds %d entries; want the envelope refused", l)
+		}
+	}
+	if err := nodes["n1"].bus.check(); err != nil {
+		t.Fatalf("routing paused after a lost inbox: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := nodes["n1"].bus.Send(ctx, "n2", Envelope{Kind: "msg", From: "again", To: []string{"b"}}, func([]Outcome) {})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrInboxGone) || time.Now().After(deadline) {
+			t.Fatalf("n2's inbox not back: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := nodes["n2"].next(t); got.From != "again" {
+		t.Fatalf("n2 got %+v; want the envelope sent once its inbox was back", got)
 	}
 }

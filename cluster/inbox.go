@@ -75,9 +75,16 @@ func (b *Bus) Send(ctx context.Context, node string, env Envelope, done func([]O
 	b.mu.Lock()
 	b.waits[env.Seq] = w // before XADD: the answer can come before XADD returns
 	b.mu.Unlock()
+	// NOMKSTREAM: an inbox that is not there was lost (Redis restarted
+	// without its data, or failed over to a replica that lacked it), with the
+	// envelopes in it. Adding to a new stream would deliver this one ahead of
+	// those, which time out and are stored: the caller stores it behind them.
 	id, err := b.rdb.XAdd(ctx, &redis.XAddArgs{
-		Stream: b.inbox(node), MaxLen: inboxMaxLen, Approx: true, Values: []any{"e", payload},
+		Stream: b.inbox(node), NoMkStream: true, MaxLen: inboxMaxLen, Approx: true, Values: []any{"e", payload},
 	}).Result()
+	if errors.Is(err, redis.Nil) {
+		err = ErrInboxGone
+	}
 	b.mu.Lock()
 	if err != nil {
 		delete(b.waits, env.Seq)
@@ -85,12 +92,19 @@ func (b *Bus) Send(ctx context.Context, node string, env Envelope, done func([]O
 		w.entry = id
 	}
 	b.mu.Unlock()
+	if errors.Is(err, ErrInboxGone) {
+		return fmt.Errorf("cluster: send to %s: %w", node, err)
+	}
 	if err != nil {
 		b.failed(err)
 		return fmt.Errorf("cluster: send to %s: %w", node, err)
 	}
 	return nil
 }
+
+// ErrInboxGone: the node's inbox is not in Redis (lost with what was in it;
+// the node makes it again when it next reads).
+var ErrInboxGone = errors.New("cluster: the node's inbox is gone from Redis")
 
 // runTimeouts answers the envelopes whose outcome did not come in time.
 func (b *Bus) runTimeouts(ctx context.Context) {

@@ -309,7 +309,9 @@ func (o *crossOrder) nudge(account string) {
 }
 
 // retryLocked tries the drain request again later (a frozen node may come
-// back; a dead one's clients init elsewhere, which reads the rows anyway).
+// back; a dead one's clients init elsewhere, which reads the rows anyway),
+// less and less often while it fails, for as long as the rows may be unread
+// (a node cut off from Redis asks once Redis is back, see resume).
 // Meanwhile the next message carries the request itself.
 //
 // The acks waiting for the request go now: the rows are committed, and the
@@ -322,16 +324,30 @@ func (o *crossOrder) retryLocked(account string, r *recipientRoute) {
 	r.acks = nil
 	go release(acks)
 	r.tries++
-	if r.tries > 5 {
-		r.tries = 0 // kept dirty: the next message carries the request
-		return
-	}
-	time.AfterFunc(cluster.SuspectFor, func() {
+	time.AfterFunc(cluster.SuspectFor*time.Duration(min(r.tries, 10)), func() {
 		o.mu.Lock()
 		defer o.mu.Unlock()
-		if r := o.m[account]; r != nil && r.dirty && !r.nudging && r.storing == 0 && r.inflight == 0 {
-			r.nudging = true
-			go o.nudge(account)
+		if r := o.m[account]; r != nil {
+			o.nudgeLocked(account, r)
 		}
 	})
+}
+
+// nudgeLocked sends the drain request for r now if it is due and nothing
+// holds it back.
+func (o *crossOrder) nudgeLocked(account string, r *recipientRoute) {
+	if r.dirty && !r.nudging && r.storing == 0 && r.inflight == 0 && !r.flushing && len(r.queue) == 0 {
+		r.nudging = true
+		go o.nudge(account)
+	}
+}
+
+// resume asks again, now, for every drain request still due: this node is
+// back in touch with the others after an outage.
+func (o *crossOrder) resume() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for a, r := range o.m {
+		o.nudgeLocked(a, r)
+	}
 }

@@ -19,6 +19,7 @@ type fakeRemote struct {
 	mu    sync.Mutex
 	where map[string][]string
 	sent  []sentEnvelope
+	gone  bool // Send answers ErrInboxGone
 }
 
 type sentEnvelope struct {
@@ -47,6 +48,9 @@ func (f *fakeRemote) Where(ctx context.Context, a string) ([]string, error) {
 func (f *fakeRemote) Send(_ context.Context, node string, env cluster.Envelope, done func([]cluster.Outcome)) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.gone {
+		return cluster.ErrInboxGone
+	}
 	f.sent = append(f.sent, sentEnvelope{node, env, done})
 	return nil
 }
@@ -187,5 +191,43 @@ func TestCrossOrderLocalWaitsBehindInFlight(t *testing.T) {
 	}
 	if n := st.unsent(); n != 0 {
 		t.Fatalf("%d rows stored; want none (bob was here to take m1)", n)
+	}
+}
+
+// TestCrossOrderInboxLostInFlight: m1 is in flight to n2 when n2's inbox is
+// lost (Redis restarted); m2 cannot be sent there. m2 is stored behind m1,
+// which is stored once its wait times out: the rows are in send order.
+func TestCrossOrderInboxLostInFlight(t *testing.T) {
+	table := hub.NewTable(100)
+	st := newMemStore()
+	remote := &fakeRemote{where: map[string][]string{"bob": {"n2"}}}
+	h := New(Config{Node: "n1", Broadcasters: []string{"*"}}, Deps{
+		Table: table, Queue: st, Backlog: st, Presence: presence.NewLocal("n1"), Remote: remote,
+		Groups: memGroups{}, Log: zerolog.New(zerolog.NewTestWriter(t)),
+	})
+	fx := &fixture{h: h, table: table, store: st}
+	alice, _ := fx.conn("alice")
+	fx.send(alice, `{"flag":"init","from":"alice"}`)
+	fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"m1","cid":"1"}`)
+	remote.mu.Lock()
+	remote.gone = true
+	remote.mu.Unlock()
+	fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"m2","cid":"2"}`)
+	if n := st.unsent(); n != 0 {
+		t.Fatalf("%d rows stored while m1 is still in flight; want m2 kept behind it", n)
+	}
+	remote.envelopes()[0].done([]cluster.Outcome{cluster.NotTaken})
+	deadline := time.Now().Add(5 * time.Second)
+	for st.unsent() < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	st.mu.Lock()
+	var contents []string
+	for _, r := range st.rows {
+		contents = append(contents, r.Content)
+	}
+	st.mu.Unlock()
+	if len(contents) != 2 || contents[0] != "m1" || contents[1] != "m2" {
+		t.Fatalf("rows %v; want m1, m2 in send order", contents)
 	}
 }

@@ -169,7 +169,11 @@ func (h *Handler) fanout(from, content, group, id string, accounts []string, now
 				env.Drain = p.drain
 			}
 			if err := h.remote.Send(ctx, n, env, settle); err != nil {
-				settle(make([]cluster.Outcome, len(part.to)))
+				if !store {
+					settle(make([]cluster.Outcome, len(part.to)))
+				} else {
+					h.notSent(copies, frame)
+				}
 			}
 			if part.store {
 				release(p.acks)
@@ -191,6 +195,18 @@ func (h *Handler) fanout(from, content, group, id string, accounts []string, now
 		}
 	}
 	return res, firstErr
+}
+
+// notSent delivers here the copies with the storing duty whose envelope could
+// not be sent, each behind the copies to its account still in flight (which
+// may be stored here when they time out, and must come first).
+func (h *Handler) notSent(copies []*message, frame []byte) {
+	for _, c := range copies {
+		h.order.answered(c.m.To, false)
+		if !h.order.queueStore(c.m.To, c, frame) {
+			h.settleRemote(c, cluster.NotTaken, frame)
+		}
+	}
 }
 
 // settleRemote reports what another node did with a copy, or delivers the

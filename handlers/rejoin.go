@@ -123,6 +123,7 @@ func (h *Handler) Rejoin(lastOK time.Time) {
 	}
 	after := h.marks.before(lastOK.Add(-rowMarkMargin))
 	h.rejoinPass(after)
+	h.order.resume() // drain requests of this node's own stores that could not be sent meanwhile
 	time.AfterFunc(rejoinAgain, func() { h.rejoinPass(after) })
 }
 
