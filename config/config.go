@@ -101,8 +101,15 @@ type Broadcast struct {
 
 // Limits protect the site from one abusive client.
 type Limits struct {
-	FramesPerSecond  int `yaml:"frames_per_second"`  // per connection; 0 = no limit
-	FrameBurst       int `yaml:"frame_burst"`        // frames allowed at once above the rate
+	FramesPerSecond int `yaml:"frames_per_second"` // per connection; 0 = no limit
+	FrameBurst      int `yaml:"frame_burst"`       // frames allowed at once above the rate
+	// MaxDelayedFrames bounds the frames over the rate that wait for their
+	// turn on one connection; past it the connection is closed with 4029.
+	// 0: none wait, frames over the rate are refused with rate_limited.
+	MaxDelayedFrames int `yaml:"max_delayed_frames"`
+	// MaxDelayedBytes bounds the bytes of waiting frames, all connections
+	// together; the connection whose frame would pass it is closed with 4029.
+	MaxDelayedBytes  int `yaml:"max_delayed_bytes"`
 	ConnectionsPerIP int `yaml:"connections_per_ip"` // 0 = no limit
 	// ConnectionsPerAccount bounds one account's connections on this node (not
 	// site-wide): an init past it is refused (too_many_connections, close
@@ -243,6 +250,7 @@ func Default() Config {
 		Auth: Auth{Mode: "none", JWTLeeway: auth.DefaultLeeway},
 		Limits: Limits{
 			FramesPerSecond: 20, FrameBurst: 40, ConnectionsPerIP: 256, ConnectionsPerAccount: 16,
+			MaxDelayedFrames: handlers.DefaultMaxDelayedFrames, MaxDelayedBytes: handlers.DefaultMaxDelayedBytes,
 			MaxContentBytes: 16 << 10, MaxGroupSize: 10_000, MaxUnacked: handlers.DefaultMaxUnacked,
 			AckMemory: handlers.DefaultAckMemory,
 		},
@@ -312,6 +320,9 @@ func (c Config) Validate() error {
 	check(c.Auth.JWTLeeway >= 0, "auth.jwt_leeway (%v) must not be negative", c.Auth.JWTLeeway)
 	check(c.Limits.FramesPerSecond >= 0 && c.Limits.FrameBurst >= 0, "limits.frames_per_second and limits.frame_burst must not be negative")
 	check(c.Limits.FramesPerSecond == 0 || c.Limits.FrameBurst >= 1, "limits.frame_burst (%d) must be at least 1 when limits.frames_per_second is set", c.Limits.FrameBurst)
+	check(c.Limits.MaxDelayedFrames >= 0, "limits.max_delayed_frames must not be negative")
+	check(c.Limits.FramesPerSecond == 0 || c.Limits.MaxDelayedFrames == 0 || c.Limits.MaxDelayedBytes >= c.Server.MaxFrameBytes,
+		"limits.max_delayed_bytes (%d) must be at least server.max_frame_bytes (%d): a frame over the rate must fit", c.Limits.MaxDelayedBytes, c.Server.MaxFrameBytes)
 	check(c.Limits.ConnectionsPerIP >= 0, "limits.connections_per_ip must not be negative")
 	check(c.Limits.ConnectionsPerAccount >= 0, "limits.connections_per_account (%d) must not be negative (0 = no limit)", c.Limits.ConnectionsPerAccount)
 	check(c.Limits.MaxContentBytes >= 0 && c.Limits.MaxContentBytes <= c.Server.MaxFrameBytes,
