@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 
@@ -31,6 +32,13 @@ type Config struct {
 
 	// Broadcasters may send {"flag":"all"}; "*" lets anyone. Empty: nobody.
 	Broadcasters []string
+	// AnnounceToUnbound sends announcements to connections that have not
+	// (or not successfully) sent init too, as the PHP server did; false: to
+	// bound connections only.
+	AnnounceToUnbound bool
+	// BinaryAsText reads binary frames as JSON text, as the PHP server did
+	// (its onMessage got both); false: they are refused with binary_frame.
+	BinaryAsText bool
 	// FramesPerSecond and FrameBurst limit each connection; 0 = no limit.
 	FramesPerSecond, FrameBurst int
 	// MaxDelayedFrames bounds the frames over the rate that wait for their
@@ -185,8 +193,14 @@ func (h *Handler) Handle(c *hub.Conn, text bool, data []byte) {
 // handleFrame serves one frame the rate limit let through, on c's handler flow.
 func (h *Handler) handleFrame(c *hub.Conn, text bool, data []byte) {
 	if !text {
-		h.fail(c, "", newError(CodeBinary, "binary frames are not supported; send JSON text"))
-		return
+		if !h.cfg.BinaryAsText {
+			h.fail(c, "", newError(CodeBinary, "binary frames are not supported; send JSON text"))
+			return
+		}
+		if !utf8.Valid(data) { // text frames are checked by nbio; the offline table takes UTF-8 only
+			h.fail(c, "", newError(CodeBadJSON, "binary frame is not UTF-8 JSON text"))
+			return
+		}
 	}
 	f, perr := Decode(data)
 	if perr != nil {

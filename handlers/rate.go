@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"chatserver/hub"
 )
@@ -49,7 +50,7 @@ func (h *Handler) admit(c *hub.Conn, text bool, data []byte) bool {
 	}
 	if wait > 0 {
 		flag, cid := "", ""
-		if text && bytes.Contains(data, []byte(`"cid"`)) {
+		if (text || h.cfg.BinaryAsText) && bytes.Contains(data, []byte(`"cid"`)) {
 			if f, err := Decode(data); err == nil {
 				flag, cid = f.Flag, f.CID
 			}
@@ -143,7 +144,7 @@ func (h *Handler) closedWithDelayed(c *hub.Conn) {
 
 func (h *Handler) serveAtClose(c *hub.Conn, d delayedFrame) {
 	defer h.contain(c, "handler panic; frame refused", nil)
-	if !d.text {
+	if !d.text && (!h.cfg.BinaryAsText || !utf8.Valid(d.data)) {
 		return
 	}
 	f, perr := Decode(d.data)

@@ -265,7 +265,7 @@ func TestBroadcastReachesEveryConnection(t *testing.T) {
 		sinks = append(sinks, s)
 	}
 	sinks[7].fail = true
-	if n := tb.Broadcast(TextFrame([]byte("all"))); n != 1998 {
+	if n := tb.Broadcast(TextFrame([]byte("all")), false); n != 1998 {
 		t.Fatalf("broadcast wrote to %d; want 1998 (one socket failing, one not bound)", n)
 	}
 	for i, s := range sinks {
@@ -276,6 +276,20 @@ func TestBroadcastReachesEveryConnection(t *testing.T) {
 		if len(s.got()) != want {
 			t.Fatalf("conn %d got %d frames; want %d", i, len(s.got()), want)
 		}
+	}
+}
+
+// TestBroadcastToUnbound: with unbound set, a connection that never sent init
+// gets the announcement too (the PHP server's behaviour).
+func TestBroadcastToUnbound(t *testing.T) {
+	tb := NewTable(10)
+	bound, bs := newConn("bound")
+	guest, gs := newConn("guest")
+	tb.Add(bound)
+	tb.Add(guest)
+	mustBind(t, tb, bound, "alice", "")
+	if n := tb.Broadcast(TextFrame([]byte("a")), true); n != 2 || len(gs.got()) != 1 || len(bs.got()) != 1 {
+		t.Fatalf("broadcast with unbound wrote %d (guest %v, bound %v); want 2, one each", n, gs.got(), bs.got())
 	}
 }
 
