@@ -142,6 +142,13 @@ func (d *delayedFrames) release(q *delayedQueue) {
 	q.bytes = 0
 }
 
+// drop empties q and marks it closed: the connection's later frames are
+// dropped too, until Closed removes q.
+func (d *delayedFrames) drop(q *delayedQueue) {
+	d.release(q)
+	q.frames, q.closed = nil, true
+}
+
 // raise sets v to n if n is more, and returns n then (0 otherwise).
 func raise(v *atomic.Int64, n int64) int64 {
 	for {

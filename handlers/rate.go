@@ -117,8 +117,7 @@ func (h *Handler) serveDelayed(c *hub.Conn, f delayedFrame) {
 // until Closed removes it).
 func (h *Handler) tooFast(c *hub.Conn, q *delayedQueue) {
 	dropped := len(q.frames)
-	h.delayed.release(q)
-	q.frames, q.closed = nil, true
+	h.delayed.drop(q)
 	h.metrics.ClosedTooFast()
 	if ev := h.log.Debug(); ev.Enabled() {
 		ev.Str("conn", h.table.ConnID(c)).Str("account", c.Account()).Int("dropped", dropped).
@@ -127,11 +126,19 @@ func (h *Handler) tooFast(c *hub.Conn, q *delayedQueue) {
 	c.Close(hub.CloseTooFast)
 }
 
+// dropDelayed drops c's frames waiting for the rate limit, and what it sends
+// until it is closed; it runs on c's flow.
+func (h *Handler) dropDelayed(c *hub.Conn) {
+	if q := h.delayed.get(c); q != nil {
+		h.delayed.drop(q)
+	}
+}
+
 // closedWithDelayed serves, when c has closed, the messages it sent that were
 // still waiting for the rate limit (msg, group and all: what reaches others;
 // the rest would only answer a connection that is gone), so that a client
 // that sends a burst and disconnects loses none of it. Nothing is served for
-// a connection closed for flooding.
+// a connection closed for flooding, or cut off by the site (dropDelayed).
 func (h *Handler) closedWithDelayed(c *hub.Conn) {
 	q := h.delayed.remove(c)
 	if q == nil || q.closed {

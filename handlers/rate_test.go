@@ -202,3 +202,28 @@ func TestRateRefusesWithoutDelay(t *testing.T) {
 		t.Fatal("a frame waits although max_delayed_frames is 0")
 	}
 }
+
+// TestRateDisconnectDropsWaiting: an account the site disconnects (4004) does
+// not have its frames still waiting for the rate limit served at the close.
+func TestRateDisconnectDropsWaiting(t *testing.T) {
+	fx := rateFixture(t, Config{FramesPerSecond: 1, FrameBurst: 1, MaxDelayedFrames: 10})
+	alice, ac := fx.conn("alice")
+	bob, bc := fx.conn("bob")
+	fx.send(alice, `{"flag":"init","from":"alice"}`)
+	fx.send(bob, `{"flag":"init","from":"bob"}`)
+	for i := 0; i < 3; i++ {
+		onFlow(fx, alice, ac, numbered("alice", "bob", i))
+	}
+	if _, err := fx.h.Disconnect("alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	ac.flow.Lock()
+	fx.h.Closed(alice, fx.table.Remove(alice))
+	ac.flow.Unlock()
+	if got := bc.payloads(t); len(got) != 0 {
+		t.Fatalf("bob got %v from an account the site cut off; want nothing", got)
+	}
+	if fx.h.delayed.n.Load() != 0 || fx.h.delayed.bytes.Load() != 0 {
+		t.Fatal("the disconnected connection's frames still count")
+	}
+}
