@@ -23,6 +23,7 @@ func LegacyPreset() []PresetValue {
 		{"broadcast.allowed", "*", "anyone may address the whole site"},
 		{"broadcast.include_unbound", "true", "connections that never proved an account get announcements"},
 		{"limits.connections_per_ip", "0", "one address may hold any number of connections"},
+		{"limits.connections_per_account", "0", "one account may hold any number of connections"},
 		{"limits.max_content_bytes", "0", "content is bounded by the table's column only"},
 		{"server.max_frame_bytes", "2097152", "a client may make the server buffer 2 MiB per connection"},
 		{"server.max_write_buffer_bytes", "2097152", "at least the frame size; Swoole's output buffer"},

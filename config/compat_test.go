@@ -22,6 +22,7 @@ func TestCompatLegacySetsThePreset(t *testing.T) {
 	want.Broadcast.Allowed = []string{"*"}
 	want.Broadcast.IncludeUnbound = true
 	want.Limits.ConnectionsPerIP = 0
+	want.Limits.ConnectionsPerAccount = 0
 	want.Limits.MaxContentBytes = 0
 	want.Server.MaxFrameBytes = 2 << 20
 	want.Server.MaxWriteBufferBytes = 2 << 20

@@ -39,8 +39,9 @@ func startCompat(t *testing.T, env map[string]string) *testServer {
 
 // TestCompatLegacy: with compat: legacy, what the PHP server allowed and our
 // defaults refuse goes through: a non-admin's "all" (reaching a connection
-// that never sent init too), a msg in a binary frame, a message of 100 KB;
-// the same frames on a server with the defaults are refused.
+// that never sent init too), a msg in a binary frame, a message of 100 KB,
+// 20 connections of one account; the same frames on a server with the
+// defaults are refused.
 func TestCompatLegacy(t *testing.T) {
 	t.Parallel()
 	big := strings.Repeat("b", 100_000)
@@ -71,6 +72,12 @@ func TestCompatLegacy(t *testing.T) {
 	}
 	if got := alice.sync(); len(got) != 0 {
 		t.Fatalf("alice got %v; want no error under compat: legacy", got)
+	}
+	// Every visitor inits as one shared account: past the default's 16 too.
+	for i := 0; i < 20; i++ {
+		if _, got := login(t, ts, "guest", ""); len(got) != 0 {
+			t.Fatalf("guest connection %d got %v; want no refusal under compat: legacy", i+1, got)
+		}
 	}
 
 	def := startServer(t, "embedded", nil)
