@@ -23,7 +23,10 @@ import (
 // Config is the whole file. Every key is documented in config.yaml and README.md.
 type Config struct {
 	// Node is this server's id in the account map; default "<hostname>:<port>".
-	Node    string  `yaml:"node"`
+	Node string `yaml:"node"`
+	// Compat is "" (our defaults) or "legacy": every key of LegacyPreset the
+	// operator did not set takes the PHP server's behaviour (compat.go).
+	Compat  string  `yaml:"compat"`
 	Server  Server  `yaml:"server"`
 	Redis   Redis   `yaml:"redis"`
 	MySQL   MySQL   `yaml:"mysql"`
@@ -40,6 +43,10 @@ type Config struct {
 	Groups    Groups    `yaml:"groups"`
 	Cluster   Cluster   `yaml:"cluster"`
 	TLS       TLS       `yaml:"tls"`
+
+	// CompatSet and CompatKept list the keys of the compat preset that Load
+	// set, and those it left because the operator set them (for the start log).
+	CompatSet, CompatKept []string `yaml:"-"`
 }
 
 // TLS serves wss:// natively, on the same event loops as ws://.
@@ -97,12 +104,22 @@ type Broadcast struct {
 	// Allowed accounts; ["*"] lets anyone (the legacy behaviour). The side API
 	// may always broadcast.
 	Allowed []string `yaml:"allowed"`
+	// IncludeUnbound sends announcements to connections that have not sent
+	// init too (the legacy behaviour); not with auth.mode jwt.
+	IncludeUnbound bool `yaml:"include_unbound"`
 }
 
 // Limits protect the site from one abusive client.
 type Limits struct {
-	FramesPerSecond  int `yaml:"frames_per_second"`  // per connection; 0 = no limit
-	FrameBurst       int `yaml:"frame_burst"`        // frames allowed at once above the rate
+	FramesPerSecond int `yaml:"frames_per_second"` // per connection; 0 = no limit
+	FrameBurst      int `yaml:"frame_burst"`       // frames allowed at once above the rate
+	// MaxDelayedFrames bounds the frames over the rate that wait for their
+	// turn on one connection; past it the connection is closed with 4029.
+	// 0: none wait, frames over the rate are refused with rate_limited.
+	MaxDelayedFrames int `yaml:"max_delayed_frames"`
+	// MaxDelayedBytes bounds the bytes of waiting frames, all connections
+	// together; the connection whose frame would pass it is closed with 4029.
+	MaxDelayedBytes  int `yaml:"max_delayed_bytes"`
 	ConnectionsPerIP int `yaml:"connections_per_ip"` // 0 = no limit
 	// ConnectionsPerAccount bounds one account's connections on this node (not
 	// site-wide): an init past it is refused (too_many_connections, close
@@ -154,6 +171,9 @@ type Server struct {
 	// protocol header (v1 or v2, before TLS on the wss listener) naming the
 	// client; a connection from any other peer that sends one is closed.
 	ProxyProtocol bool `yaml:"proxy_protocol"`
+	// BinaryAsText reads binary frames as JSON text (the legacy behaviour);
+	// false: refused with binary_frame.
+	BinaryAsText bool `yaml:"binary_as_text"`
 }
 
 // Redis holds the account map. Empty addr: the in-process map (embedded default).
@@ -243,6 +263,7 @@ func Default() Config {
 		Auth: Auth{Mode: "none", JWTLeeway: auth.DefaultLeeway},
 		Limits: Limits{
 			FramesPerSecond: 20, FrameBurst: 40, ConnectionsPerIP: 256, ConnectionsPerAccount: 16,
+			MaxDelayedFrames: handlers.DefaultMaxDelayedFrames, MaxDelayedBytes: handlers.DefaultMaxDelayedBytes,
 			MaxContentBytes: 16 << 10, MaxGroupSize: 10_000, MaxUnacked: handlers.DefaultMaxUnacked,
 			AckMemory: handlers.DefaultAckMemory,
 		},
@@ -256,17 +277,26 @@ func Default() Config {
 // applies the environment and validates.
 func Load(path string, optional bool, env func(string) (string, bool)) (Config, error) {
 	cfg := Default()
+	given := map[string]bool{} // the keys the operator set, in the file or the environment
 	data, err := os.ReadFile(path)
 	switch {
 	case err == nil:
 		if err := yaml.Unmarshal(data, &cfg); err != nil {
 			return cfg, fmt.Errorf("config: %s: %w", path, err)
 		}
+		var raw map[string]any
+		if err := yaml.Unmarshal(data, &raw); err != nil {
+			return cfg, fmt.Errorf("config: %s: %w", path, err)
+		}
+		fileKeys("", raw, given)
 	case optional && errors.Is(err, fs.ErrNotExist):
 	default:
 		return cfg, fmt.Errorf("config: %w", err)
 	}
-	if err := applyEnv(&cfg, env); err != nil {
+	if err := applyEnv(&cfg, env, given); err != nil {
+		return cfg, err
+	}
+	if err := applyCompat(&cfg, given); err != nil {
 		return cfg, err
 	}
 	// An empty list in the file and an absent one mean the same.
@@ -286,11 +316,12 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("config: "+format, args...))
 		}
 	}
+	check(c.Compat == "" || c.Compat == "legacy", "compat %q: want legacy or nothing", c.Compat)
 	check(c.Server.Addr != "", "server.addr is empty")
 	check(c.Server.IdleTimeout >= time.Second, "server.idle_timeout (%v) must be at least 1s", c.Server.IdleTimeout)
 	check(c.Server.MaxFrameBytes >= 256, "server.max_frame_bytes (%d) must be at least 256", c.Server.MaxFrameBytes)
 	check(c.Server.MaxWriteBufferBytes >= c.Server.MaxFrameBytes,
-		"server.max_write_buffer_bytes (%d) must be at least server.max_frame_bytes (%d)", c.Server.MaxWriteBufferBytes, c.Server.MaxFrameBytes)
+		"server.max_write_buffer_bytes (%d) must be at least server.max_frame_bytes (%d)%s", c.Server.MaxWriteBufferBytes, c.Server.MaxFrameBytes, c.compatHint("server.max_frame_bytes"))
 	check(c.Server.ShutdownTimeout > 0, "server.shutdown_timeout must be positive")
 	check(c.Offline.BatchSize > 0 && c.Offline.BatchSize <= 10_000, "offline.batch_size (%d) must be 1..10000", c.Offline.BatchSize)
 	check(c.Offline.QueueLimit >= c.Offline.BatchSize, "offline.queue_limit (%d) must be at least offline.batch_size (%d)", c.Offline.QueueLimit, c.Offline.BatchSize)
@@ -312,6 +343,9 @@ func (c Config) Validate() error {
 	check(c.Auth.JWTLeeway >= 0, "auth.jwt_leeway (%v) must not be negative", c.Auth.JWTLeeway)
 	check(c.Limits.FramesPerSecond >= 0 && c.Limits.FrameBurst >= 0, "limits.frames_per_second and limits.frame_burst must not be negative")
 	check(c.Limits.FramesPerSecond == 0 || c.Limits.FrameBurst >= 1, "limits.frame_burst (%d) must be at least 1 when limits.frames_per_second is set", c.Limits.FrameBurst)
+	check(c.Limits.MaxDelayedFrames >= 0, "limits.max_delayed_frames must not be negative")
+	check(c.Limits.FramesPerSecond == 0 || c.Limits.MaxDelayedFrames == 0 || c.Limits.MaxDelayedBytes >= c.Server.MaxFrameBytes,
+		"limits.max_delayed_bytes (%d) must be at least server.max_frame_bytes (%d): a frame over the rate must fit%s", c.Limits.MaxDelayedBytes, c.Server.MaxFrameBytes, c.compatHint("server.max_frame_bytes"))
 	check(c.Limits.ConnectionsPerIP >= 0, "limits.connections_per_ip must not be negative")
 	check(c.Limits.ConnectionsPerAccount >= 0, "limits.connections_per_account (%d) must not be negative (0 = no limit)", c.Limits.ConnectionsPerAccount)
 	check(c.Limits.MaxContentBytes >= 0 && c.Limits.MaxContentBytes <= c.Server.MaxFrameBytes,

@@ -13,11 +13,12 @@ const EnvPrefix = "CHAT_"
 
 // applyEnv sets every field whose variable is present: the yaml key path in upper
 // case with dots as underscores, after EnvPrefix (mysql.dsn -> CHAT_MYSQL_DSN).
-func applyEnv(cfg *Config, env func(string) (string, bool)) error {
-	return walk(reflect.ValueOf(cfg).Elem(), EnvPrefix, env)
+// Each key set is recorded in given (e.g. "server.addr").
+func applyEnv(cfg *Config, env func(string) (string, bool), given map[string]bool) error {
+	return walk(reflect.ValueOf(cfg).Elem(), EnvPrefix, "", env, given)
 }
 
-func walk(v reflect.Value, prefix string, env func(string) (string, bool)) error {
+func walk(v reflect.Value, prefix, keyPrefix string, env func(string) (string, bool), given map[string]bool) error {
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
@@ -28,7 +29,7 @@ func walk(v reflect.Value, prefix string, env func(string) (string, bool)) error
 		name := prefix + strings.ToUpper(key)
 		fv := v.Field(i)
 		if fv.Kind() == reflect.Struct {
-			if err := walk(fv, name+"_", env); err != nil {
+			if err := walk(fv, name+"_", keyPrefix+key+".", env, given); err != nil {
 				return err
 			}
 			continue
@@ -40,6 +41,7 @@ func walk(v reflect.Value, prefix string, env func(string) (string, bool)) error
 		if err := set(fv, raw); err != nil {
 			return fmt.Errorf("config: %s=%q: %w", name, raw, err)
 		}
+		given[keyPrefix+key] = true
 	}
 	return nil
 }
@@ -88,6 +90,9 @@ func EnvNames() []string {
 		for i := 0; i < t.NumField(); i++ {
 			f := t.Field(i)
 			key := strings.Split(f.Tag.Get("yaml"), ",")[0]
+			if key == "" || key == "-" {
+				continue
+			}
 			name := prefix + strings.ToUpper(key)
 			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Duration(0)) {
 				rec(f.Type, name+"_")

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -104,8 +105,9 @@ func TestBroadcastPermission(t *testing.T) {
 	}
 }
 
-// TestLimits: frames per second, connections per IP, content length and
-// allowed origins, each with its error and nothing else disturbed.
+// TestLimits: frames per second (refused for clients that use cids, delayed
+// for the others), connections per IP, content length and allowed origins,
+// each with its error and nothing else disturbed.
 // Not parallel: its rate and per-IP checks count on timing that a busy
 // machine stretches (once, under parallel load, the allowed-origin dial got an
 // EOF instead of the upgrade, not yet explained).
@@ -118,24 +120,43 @@ func TestLimits(t *testing.T) {
 	})
 	alice, _ := login(t, ts, "alice", "") // init + ping: 2 of the burst
 	bob, _ := login(t, ts, "bob", "")
+	// Frames with a cid (acknowledging clients) over the rate are refused at
+	// once, each with its cid: their client resends.
 	for i := 0; i < 10; i++ {
-		alice.sendJSON(map[string]string{"flag": "msg", "from": "alice", "to": "bob", "content": "x"})
+		alice.sendJSON(map[string]string{"flag": "msg", "from": "alice", "to": "bob", "content": "c", "cid": strconv.Itoa(i)})
 	}
-	time.Sleep(1100 * time.Millisecond) // the bucket refills; the ping below passes
-	limited := 0
-	for _, f := range alice.sync() {
-		if f["code"] != "rate_limited" {
-			t.Fatalf("alice got %v; want only rate_limited errors", f)
+	acked, limited := 0, 0
+	for i := 0; i < 10; i++ {
+		f := alice.next(5 * time.Second)
+		switch {
+		case f["flag"] == "ack":
+			acked++
+		case f["code"] == "rate_limited" && f["cid"] != nil:
+			limited++
+		default:
+			t.Fatalf("alice got %v; want acks and rate_limited errors carrying their cid", f)
 		}
-		limited++
 	}
-	for i := 0; i < 10-limited; i++ {
-		if f := bob.next(time.Second); f["content"] != "x" {
+	for i := 0; i < acked; i++ {
+		if f := bob.next(time.Second); f["content"] != "c" {
 			t.Fatalf("bob got %v", f)
 		}
 	}
 	if limited < 5 {
-		t.Fatalf("only %d of 10 frames over the limit were refused", limited)
+		t.Fatalf("only %d of 10 frames with a cid over the limit were refused", limited)
+	}
+	// Legacy frames (no cid) over the rate wait for their turn: none is
+	// refused, all arrive, in order.
+	for i := 0; i < 10; i++ {
+		alice.sendJSON(map[string]string{"flag": "msg", "from": "alice", "to": "bob", "content": "x" + strconv.Itoa(i)})
+	}
+	if got := alice.sync(); len(got) != 0 {
+		t.Fatalf("alice got %v; want no error for frames that waited", got)
+	}
+	for i := 0; i < 10; i++ {
+		if f := bob.next(time.Second); f["content"] != "x"+strconv.Itoa(i) {
+			t.Fatalf("bob got %v; want x%d", f, i)
+		}
 	}
 	time.Sleep(time.Second) // the bucket refills
 	alice.send(`{"flag":"msg","from":"alice","to":"bob","content":"` + strings.Repeat("y", 101) + `"}`)

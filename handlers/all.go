@@ -35,7 +35,7 @@ func (h *Handler) Announce(from, content string) (int, error) {
 		return 0, e
 	}
 	start := time.Now()
-	n := h.table.Broadcast(hub.TextFrame(announcePayload(from, content)))
+	n := h.table.Broadcast(hub.TextFrame(announcePayload(from, content)), h.cfg.AnnounceToUnbound)
 	took := time.Since(start)
 	if h.remote != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), remoteTimeout)

@@ -18,6 +18,7 @@ type discard struct{}
 func (discard) WriteFrame([]byte) error { return nil }
 func (discard) Close(int, string)       {}
 func (discard) RemoteAddr() string      { return "bench" }
+func (discard) Execute(job func()) bool { job(); return true }
 
 // nopStore takes every message and keeps none.
 type nopStore struct{ *memStore }

@@ -269,7 +269,7 @@ func envKind(group string) string {
 func (h *Handler) Receive(env cluster.Envelope, reply *cluster.Reply) {
 	switch env.Kind {
 	case "all":
-		n := h.table.Broadcast(hub.TextFrame(announcePayload(env.From, env.Content)))
+		n := h.table.Broadcast(hub.TextFrame(announcePayload(env.From, env.Content)), h.cfg.AnnounceToUnbound)
 		h.metrics.FramesOut("all", n)
 		return
 	case "disconnect":

@@ -49,10 +49,12 @@ func (h *Handler) Disconnect(account, reason string) (Disconnected, error) {
 }
 
 // closeAccount closes account's connections on this node with close 4004 and
-// returns how many.
+// returns how many. The frames they still had waiting for the rate limit are
+// dropped, not served at the close: the site cut the account off.
 func (h *Handler) closeAccount(account, reason string) int {
 	conns := h.table.Conns(account)
 	for _, c := range conns {
+		c.Run(func() { h.dropDelayed(c) }) // on c's flow, before the close is handled there
 		c.CloseWith(hub.CloseDisconnected, reason)
 	}
 	return len(conns)

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 
@@ -31,8 +32,22 @@ type Config struct {
 
 	// Broadcasters may send {"flag":"all"}; "*" lets anyone. Empty: nobody.
 	Broadcasters []string
+	// AnnounceToUnbound sends announcements to connections that have not
+	// (or not successfully) sent init too, as the PHP server did; false: to
+	// bound connections only.
+	AnnounceToUnbound bool
+	// BinaryAsText reads binary frames as JSON text, as the PHP server did
+	// (its onMessage got both); false: they are refused with binary_frame.
+	BinaryAsText bool
 	// FramesPerSecond and FrameBurst limit each connection; 0 = no limit.
 	FramesPerSecond, FrameBurst int
+	// MaxDelayedFrames bounds the frames over the rate that wait for their
+	// turn, per connection; past it the connection is closed (4029). 0: none
+	// wait, frames over the rate are refused with rate_limited (rate.go).
+	MaxDelayedFrames int
+	// MaxDelayedBytes bounds the bytes of waiting frames, all connections
+	// together; default DefaultMaxDelayedBytes.
+	MaxDelayedBytes int64
 	// Verifier checks init tokens; nil = auth.mode none (legacy).
 	Verifier Verifier
 	// MaxUnacked bounds what an acknowledging connection may leave unacked
@@ -54,6 +69,9 @@ const (
 	DefaultQueryTimeout = 3 * time.Second
 	DefaultMaxUnacked   = 1000
 	DefaultAckMemory    = 1_000_000
+
+	DefaultMaxDelayedFrames = 200
+	DefaultMaxDelayedBytes  = 64 << 20
 )
 
 func (c Config) withDefaults() Config {
@@ -81,6 +99,9 @@ func (c Config) withDefaults() Config {
 	if c.AckMemory <= 0 {
 		c.AckMemory = DefaultAckMemory
 	}
+	if c.MaxDelayedBytes <= 0 {
+		c.MaxDelayedBytes = DefaultMaxDelayedBytes
+	}
 	return c
 }
 
@@ -100,6 +121,8 @@ type Handler struct {
 	started      time.Time
 	broadcasters map[string]bool
 	interval     int64          // rate limit: ns between frames
+	delayed      delayedFrames  // frames over the rate, waiting for their turn (rate.go)
+	wake         wakeups        // when they are due
 	sentCIDs     *sentCIDs      // sender acks answered recently, for retries
 	senderAcks   openSenderAcks // sender acks not answered yet
 	marker       marker         // rows acknowledged by their receiver, to mark sent
@@ -145,6 +168,8 @@ func New(cfg Config, d Deps) *Handler {
 	h.drains = newDrainer(cfg.DrainWorkers, h.runDrain)
 	h.order.init(h)
 	h.marker.h = h
+	h.delayed.maxFrames, h.delayed.maxBytes, h.delayed.metrics = cfg.MaxDelayedFrames, cfg.MaxDelayedBytes, d.Metrics
+	h.wake.clock, h.wake.fire = h.rateNow, h.wakeUp
 	for _, a := range cfg.Broadcasters {
 		h.broadcasters[a] = true
 	}
@@ -159,14 +184,23 @@ func New(cfg Config, d Deps) *Handler {
 // costs this frame an internal error and never reaches other connections.
 func (h *Handler) Handle(c *hub.Conn, text bool, data []byte) {
 	defer h.contain(c, "handler panic; frame refused", nil)
-	if h.interval > 0 && !c.Allow(int64(time.Since(h.started)), h.interval, h.cfg.FrameBurst) {
-		h.fail(c, "", newError(CodeRateLimited, "more than "+strconv.Itoa(h.cfg.FramesPerSecond)+
-			" frames per second; this frame was dropped, slow down"))
-		return
+	if h.interval > 0 && !h.admit(c, text, data) {
+		return // waits for its turn (rate.go), or refused
 	}
+	h.handleFrame(c, text, data)
+}
+
+// handleFrame serves one frame the rate limit let through, on c's handler flow.
+func (h *Handler) handleFrame(c *hub.Conn, text bool, data []byte) {
 	if !text {
-		h.fail(c, "", newError(CodeBinary, "binary frames are not supported; send JSON text"))
-		return
+		if !h.cfg.BinaryAsText {
+			h.fail(c, "", newError(CodeBinary, "binary frames are not supported; send JSON text"))
+			return
+		}
+		if !utf8.Valid(data) { // text frames are checked by nbio; the offline table takes UTF-8 only
+			h.fail(c, "", newError(CodeBadJSON, "binary frame is not UTF-8 JSON text"))
+			return
+		}
 	}
 	f, perr := Decode(data)
 	if perr != nil {
@@ -215,9 +249,11 @@ func (h *Handler) serve(c *hub.Conn, f *Frame) {
 
 // Closed is called once when c has closed, after the transport took it off
 // the table (r says what that did: what c had not acknowledged went back to
-// the offline pool). Its held frames are dropped and its account map entry
-// removed.
+// the offline pool). The messages it had waiting for the rate limit are
+// served, its frames held behind a drain are dropped and its account map
+// entry removed.
 func (h *Handler) Closed(c *hub.Conn, r hub.Removal) {
+	h.closedWithDelayed(c)
 	h.held.drop(c)
 	if r.Err != nil {
 		h.log.Error().Err(r.Err).Str("account", r.Account).Int("requeued", r.Requeued).

@@ -264,3 +264,28 @@ func TestSenderAcks(t *testing.T) {
 		t.Fatalf("a frame without cid got %v; want no ack", got)
 	}
 }
+
+// TestBinaryAsText: with BinaryAsText (compat: legacy) a binary frame holding
+// JSON is served as text; one that is not UTF-8 is refused (the offline table
+// takes UTF-8 only); without it every binary frame is refused.
+func TestBinaryAsText(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		fx := newFixtureWith(t, Config{BinaryAsText: on})
+		alice, ac := fx.conn("alice")
+		bob, bc := fx.conn("bob")
+		fx.send(alice, `{"flag":"init","from":"alice"}`)
+		fx.send(bob, `{"flag":"init","from":"bob"}`)
+		fx.h.Handle(alice, false, []byte(`{"flag":"msg","from":"alice","to":"bob","content":"bin"}`))
+		fx.h.Handle(alice, false, []byte("{\"flag\":\"msg\",\"from\":\"alice\",\"to\":\"bob\",\"content\":\"\xff\"}"))
+		got, errs := bc.payloads(t), ac.payloads(t)
+		if on {
+			if len(got) != 1 || got[0]["content"] != "bin" || len(errs) != 1 || errs[0]["code"] != CodeBadJSON {
+				t.Fatalf("binary as text: bob got %v, alice %v; want the message, and bad_json for the non-UTF-8 one", got, errs)
+			}
+			continue
+		}
+		if len(got) != 0 || len(errs) != 2 || errs[0]["code"] != CodeBinary || errs[1]["code"] != CodeBinary {
+			t.Fatalf("binary refused: bob got %v, alice %v; want nothing, and two binary_frame errors", got, errs)
+		}
+	}
+}

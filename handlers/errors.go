@@ -19,7 +19,7 @@ const (
 	CodeUnauthorized   = "unauthorized"         // init without a valid token, or an auth frame's token refused (auth.mode jwt)
 	CodeForbidden      = "forbidden"            // not allowed: broadcast by a non-allowed account, group by a non-member
 	CodeNotFound       = "not_found"            // a group with no members
-	CodeRateLimited    = "rate_limited"         // more frames per second than limits.frames_per_second
+	CodeRateLimited    = "rate_limited"         // a frame with a cid over limits.frames_per_second (others wait, rate.go)
 	CodeTooManyConns   = "too_many_connections" // init past limits.connections_per_account; the connection is closed (4005)
 	CodeUnavailable    = "unavailable"          // storage is unreachable right now
 	CodeInternal       = "internal"             // a bug on our side; logged

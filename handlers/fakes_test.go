@@ -109,6 +109,8 @@ type fakeConn struct {
 	mu     sync.Mutex
 	frames [][]byte
 	closed int
+
+	flow sync.Mutex // the connection's handler flow: jobs run one at a time, as nbio runs them
 }
 
 func (f *fakeConn) WriteFrame(b []byte) error {
@@ -122,6 +124,21 @@ func (f *fakeConn) WriteFrame(b []byte) error {
 }
 func (f *fakeConn) Close(code int, _ string) { f.mu.Lock(); f.closed = code; f.mu.Unlock() }
 func (f *fakeConn) RemoteAddr() string       { return "127.0.0.1:1" }
+
+// Execute runs job on the connection's flow, as nbio's job list does; a
+// closed connection refuses it.
+func (f *fakeConn) Execute(job func()) bool {
+	f.flow.Lock()
+	defer f.flow.Unlock()
+	f.mu.Lock()
+	closed := f.closed != 0
+	f.mu.Unlock()
+	if closed {
+		return false
+	}
+	job()
+	return true
+}
 
 // payloads decodes every frame written so far (unframing the header).
 func (f *fakeConn) payloads(t *testing.T) []map[string]any {

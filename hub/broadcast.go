@@ -6,10 +6,11 @@ import (
 )
 
 // Broadcast writes frame to every bound connection on the list (a connection
-// that has not sent init, or whose init was refused, gets nothing), spread
-// over the CPUs. It returns how many writes succeeded. A slow or closing connection costs one
-// failed write and does not hold up the others.
-func (t *Table) Broadcast(frame []byte) int {
+// that has not sent init, or whose init was refused, gets nothing unless
+// unbound is set), spread over the CPUs. It returns how many writes
+// succeeded. A slow or closing connection costs one failed write and does not
+// hold up the others.
+func (t *Table) Broadcast(frame []byte, unbound bool) int {
 	conns := t.snapshot()
 	workers := runtime.GOMAXPROCS(0)
 	if workers > len(conns)/512+1 {
@@ -31,7 +32,7 @@ func (t *Table) Broadcast(frame []byte) int {
 			defer wg.Done()
 			n := 0
 			for _, c := range part {
-				if c.bound() && c.WriteFrame(frame) == nil {
+				if (unbound || c.bound()) && c.WriteFrame(frame) == nil {
 					n++
 				}
 			}

@@ -46,6 +46,13 @@ const (
 	// its backlog for offline.drain_timeout. What it had not acknowledged is
 	// stored again; reconnect and init.
 	CloseUnacked CloseCode = 4009
+
+	// CloseTooFast: the connection sent over limits.frames_per_second for so
+	// long that more frames waited for their turn than the bound allows
+	// (limits.max_delayed_frames, or limits.max_delayed_bytes for all
+	// connections together). The frames still waiting were not served; those
+	// served before were. Slow down, reconnect and init.
+	CloseTooFast CloseCode = 4029
 )
 
 // MaxReasonBytes is the longest reason a close frame carries: a control
@@ -71,6 +78,8 @@ func (c CloseCode) Reason() string {
 		return "too many messages queued while loading the backlog"
 	case CloseUnacked:
 		return "too many unacknowledged messages"
+	case CloseTooFast:
+		return "too many frames waiting for the rate limit"
 	}
 	return ""
 }

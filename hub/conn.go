@@ -15,10 +15,15 @@ import (
 // Transport is what the hub needs from a WebSocket connection. server/ implements it
 // on top of nbio. WriteFrame gets a complete, already framed WebSocket message and
 // must write it atomically (nbio's Conn.Write is); it must not block on a slow peer.
+//
+// Execute runs job on the connection's handler flow, after the frames already
+// waiting there and never at the same time as one of them; it returns false,
+// without running job, once the connection is closed.
 type Transport interface {
 	WriteFrame(frame []byte) error
 	Close(code int, reason string)
 	RemoteAddr() string
+	Execute(job func()) bool
 }
 
 // Conn is one client connection. It is kept small: a server holds hundreds of
@@ -121,17 +126,19 @@ func (c *Conn) unacked() *unacked {
 	return c.extra.unacked
 }
 
-// Allow is a per-connection rate limit (GCRA): one frame per interval on
-// average, burst at once. now and interval are nanoseconds on any monotonic
-// clock. Only the connection's own handler flow calls it.
-func (c *Conn) Allow(now, interval int64, burst int) bool {
-	tat := max(c.tat, now)
-	if tat-now > int64(burst-1)*interval {
-		return false
-	}
-	c.tat = tat + interval
-	return true
+// RateWait is how long (ns) c's next frame has to wait to keep to the
+// per-connection rate limit (GCRA: one frame per interval on average, burst
+// at once); 0: it may go now. It reserves nothing; TakeRate does. now and
+// interval are nanoseconds on any monotonic clock. Only the connection's own
+// handler flow calls it.
+func (c *Conn) RateWait(now, interval int64, burst int) int64 {
+	return max(max(c.tat, now)-now-int64(burst-1)*interval, 0)
 }
+
+// TakeRate counts one frame of c against its rate limit: the frame takes the
+// next slot, whether it goes now or waits for it (see RateWait). Only the
+// connection's own handler flow calls it.
+func (c *Conn) TakeRate(now, interval int64) { c.tat = max(c.tat, now) + interval }
 
 // Touch records that a frame arrived at time now (server clock, seconds).
 // Only the connection's own handler flow calls it (and Bind), so the bound bit
@@ -177,6 +184,10 @@ func (c *Conn) WriteFrame(frame []byte) error {
 	}
 	return nil
 }
+
+// Run runs job on c's handler flow, after the frames already waiting there
+// (see Transport.Execute); false means c is closed and job will not run.
+func (c *Conn) Run(job func()) bool { return c.t.Execute(job) }
 
 // Close closes the connection with a WebSocket close code and its reason.
 func (c *Conn) Close(code CloseCode) { c.t.Close(int(code), code.Reason()) }

@@ -31,6 +31,7 @@ func (s *sink) WriteFrame(f []byte) error {
 }
 func (s *sink) Close(code int, _ string) { s.mu.Lock(); s.closed = code; s.mu.Unlock() }
 func (s *sink) RemoteAddr() string       { return "test" }
+func (s *sink) Execute(job func()) bool  { job(); return true }
 func (s *sink) got() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -264,7 +265,7 @@ func TestBroadcastReachesEveryConnection(t *testing.T) {
 		sinks = append(sinks, s)
 	}
 	sinks[7].fail = true
-	if n := tb.Broadcast(TextFrame([]byte("all"))); n != 1998 {
+	if n := tb.Broadcast(TextFrame([]byte("all")), false); n != 1998 {
 		t.Fatalf("broadcast wrote to %d; want 1998 (one socket failing, one not bound)", n)
 	}
 	for i, s := range sinks {
@@ -275,6 +276,20 @@ func TestBroadcastReachesEveryConnection(t *testing.T) {
 		if len(s.got()) != want {
 			t.Fatalf("conn %d got %d frames; want %d", i, len(s.got()), want)
 		}
+	}
+}
+
+// TestBroadcastToUnbound: with unbound set, a connection that never sent init
+// gets the announcement too (the PHP server's behaviour).
+func TestBroadcastToUnbound(t *testing.T) {
+	tb := NewTable(10)
+	bound, bs := newConn("bound")
+	guest, gs := newConn("guest")
+	tb.Add(bound)
+	tb.Add(guest)
+	mustBind(t, tb, bound, "alice", "")
+	if n := tb.Broadcast(TextFrame([]byte("a")), true); n != 2 || len(gs.got()) != 1 || len(bs.got()) != 1 {
+		t.Fatalf("broadcast with unbound wrote %d (guest %v, bound %v); want 2, one each", n, gs.got(), bs.got())
 	}
 }
 
@@ -343,22 +358,35 @@ func TestSweepExpired(t *testing.T) {
 	}
 }
 
-func TestAllowRate(t *testing.T) {
+func TestRateWait(t *testing.T) {
 	c, _ := newConn("c")
 	const second = int64(1e9)
 	interval := second / 10 // 10 per second
 	ok := 0
-	for i := 0; i < 50; i++ { // 50 at once: the burst of 5 passes
-		if c.Allow(0, interval, 5) {
+	var waits []int64
+	for i := 0; i < 8; i++ { // 8 at once: the burst of 5 goes now, the rest waits a slot each
+		w := c.RateWait(0, interval, 5)
+		if w == 0 {
 			ok++
+		} else {
+			waits = append(waits, w)
 		}
+		c.TakeRate(0, interval)
 	}
-	if ok != 5 {
-		t.Fatalf("burst allowed %d; want 5", ok)
+	if ok != 5 || fmt.Sprint(waits) != fmt.Sprint([]int64{interval, 2 * interval, 3 * interval}) {
+		t.Fatalf("8 at once: %d now, waits %v; want 5 now and waits of 1, 2, 3 intervals", ok, waits)
+	}
+	// Frames refused rather than waiting take no slot: RateWait alone reserves nothing.
+	c, _ = newConn("d")
+	for i := 0; i < 50; i++ {
+		if c.RateWait(0, interval, 5) == 0 {
+			c.TakeRate(0, interval)
+		}
 	}
 	ok = 0
 	for ms := int64(0); ms < 2000; ms += 10 { // 2 s at 100 frames/s
-		if c.Allow(second+ms*1e6, interval, 5) {
+		if c.RateWait(second+ms*1e6, interval, 5) == 0 {
+			c.TakeRate(second+ms*1e6, interval)
 			ok++
 		}
 	}

@@ -26,6 +26,11 @@ type Metrics struct {
 	sql            *prometheus.HistogramVec
 	redis          prometheus.Histogram
 
+	// Frames waiting for the frame rate limit (handlers/delayed.go).
+	delayedFrames, delayedBytes  prometheus.Gauge
+	delayedConnPeak, delayedPeak prometheus.Gauge
+	delayedTotal, closedTooFast  prometheus.Counter
+
 	// Children for the label values the hot path uses, made once: a lookup by
 	// label on every frame would hash the label values each time.
 	outByKind map[string]prometheus.Counter
@@ -75,6 +80,25 @@ func New(connections, offlineDepth, spooled func() float64) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 		}),
 	}
+	m.delayedFrames = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "chat_delayed_frames", Help: "Client frames waiting for their turn under limits.frames_per_second, all connections.",
+	})
+	m.delayedBytes = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "chat_delayed_bytes", Help: "Bytes of the client frames waiting under limits.frames_per_second (bounded by limits.max_delayed_bytes).",
+	})
+	m.delayedConnPeak = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "chat_delayed_frames_conn_peak", Help: "Most frames one connection had waiting at once since start (bounded by limits.max_delayed_frames).",
+	})
+	m.delayedPeak = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "chat_delayed_bytes_peak", Help: "Most bytes of waiting frames at once since start, all connections.",
+	})
+	m.delayedTotal = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "chat_delayed_frames_total", Help: "Client frames that waited for their turn under limits.frames_per_second.",
+	})
+	m.closedTooFast = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "chat_closed_too_fast_total", Help: "Connections closed with 4029: more frames waiting under the rate limit than the bound.",
+	})
+	r.MustRegister(m.delayedFrames, m.delayedBytes, m.delayedConnPeak, m.delayedPeak, m.delayedTotal, m.closedTooFast)
 	m.outByKind = make(map[string]prometheus.Counter, len(knownKinds))
 	for _, k := range knownKinds {
 		m.outByKind[k] = m.framesOut.WithLabelValues(k)
@@ -162,5 +186,39 @@ func (m *Metrics) SQL(op string, d time.Duration) {
 func (m *Metrics) Redis(d time.Duration) {
 	if m != nil {
 		m.redis.Observe(d.Seconds())
+	}
+}
+
+// Delayed counts frames that start (n > 0) or stop (n < 0) waiting for the
+// frame rate limit, and their bytes. Starting ones are counted in the total too.
+func (m *Metrics) Delayed(n, bytes int) {
+	if m == nil {
+		return
+	}
+	m.delayedFrames.Add(float64(n))
+	m.delayedBytes.Add(float64(bytes))
+	if n > 0 {
+		m.delayedTotal.Add(float64(n))
+	}
+}
+
+// DelayedPeaks records new highs: frames waiting on one connection, and bytes
+// waiting on all of them.
+func (m *Metrics) DelayedPeaks(connFrames, bytes int64) {
+	if m == nil {
+		return
+	}
+	if connFrames > 0 {
+		m.delayedConnPeak.Set(float64(connFrames))
+	}
+	if bytes > 0 {
+		m.delayedPeak.Set(float64(bytes))
+	}
+}
+
+// ClosedTooFast counts a connection closed for the frames it had waiting.
+func (m *Metrics) ClosedTooFast() {
+	if m != nil {
+		m.closedTooFast.Inc()
 	}
 }

@@ -25,6 +25,12 @@ func (t transport) Close(code int, reason string) {
 	_ = t.ws.Close()
 }
 
+// Execute queues job on the connection's job list in nbio, the one its
+// messages are handled from: job runs after the messages read before it, one
+// at a time with them, on the handler pool. nbio refuses it (false) once the
+// connection is closed.
+func (t transport) Execute(job func()) bool { return t.ws.Execute(job) }
+
 // RemoteAddr is the client's address.
 func (t transport) RemoteAddr() string { return t.ws.RemoteAddr().String() }
 

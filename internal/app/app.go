@@ -130,10 +130,15 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, assets As
 		DrainTimeout:    cfg.Offline.DrainTimeout,
 		QueryTimeout:    cfg.Offline.QueryTimeout,
 		Broadcasters:    cfg.Broadcast.Allowed,
-		FramesPerSecond: cfg.Limits.FramesPerSecond,
-		FrameBurst:      cfg.Limits.FrameBurst,
-		MaxUnacked:      cfg.Limits.MaxUnacked,
-		AckMemory:       cfg.Limits.AckMemory,
+		// A connection that has not proved its account gets nothing with jwt.
+		AnnounceToUnbound: cfg.Broadcast.IncludeUnbound && cfg.Auth.Mode != "jwt",
+		BinaryAsText:      cfg.Server.BinaryAsText,
+		FramesPerSecond:   cfg.Limits.FramesPerSecond,
+		FrameBurst:        cfg.Limits.FrameBurst,
+		MaxDelayedFrames:  cfg.Limits.MaxDelayedFrames,
+		MaxDelayedBytes:   int64(cfg.Limits.MaxDelayedBytes),
+		MaxUnacked:        cfg.Limits.MaxUnacked,
+		AckMemory:         cfg.Limits.AckMemory,
 
 		ConnectionsPerAccount: cfg.Limits.ConnectionsPerAccount,
 	}
@@ -458,6 +463,9 @@ func (a *App) logStart(node string) {
 	}
 	if a.srv.TLSAddr() != "" {
 		ev = ev.Str("tls_addr", a.srv.TLSAddr()).Str("tls_min_version", a.cfg.TLS.MinVersion)
+	}
+	if a.cfg.Compat != "" {
+		ev = ev.Str("compat", a.cfg.Compat).Strs("compat_set", a.cfg.CompatSet).Strs("compat_kept", a.cfg.CompatKept)
 	}
 	ev.Str("table", a.cfg.Offline.Table).Msg("chat server listening")
 }
