@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// Finding is one rule broken: a failure, or a known failure of several nodes.
+// Finding is one rule broken: a failure, or a case the README documents.
 type Finding struct {
 	Rule      string // lost, order, phantom, misdelivered, duplicate, pending, crash, panic, resources
 	ID        string
@@ -19,7 +19,11 @@ type Finding struct {
 	Nodes     string   // where the sender sent it and where the recipient was
 	Faults    []string // faults active around then
 	Detail    string
-	Known     bool
+	// Moved: an order finding where the sender's earlier message entered
+	// through another node than the one that overtook it, and that node was
+	// cut off (stopped, killed, without Redis or MySQL) in between: README
+	// "Several nodes" documents that order then holds per entry node only.
+	Moved bool
 	// Refused: the recipient's init got unavailable between the send and the
 	// receipt (its backlog could not be read, it chatted live): the README
 	// documents that older stored messages then come after newer live ones.
@@ -34,21 +38,21 @@ type Result struct {
 
 	FaultsByKind map[string]int
 
-	Sent, Acked, Received, Lost, OutOfOrder, Duplicates, Known int
+	Sent, Acked, Received, Lost, OutOfOrder, Duplicates int
 	LegacySent, LegacyReceived, LegacyLost, LegacyOutOfOrder   int
 	LegacyDuplicates                                           int // of Duplicates: received twice by a legacy client
 
-	Failures      []Finding
-	KnownFailures []Finding
+	Failures []Finding
 	// Documented: order findings the README documents (an init that got
-	// unavailable chats live; its older backlog comes at a later init).
+	// unavailable chats live, its older backlog comes at a later init; a
+	// sender that changed node while the one it left was cut off).
 	Documented []Finding
 	Notes      []string
 	Logs       []string
 	History    string
 }
 
-// Failed: something broke a rule that is not a known failure.
+// Failed: something broke a rule (documented cases aside).
 func (r *Result) Failed() bool { return len(r.Failures) > 0 }
 
 // msgInfo is everything the history says about one message.
@@ -77,9 +81,6 @@ type faultSpan struct {
 
 var forever = time.Unix(math.MaxInt32, 0)
 
-// redisAftermath is how long after a Redis fault healed its effects on
-// routing between nodes still count as that fault's (faultyNodes).
-const redisAftermath = time.Minute
 
 // history is the indexed form of the events.
 type history struct {
@@ -281,7 +282,7 @@ func Check(events []Event, setup string, seed uint64, d time.Duration) *Result {
 					r.Documented = append(r.Documented, f)
 					continue
 				}
-				r.classify(h, f, m, to, cluster)
+				r.add(f)
 			}
 		}
 	}
@@ -324,7 +325,14 @@ func Check(events []Event, setup string, seed uint64, d time.Duration) *Result {
 				r.OutOfOrder++
 			}
 			f := h.finding("order", a, p.to, a.firstSend, ta, fmt.Sprintf("received at %s after %d later message(s), first %s", ta.Format("15:04:05.000"), len(overtaken), overtaken[0]))
-			r.classify(h, f, a, p.to, cluster)
+			if cluster {
+				if b := h.msgs[overtaken[0]]; h.movedAround(a, b, first[p.to][b.id].T) {
+					f.Moved = true
+					f.Detail += fmt.Sprintf("; the sender changed node (%v, then %v) while %v was cut off (README, Several nodes: order per entry node during a fault)",
+						keys(a.sendNodes), keys(b.sendNodes), keys(a.sendNodes))
+				}
+			}
+			r.add(f)
 		}
 	}
 
@@ -347,13 +355,8 @@ func Check(events []Event, setup string, seed uint64, d time.Duration) *Result {
 }
 
 func (r *Result) add(f Finding) {
-	if f.Rule == "order" && f.Refused {
+	if f.Rule == "order" && (f.Refused || f.Moved) {
 		r.Documented = append(r.Documented, f)
-		return
-	}
-	if f.Known {
-		r.Known++
-		r.KnownFailures = append(r.KnownFailures, f)
 		return
 	}
 	r.Failures = append(r.Failures, f)
@@ -414,25 +417,6 @@ func window(m *msgInfo, from, until time.Time) (time.Time, time.Time) {
 	return from.Add(-5 * time.Second), until.Add(20 * time.Second)
 }
 
-// classify marks f known when, in the cluster, the recipient was on another
-// node than the sender's and one of the two was stopped, killed or lost Redis
-// around then (a node that cannot reach Redis stores what it cannot route, and
-// the cross-node boundary is the several-nodes issue's).
-func (r *Result) classify(h *history, f Finding, m *msgInfo, to string, cluster bool) {
-	if cluster {
-		lo, hi := window(m, m.firstSend, m.settled)
-		hit := h.faultyNodes(lo, hi)
-		for rn := range h.nodesOf(to, lo, hi) {
-			for sn := range m.sendNodes {
-				if rn != sn && (hit[rn] || hit[sn]) {
-					f.Known = true
-				}
-			}
-		}
-	}
-	r.add(f)
-}
-
 // nodesOf: the nodes where account had a connection between lo and hi.
 func (h *history) nodesOf(acct string, lo, hi time.Time) map[int]bool {
 	out := map[int]bool{}
@@ -444,36 +428,26 @@ func (h *history) nodesOf(acct string, lo, hi time.Time) map[int]bool {
 	return out
 }
 
-// faultyNodes: nodes stopped, killed or without Redis between lo and hi.
-//
-// A Redis fault counts from its start to a minute after it healed: a node's
-// pub/sub subscription and account map entries can take that long to come back
-// (nodes that cannot reach each other store instead of routing), which is the
-// several-nodes issue's too.
-func (h *history) faultyNodes(lo, hi time.Time) map[int]bool {
-	out := map[int]bool{}
-	for _, f := range h.faults {
-		end := f.end
-		if f.kind == fRedisCut || f.kind == fRedisBlackhole || f.kind == fRedisRestart {
-			end = end.Add(redisAftermath)
-		}
-		if !(f.start.Before(hi) && end.After(lo)) {
-			continue
-		}
-		switch f.kind {
-		case fStop, fKill:
-			out[f.node] = true
-		case fRedisCut, fRedisBlackhole, fRedisRestart:
-			if f.node >= 0 {
-				out[f.node] = true
-				continue
-			}
-			for i := 0; i < 64; i++ {
-				out[i] = true
-			}
+// movedAround: a and b (sent after it) entered through different nodes, and
+// one of a's nodes was stopped, killed, or cut off from Redis or MySQL (or
+// all nodes were) at some time from a's send until b arrived (tb). A node cut
+// off stores what it cannot route, or keeps it behind rows it cannot commit,
+// and the node the sender moved to cannot know: order holds per entry node.
+func (h *history) movedAround(a, b *msgInfo, tb time.Time) bool {
+	for n := range b.sendNodes {
+		if a.sendNodes[n] {
+			return false
 		}
 	}
-	return out
+	for _, f := range h.faults {
+		if !(f.start.Before(tb) && f.end.After(a.firstSend)) {
+			continue
+		}
+		if f.node < 0 || a.sendNodes[f.node] {
+			return true
+		}
+	}
+	return false
 }
 
 func (h *history) connectedAfter(acct string, t time.Time) bool {
