@@ -326,10 +326,10 @@ func Check(events []Event, setup string, seed uint64, d time.Duration) *Result {
 			}
 			f := h.finding("order", a, p.to, a.firstSend, ta, fmt.Sprintf("received at %s after %d later message(s), first %s", ta.Format("15:04:05.000"), len(overtaken), overtaken[0]))
 			if cluster {
-				if b := h.msgs[overtaken[0]]; h.movedAround(a, b, first[p.to][b.id].T) {
+				if b := h.msgs[overtaken[0]]; h.movedAround(a, b, p.to, first[p.to][b.id].T) {
 					f.Moved = true
-					f.Detail += fmt.Sprintf("; the sender changed node (%v, then %v) while %v was cut off (README, Several nodes: order per entry node during a fault)",
-						keys(a.sendNodes), keys(b.sendNodes), keys(a.sendNodes))
+					f.Detail += fmt.Sprintf("; the sender changed node (%v, then %v) while the first, or the recipient's, was cut off (README, Several nodes: order per entry node during a fault)",
+						keys(a.sendNodes), keys(b.sendNodes))
 				}
 			}
 			r.add(f)
@@ -429,21 +429,23 @@ func (h *history) nodesOf(acct string, lo, hi time.Time) map[int]bool {
 }
 
 // movedAround: a and b (sent after it) entered through different nodes, and
-// one of a's nodes was stopped, killed, or cut off from Redis or MySQL (or
-// all nodes were) at some time from a's send until b arrived (tb). A node cut
-// off stores what it cannot route, or keeps it behind rows it cannot commit,
-// and the node the sender moved to cannot know: order holds per entry node.
-func (h *history) movedAround(a, b *msgInfo, tb time.Time) bool {
+// one of a's nodes or of the recipient's was stopped, killed, or cut off from
+// Redis or MySQL (or all nodes were) at some time from a's send until b
+// arrived (tb). Nodes cut off from each other store what they cannot route,
+// or keep it behind rows they cannot commit, and the node the sender moved to
+// cannot know: order holds per entry node.
+func (h *history) movedAround(a, b *msgInfo, to string, tb time.Time) bool {
 	for n := range b.sendNodes {
 		if a.sendNodes[n] {
 			return false
 		}
 	}
+	recipient := h.nodesOf(to, a.firstSend, tb)
 	for _, f := range h.faults {
 		if !(f.start.Before(tb) && f.end.After(a.firstSend)) {
 			continue
 		}
-		if f.node < 0 || a.sendNodes[f.node] {
+		if f.node < 0 || a.sendNodes[f.node] || recipient[f.node] {
 			return true
 		}
 	}

@@ -190,8 +190,11 @@ func TestCheckSenderMovedDuringFault(t *testing.T) {
 	if r := Check(build(1, 1), "cluster", 1, time.Minute); rules(r.Failures) != "order:m:s1:1" {
 		t.Fatalf("same entry node: failures %q; want order:m:s1:1", rules(r.Failures))
 	}
+	if r := Check(build(2, 0), "cluster", 1, time.Minute); r.Failed() || len(r.Documented) != 1 {
+		t.Fatalf("moved while the recipient's node was cut off: failures %q; want it documented", rules(r.Failures))
+	}
 	if r := Check(build(0, 0), "cluster", 1, time.Minute); rules(r.Failures) != "order:m:s1:1" {
-		t.Fatalf("fault on the other node: failures %q; want order:m:s1:1", rules(r.Failures))
+		t.Fatalf("fault on the node moved to only: failures %q; want order:m:s1:1", rules(r.Failures))
 	}
 }
 
