@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,7 +44,8 @@ type crossOrder struct {
 type recipientRoute struct {
 	dirty    bool   // stored since the last drain request
 	storing  int    // stored here, commit not seen yet
-	node     string // node of the envelopes in flight
+	node     string   // node of the envelopes in flight (the one that stores)
+	nodes    []string // every node they went to (the account's other connections)
 	inflight int
 	nudging  bool // a drain request is being sent
 	tries    int  // drain requests not answered in a row
@@ -66,20 +68,24 @@ func (o *crossOrder) init(h *Handler) {
 	o.m = map[string]*recipientRoute{}
 }
 
-// decide says whether a message to account may go to node now (and whether
-// it must ask for a drain first), or must be stored here.
+// decide says whether a message to account may go to nodes now (the first
+// stores it if its connection is gone; and whether it must ask for a drain
+// first), or must be stored here. A node the envelopes in flight did not go
+// to is a connection of the account that came meanwhile: it would get this
+// message before those, which may yet be stored, so this one is stored too.
 // With drain, acks are those of stored messages the request covers: call
 // them once the envelope is sent.
-func (o *crossOrder) decide(account, node string) (send, drain bool, acks []func()) {
+func (o *crossOrder) decide(account string, nodes []string) (send, drain bool, acks []func()) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	node := nodes[0]
 	r := o.m[account]
 	if r == nil {
-		o.m[account] = &recipientRoute{node: node, inflight: 1}
+		o.m[account] = &recipientRoute{node: node, nodes: nodes, inflight: 1}
 		o.size.Add(1)
 		return true, false, nil
 	}
-	if r.storing > 0 || len(r.queue) > 0 || r.flushing || (r.inflight > 0 && r.node != node) {
+	if r.storing > 0 || len(r.queue) > 0 || r.flushing || (r.inflight > 0 && (r.node != node || !subset(nodes, r.nodes))) {
 		return false, false, nil
 	}
 	// A drain request in flight may be for another node (or fail): this
@@ -88,9 +94,19 @@ func (o *crossOrder) decide(account, node string) (send, drain bool, acks []func
 	if drain {
 		acks, r.acks = r.acks, nil
 	}
-	r.node = node
+	r.node, r.nodes = node, nodes
 	r.inflight++
 	return true, drain, acks
+}
+
+// subset: every node of a is in b.
+func subset(a, b []string) bool {
+	for _, n := range a {
+		if !slices.Contains(b, n) {
+			return false
+		}
+	}
+	return true
 }
 
 func release(acks []func()) {

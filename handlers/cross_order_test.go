@@ -231,3 +231,49 @@ func TestCrossOrderInboxLostInFlight(t *testing.T) {
 		t.Fatalf("rows %v; want m1, m2 in send order", contents)
 	}
 }
+
+// TestCrossOrderNewConnectionElsewhereWaits: m1 is in flight to n2 when bob
+// connects on n3 too. m2 is not sent to n3 (it would reach bob's new
+// connection before m1, which n2 may not take): it is stored behind m1, and
+// once both are committed every node bob is on is asked to drain him.
+func TestCrossOrderNewConnectionElsewhereWaits(t *testing.T) {
+	table := hub.NewTable(100)
+	st := newMemStore()
+	remote := &fakeRemote{where: map[string][]string{"bob": {"n2"}}}
+	h := New(Config{Node: "n1", Broadcasters: []string{"*"}}, Deps{
+		Table: table, Queue: st, Backlog: st, Presence: presence.NewLocal("n1"), Remote: remote,
+		Groups: memGroups{}, Log: zerolog.New(zerolog.NewTestWriter(t)),
+	})
+	fx := &fixture{h: h, table: table, store: st}
+	alice, _ := fx.conn("alice")
+	fx.send(alice, `{"flag":"init","from":"alice"}`)
+	fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"m1","cid":"1"}`)
+	remote.set("bob", "n2", "n3")
+	fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"m2","cid":"2"}`)
+	if sent := remote.envelopes(); len(sent) != 1 {
+		t.Fatalf("envelopes %+v; want m1 only (m2 kept back from bob's new connection on n3)", sent)
+	}
+	remote.envelopes()[0].done([]cluster.Outcome{cluster.NotTaken})
+	deadline := time.Now().Add(5 * time.Second)
+	drains := map[string]bool{}
+	for len(drains) < 2 && time.Now().Before(deadline) {
+		for _, e := range remote.envelopes() {
+			if e.env.Kind == "drain" {
+				drains[e.node] = true
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	st.mu.Lock()
+	var contents []string
+	for _, r := range st.rows {
+		contents = append(contents, r.Content)
+	}
+	st.mu.Unlock()
+	if len(contents) != 2 || contents[0] != "m1" || contents[1] != "m2" {
+		t.Fatalf("rows %v; want m1, m2 in send order", contents)
+	}
+	if !drains["n2"] || !drains["n3"] {
+		t.Fatalf("drain requests to %v; want n2 and n3", drains)
+	}
+}

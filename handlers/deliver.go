@@ -114,7 +114,7 @@ func (h *Handler) fanout(from, content, group, id string, accounts []string, now
 			continue
 		}
 		if !isLocal[a] {
-			send, drain, acks := h.order.decide(a, nodes[0])
+			send, drain, acks := h.order.decide(a, nodes)
 			if !send {
 				continue // stored here, below
 			}
