@@ -428,17 +428,22 @@ func (h *history) nodesOf(acct string, lo, hi time.Time) map[int]bool {
 	return out
 }
 
-// movedAround: a and b (sent after it) entered through different nodes, and
+// movedAround: b (sent after a) entered, at least once, through a node a did
+// not enter through, and
 // one of a's nodes or of the recipient's was stopped, killed, or cut off from
 // Redis or MySQL (or all nodes were) at some time from a's send until b
 // arrived (tb). Nodes cut off from each other store what they cannot route,
 // or keep it behind rows they cannot commit, and the node the sender moved to
 // cannot know: order holds per entry node.
 func (h *history) movedAround(a, b *msgInfo, to string, tb time.Time) bool {
-	for n := range b.sendNodes {
-		if a.sendNodes[n] {
-			return false
+	moved := false
+	for n := range b.sendNodes { // b may have been sent again, through another node
+		if !a.sendNodes[n] {
+			moved = true
 		}
+	}
+	if !moved {
+		return false
 	}
 	recipient := h.nodesOf(to, a.firstSend, tb)
 	for _, f := range h.faults {
