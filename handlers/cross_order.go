@@ -116,7 +116,14 @@ func release(acks []func()) {
 }
 
 // answered: node said what became of a copy sent to account.
+//
+// A copy stored there while the account connected here meanwhile (its init
+// read the backlog before the row was committed) is read again here now,
+// before a later message reaches the connection live.
 func (o *crossOrder) answered(account string, stored bool) {
+	if stored && o.h.table.Online(account) {
+		o.h.redrain(account)
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	r := o.m[account]

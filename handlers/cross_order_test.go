@@ -10,6 +10,7 @@ import (
 
 	"chatserver/cluster"
 	"chatserver/hub"
+	"chatserver/offline"
 	"chatserver/presence"
 )
 
@@ -275,5 +276,50 @@ func TestCrossOrderNewConnectionElsewhereWaits(t *testing.T) {
 	}
 	if !drains["n2"] || !drains["n3"] {
 		t.Fatalf("drain requests to %v; want n2 and n3", drains)
+	}
+}
+
+// TestCrossOrderStoredThereWhileConnectingHere: m1 goes to n2, where bob was;
+// bob leaves n2 and connects here, and his init reads an empty backlog; then
+// n2 answers that it stored m1 (committed after that read). m2, sent next,
+// must not reach bob before m1: bob's backlog is read again first.
+func TestCrossOrderStoredThereWhileConnectingHere(t *testing.T) {
+	table := hub.NewTable(100)
+	st := newMemStore()
+	remote := &fakeRemote{where: map[string][]string{"bob": {"n2"}}}
+	h := New(Config{Node: "n1", Broadcasters: []string{"*"}}, Deps{
+		Table: table, Queue: st, Backlog: st, Presence: presence.NewLocal("n1"), Remote: remote,
+		Groups: memGroups{}, Log: zerolog.New(zerolog.NewTestWriter(t)),
+	})
+	fx := &fixture{h: h, table: table, store: st}
+	alice, _ := fx.conn("alice")
+	fx.send(alice, `{"flag":"init","from":"alice"}`)
+	fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"m1","cid":"1"}`)
+	remote.set("bob")
+	bob, bc := fx.conn("bob")
+	fx.send(bob, `{"flag":"init","from":"bob"}`)
+	deadline := time.Now().Add(5 * time.Second)
+	for !table.Online("bob") && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // bob's init has read his (empty) backlog
+	env := remote.envelopes()[0].env
+	st.mu.Lock() // n2 commits m1 to the shared table
+	st.addLocked(offline.Message{To: "bob", From: env.From, Content: env.Content, ID: env.ID})
+	st.mu.Unlock()
+	remote.envelopes()[0].done([]cluster.Outcome{cluster.Stored})
+	fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"m2","cid":"2"}`)
+	var got []string
+	for len(got) < 2 && time.Now().Before(deadline) {
+		got = nil
+		for _, p := range bc.payloads(t) {
+			if c, ok := p["content"].(string); ok {
+				got = append(got, c)
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if len(got) != 2 || got[0] != "m1" || got[1] != "m2" {
+		t.Fatalf("bob got %v; want m1 (stored on n2, read again here) then m2", got)
 	}
 }

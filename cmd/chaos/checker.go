@@ -428,6 +428,12 @@ func (h *history) nodesOf(acct string, lo, hi time.Time) map[int]bool {
 	return out
 }
 
+// redisSettle is how long after a Redis fault healed the nodes' account map
+// entries take to be written again (each node's writer retries with a backoff
+// of up to 5 s, and a liveness key lasts 6 s): until then a node may still
+// take another's accounts for gone.
+const redisSettle = 10 * time.Second
+
 // movedAround: b (sent after a) entered, at least once, through a node a did
 // not enter through, and
 // one of a's nodes or of the recipient's was stopped, killed, or cut off from
@@ -447,7 +453,11 @@ func (h *history) movedAround(a, b *msgInfo, to string, tb time.Time) bool {
 	}
 	recipient := h.nodesOf(to, a.firstSend, tb)
 	for _, f := range h.faults {
-		if !(f.start.Before(tb) && f.end.After(a.firstSend)) {
+		end := f.end
+		if f.kind == fRedisCut || f.kind == fRedisBlackhole || f.kind == fRedisRestart {
+			end = end.Add(redisSettle)
+		}
+		if !(f.start.Before(tb) && end.After(a.firstSend)) {
 			continue
 		}
 		if f.node < 0 || a.sendNodes[f.node] || recipient[f.node] {
