@@ -42,13 +42,16 @@ type crossOrder struct {
 }
 
 type recipientRoute struct {
-	dirty    bool   // stored since the last drain request
-	storing  int    // stored here, commit not seen yet
+	dirty    bool     // stored since the last drain request
+	storing  int      // stored here, commit not seen yet
 	node     string   // node of the envelopes in flight (the one that stores)
 	nodes    []string // every node they went to (the account's other connections)
 	inflight int
 	nudging  bool // a drain request is being sent
 	tries    int  // drain requests not answered in a row
+	// nowhereAt: when a drain request found the account connected nowhere
+	// (the entry lingers, see nowhereLinger).
+	nowhereAt time.Time
 	// queue: messages to store here once the envelopes in flight are
 	// answered (those may be stored too, and must come first).
 	queue    []queuedStore
@@ -277,11 +280,17 @@ func (o *crossOrder) nudge(account string) {
 		return
 	}
 	if err == nil && len(nodes) == 0 {
-		// Connected nowhere: its next init reads the committed rows.
-		r.nudging, r.dirty = false, false
+		// Connected nowhere: its next init reads the committed rows. But a
+		// node back from a Redis outage may have it connected without its
+		// entries written yet (its re-read of what was stored meanwhile can
+		// miss this row): for a while, the next message to it found
+		// somewhere carries a drain request.
+		r.nudging = false
 		acks := r.acks
 		r.acks = nil
-		o.afterLocked(account, r)
+		r.nowhereAt = time.Now()
+		at := r.nowhereAt
+		time.AfterFunc(nowhereLinger, func() { o.forget(account, at) })
 		o.mu.Unlock()
 		release(acks)
 		return
@@ -363,6 +372,26 @@ func (o *crossOrder) nudgeLocked(account string, r *recipientRoute) {
 		r.nudging = true
 		go o.nudge(account)
 	}
+}
+
+// nowhereLinger is how long a recipient found nowhere after a message was
+// stored for it keeps its drain request for the next message found
+// somewhere: the time a node back from a Redis outage takes to write its
+// account map entries again.
+const nowhereLinger = 10 * time.Second
+
+// forget drops account's entry if nothing happened to it since it was found
+// nowhere at at.
+func (o *crossOrder) forget(account string, at time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	r := o.m[account]
+	if r == nil || !r.nowhereAt.Equal(at) || r.nudging || r.storing > 0 || r.inflight > 0 || r.flushing || len(r.queue) > 0 {
+		return
+	}
+	delete(o.m, account)
+	o.size.Add(-1)
+	go release(r.acks)
 }
 
 // resume asks again, now, for every drain request still due: this node is

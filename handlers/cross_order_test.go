@@ -323,3 +323,40 @@ func TestCrossOrderStoredThereWhileConnectingHere(t *testing.T) {
 		t.Fatalf("bob got %v; want m1 (stored on n2, read again here) then m2", got)
 	}
 }
+
+// TestCrossOrderFoundNowhereThenSomewhere: m1 is stored for bob, found
+// nowhere; right after, bob shows up on n2 (a node back from a Redis outage
+// writing its entries again, whose re-read may have missed m1's row). m2 to
+// n2 carries a drain request, so n2 reads bob's backlog before m2.
+func TestCrossOrderFoundNowhereThenSomewhere(t *testing.T) {
+	table := hub.NewTable(100)
+	st := newMemStore()
+	remote := &fakeRemote{where: map[string][]string{}}
+	h := New(Config{Node: "n1", Broadcasters: []string{"*"}}, Deps{
+		Table: table, Queue: st, Backlog: st, Presence: presence.NewLocal("n1"), Remote: remote,
+		Groups: memGroups{}, Log: zerolog.New(zerolog.NewTestWriter(t)),
+	})
+	fx := &fixture{h: h, table: table, store: st}
+	alice, ac := fx.conn("alice")
+	fx.send(alice, `{"flag":"init","from":"alice"}`)
+	fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"m1","cid":"1"}`)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		n := 0
+		for _, p := range ac.payloads(t) {
+			if p["flag"] == "ack" {
+				n++
+			}
+		}
+		if n == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	remote.set("bob", "n2")
+	fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"m2","cid":"2"}`)
+	sent := remote.envelopes()
+	if len(sent) != 1 || sent[0].env.Content != "m2" || len(sent[0].env.Drain) != 1 || sent[0].env.Drain[0] != "bob" {
+		t.Fatalf("envelopes %+v; want m2 to n2 carrying a drain request for bob", sent)
+	}
+}
