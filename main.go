@@ -13,10 +13,12 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"chatserver/config"
 	"chatserver/internal/app"
+	"chatserver/internal/boxcheck"
 )
 
 // sqlFiles are the migrations, run at start (internal/app).
@@ -52,20 +54,34 @@ func main() {
 	}
 }
 
-// run loads the configuration, starts the server and blocks until ctx is done,
-// then shuts down gracefully.
+// run reads the flags: with -version it prints the build and returns; with
+// -check it loads the configuration, checks the services and the machine, and
+// returns an error if something fails. Otherwise it loads the configuration,
+// starts the server and blocks until ctx is done, then shuts down gracefully.
 func run(ctx context.Context, args []string, stdout io.Writer, env func(string) (string, bool)) error {
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	fs.SetOutput(stdout)
 	path := fs.String("config", "config.yaml", "path of the YAML configuration file")
+	check := fs.Bool("check", false, "check the configured Redis and MySQL, and this machine's limits against server.max_connections, then exit (non-zero when the box cannot hold it)")
+	showVersion := fs.Bool("version", false, "print the version and build information, then exit")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q: the command takes flags only (-config, -check, -version; -help lists them)", fs.Arg(0))
+	}
+	if *showVersion {
+		info, _ := debug.ReadBuildInfo()
+		return writeVersion(stdout, version, info)
 	}
 	explicit := false
 	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
 	cfg, err := config.Load(*path, !explicit, env)
 	if err != nil {
 		return err
+	}
+	if *check {
+		return runCheck(ctx, cfg, *path, boxcheck.System(), stdout)
 	}
 	log, err := app.NewLogger(cfg.Log, stdout)
 	if err != nil {

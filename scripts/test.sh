@@ -69,9 +69,16 @@ ensure_browser() {
 	fi
 }
 
+# deploy/'s test verifies the systemd unit with systemd-analyze (package
+# systemd; installing it does not make systemd the init of a container).
+ensure_systemd_analyze() {
+	command -v systemd-analyze >/dev/null || apt_install systemd
+}
+
 ensure_redis
 ensure_mariadb
 ensure_browser
+ensure_systemd_analyze
 
 export CHAT_TEST_REQUIRE_SERVICES=1
 log "go vet ./..."
