@@ -58,8 +58,11 @@ func TestClusterNodeBackFromRedisOutage(t *testing.T) {
 	const n = 10
 	for i := stored + 1; i < n; i++ {
 		send(i)
-		if f := alice.next(10 * time.Second); f["status"] != "pushed" {
-			t.Fatalf("ack %d after the outage: %v; want pushed", i, f)
+		// pushed, or stored when it came while carol's backlog was being read
+		// again (held, then stored for that read): either way she gets it
+		// after the stored ones, on this connection.
+		if f := alice.next(10 * time.Second); f["status"] != "pushed" && f["status"] != "stored" {
+			t.Fatalf("ack %d after the outage: %v; want pushed or stored", i, f)
 		}
 	}
 	for i := 0; i < n; i++ {
