@@ -132,6 +132,7 @@ type Handler struct {
 	order        crossOrder    // order to recipients on other nodes (cross_order.go)
 	rowMarks     RowMarks      // with several nodes: the offline table's row ids (rejoin.go)
 	marks        rowMarks      // the ids noted
+	marksStopped atomic.Bool   // TrackRowMarks ended: the node is stopping
 	run          string        // random per process, the prefix of generated message ids
 	seq          atomic.Uint64 // generated message ids
 }

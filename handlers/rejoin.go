@@ -105,6 +105,7 @@ func (h *Handler) TrackRowMarks(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
+			h.marksStopped.Store(true) // the node is stopping: no re-read after this
 			return
 		case <-t.C:
 		}
@@ -128,6 +129,9 @@ func (h *Handler) Rejoin(lastOK time.Time) {
 }
 
 func (h *Handler) rejoinPass(after int64) {
+	if h.marksStopped.Load() {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.QueryTimeout)
 	defer cancel()
 	accounts, err := h.rowMarks.RecipientsAfter(ctx, after, maxRejoinAccounts)
