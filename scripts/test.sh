@@ -75,10 +75,21 @@ ensure_systemd_analyze() {
 	command -v systemd-analyze >/dev/null || apt_install systemd
 }
 
+# The PHP client's PHPUnit suite (clients/php, run by e2e/php_client_test.go)
+# uses Debian's PHP and PHPUnit: there is no Composer install to make.
+ensure_php() {
+	local missing=()
+	command -v php >/dev/null || missing+=(php-cli)
+	command -v php >/dev/null && php -r 'exit(extension_loaded("curl") ? 0 : 1);' || missing+=(php-curl)
+	command -v phpunit >/dev/null || missing+=(phpunit)
+	[ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+}
+
 ensure_redis
 ensure_mariadb
 ensure_browser
 ensure_systemd_analyze
+ensure_php
 
 export CHAT_TEST_REQUIRE_SERVICES=1
 log "go vet ./..."
