@@ -159,8 +159,11 @@ type History struct {
 	BatchSize  int `yaml:"batch_size"`
 	QueueLimit int `yaml:"queue_limit"`
 	// MaxAge deletes messages older than this, every RetentionInterval; 0 keeps them.
-	MaxAge            time.Duration `yaml:"max_age"`
-	RetentionInterval time.Duration `yaml:"retention_interval"`
+	MaxAge time.Duration `yaml:"max_age"`
+	// MaxPerConversation keeps only the newest this many messages of each
+	// conversation (trimmed every RetentionInterval); 0: no limit.
+	MaxPerConversation int           `yaml:"max_per_conversation"`
+	RetentionInterval  time.Duration `yaml:"retention_interval"`
 }
 
 // HistoryOn reports whether history is kept with this configuration.
@@ -392,6 +395,7 @@ func (c Config) Validate() error {
 	check(c.History.BatchSize > 0 && c.History.BatchSize <= 10_000, "history.batch_size (%d) must be 1..10000", c.History.BatchSize)
 	check(c.History.QueueLimit >= c.History.BatchSize, "history.queue_limit (%d) must be at least history.batch_size (%d)", c.History.QueueLimit, c.History.BatchSize)
 	check(c.History.MaxAge >= 0, "history.max_age (%v) must not be negative (0 keeps everything)", c.History.MaxAge)
+	check(c.History.MaxPerConversation >= 0, "history.max_per_conversation (%d) must not be negative (0: no limit)", c.History.MaxPerConversation)
 	check(c.History.RetentionInterval >= time.Second, "history.retention_interval (%v) must be at least 1s", c.History.RetentionInterval)
 	check(c.History.Table != c.Offline.Table && c.History.Table != c.Groups.Table, "history.table %q must differ from offline.table and groups.table", c.History.Table)
 	check(c.Groups.CacheTTL > 0, "groups.cache_ttl must be positive")

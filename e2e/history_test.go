@@ -190,7 +190,8 @@ func TestHistoryClusterWritesOnce(t *testing.T) {
 }
 
 // TestHistoryRetention: the running server deletes rows past history.max_age
-// and keeps the rest.
+// (a conversation nobody writes to any more) and trims a conversation to its
+// newest history.max_per_conversation, keeping the rest.
 func TestHistoryRetention(t *testing.T) {
 	t.Parallel()
 	for _, backend := range backends {
@@ -198,19 +199,25 @@ func TestHistoryRetention(t *testing.T) {
 			ts := startServer(t, backend, func(c *config.Config) {
 				historyOn(c)
 				c.History.MaxAge = time.Hour
+				c.History.MaxPerConversation = 3
 				c.History.RetentionInterval = time.Second
 			})
 			old := time.Now().Add(-2 * time.Hour).Unix()
-			if _, err := ts.db().Exec("INSERT INTO app_message (`conv`, `msg_id`, `from`, `to`, `content`, `addtime`) VALUES ('alice|bob', 'old1', 'alice', 'bob', 'old', ?)", old); err != nil {
+			if _, err := ts.db().Exec("INSERT INTO app_message (`conv`, `msg_id`, `from`, `to`, `content`, `addtime`) VALUES ('alice|carol', 'old1', 'alice', 'carol', 'old', ?)", old); err != nil {
 				t.Fatal(err)
 			}
 			alice, _ := login(t, ts, "alice", "")
-			alice.send(`{"flag":"msg","from":"alice","to":"bob","content":"new"}`)
+			for i := 1; i <= 5; i++ {
+				alice.sendJSON(map[string]string{"flag": "msg", "from": "alice", "to": "bob", "content": fmt.Sprint("n", i)})
+			}
 			alice.sync()
-			eventually(t, "the old row deleted, the new one kept", func() bool {
-				_, out := ts.historyAPI(url.Values{"account": {"alice"}, "with": {"bob"}})
+			page := func(with string) string {
+				_, out := ts.historyAPI(url.Values{"account": {"alice"}, "with": {with}})
 				c, _ := messagesOf(out)
-				return joined(c) == "new"
+				return joined(c)
+			}
+			eventually(t, "the old row deleted, the newest three of alice-bob kept", func() bool {
+				return page("carol") == "" && page("bob") == "n3,n4,n5"
 			})
 		})
 	}

@@ -75,6 +75,7 @@ type queries struct {
 	insertPrefix, insertRow, insertSuffix string
 	seqOf, page, pageBefore               string
 	oldest, deletePrefix                  string
+	keepFrom, beyond                      string
 }
 
 // NewStore uses db (owned by the caller) for the history table named table.
@@ -102,6 +103,10 @@ func NewStore(db *sql.DB, dialect Dialect, table string) (*Store, error) {
 		pageBefore:   "SELECT " + cols + " FROM " + t + " WHERE `conv` = ? AND `id` < ? ORDER BY `id` DESC LIMIT ?",
 		oldest:       "SELECT `id` FROM " + t + " WHERE `addtime` < ? ORDER BY `addtime` LIMIT ?",
 		deletePrefix: "DELETE FROM " + t + " WHERE `id` IN (",
+		// The id of the newest row past the kept count, and the rows up to
+		// it, oldest first: both ranges of idx_conv_id.
+		keepFrom: "SELECT `id` FROM " + t + " WHERE `conv` = ? ORDER BY `id` DESC LIMIT 1 OFFSET ?",
+		beyond:   "SELECT `id` FROM " + t + " WHERE `conv` = ? AND `id` <= ? ORDER BY `id` LIMIT ?",
 	}}, nil
 }
 
@@ -230,30 +235,48 @@ func (s *Store) Page(ctx context.Context, conv, before string, limit int) (entri
 // oldest first, and returns how many went. Small batches keep each statement's
 // locks short on a busy table.
 func (s *Store) DeleteOlder(ctx context.Context, cutoff int64, batch int) (int, error) {
-	rows, err := s.db.QueryContext(ctx, s.q.oldest, cutoff, batch)
+	return s.deleteFound(ctx, "older than "+fmt.Sprint(cutoff), s.q.oldest, cutoff, batch)
+}
+
+// DeleteBeyond deletes up to batch of the oldest rows of conv past its newest
+// keep, and returns how many went.
+func (s *Store) DeleteBeyond(ctx context.Context, conv string, keep, batch int) (int, error) {
+	var last int64
+	switch err := s.db.QueryRowContext(ctx, s.q.keepFrom, conv, keep).Scan(&last); {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, nil // keep rows or fewer
+	case err != nil:
+		return 0, fmt.Errorf("history: count %q: %w", conv, err)
+	}
+	return s.deleteFound(ctx, "of "+conv+" past "+fmt.Sprint(keep), s.q.beyond, conv, last, batch)
+}
+
+// deleteFound deletes the ids that find (a SELECT of ids, with args) returns.
+func (s *Store) deleteFound(ctx context.Context, what, find string, args ...any) (int, error) {
+	rows, err := s.db.QueryContext(ctx, find, args...)
 	if err != nil {
-		return 0, fmt.Errorf("history: find rows older than %d: %w", cutoff, err)
+		return 0, fmt.Errorf("history: find rows %s: %w", what, err)
 	}
 	var ids []int64
 	for rows.Next() {
 		var id int64
 		if err := rows.Scan(&id); err != nil {
 			rows.Close()
-			return 0, fmt.Errorf("history: find rows older than %d: %w", cutoff, err)
+			return 0, fmt.Errorf("history: find rows %s: %w", what, err)
 		}
 		ids = append(ids, id)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("history: find rows older than %d: %w", cutoff, err)
+		return 0, fmt.Errorf("history: find rows %s: %w", what, err)
 	}
 	if len(ids) == 0 {
 		return 0, nil
 	}
-	q, args := sqlin.List(s.q.deletePrefix, ids)
-	res, err := s.db.ExecContext(ctx, q, args...)
+	q, qargs := sqlin.List(s.q.deletePrefix, ids)
+	res, err := s.db.ExecContext(ctx, q, qargs...)
 	if err != nil {
-		return 0, fmt.Errorf("history: delete %d old rows: %w", len(ids), err)
+		return 0, fmt.Errorf("history: delete %d rows %s: %w", len(ids), what, err)
 	}
 	n, _ := res.RowsAffected()
 	return int(n), nil

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,6 +56,7 @@ func TestStore(t *testing.T) {
 			t.Run("pages back oldest first", func(t *testing.T) { testPaging(t, e.open(t)) })
 			t.Run("a batch written twice is kept once", func(t *testing.T) { testRepeat(t, e.open(t)) })
 			t.Run("retention deletes old rows only", func(t *testing.T) { testRetention(t, e.open(t)) })
+			t.Run("trim keeps the newest of each conversation", func(t *testing.T) { testTrim(t, e.open(t)) })
 		})
 	}
 }
@@ -141,9 +144,35 @@ func testRetention(t *testing.T, s *history.Store) {
 	}
 }
 
+func testTrim(t *testing.T, s *history.Store) {
+	ctx := context.Background()
+	var batch []history.Entry
+	for i := range 2600 { // more than one delete batch past the kept count
+		batch = append(batch, history.Entry{ID: fmt.Sprint("ab", i), From: "a", To: "b"})
+		if i < 5 {
+			batch = append(batch, history.Entry{ID: fmt.Sprint("ac", i), From: "a", To: "c"})
+		}
+	}
+	if err := s.Insert(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.Trim(ctx, []string{history.PairConv("a", "b"), history.PairConv("a", "c"), "nobody|here"}, 10)
+	if err != nil || n != 2590 {
+		t.Fatalf("trim = %d, %v; want 2590", n, err)
+	}
+	page, more, err := s.Page(ctx, history.PairConv("a", "b"), "", 50)
+	if err != nil || len(page) != 10 || more || page[0].ID != "ab2590" || page[9].ID != "ab2599" {
+		t.Fatalf("a|b left = %q more=%v err=%v; want the newest 10", ids(page), more, err)
+	}
+	page, _, err = s.Page(ctx, history.PairConv("a", "c"), "", 50)
+	if err != nil || len(page) != 5 {
+		t.Fatalf("a|c left = %q err=%v; want its 5 rows untouched", ids(page), err)
+	}
+}
+
 func TestWriterBatchesAndFlushes(t *testing.T) {
 	s := engines[0].open(t)
-	w := history.NewWriter(s, 2, 100, zerolog.Nop())
+	w := history.NewWriter(s, history.WriterConfig{BatchSize: 2, QueueLimit: 100, TrackConversations: 10}, zerolog.Nop())
 	for i := range 5 {
 		w.Record(history.Entry{ID: fmt.Sprint(i), From: "a", To: "b", Content: "x"})
 	}
@@ -155,6 +184,18 @@ func TestWriterBatchesAndFlushes(t *testing.T) {
 	page, _, err := s.Page(ctx, history.PairConv("a", "b"), "", 10)
 	if err != nil || ids(page) != "0 1 2 3 4" {
 		t.Fatalf("page = %q err=%v, want every recorded entry in order", ids(page), err)
+	}
+	w.Record(history.Entry{ID: "g", From: "a", Group: "team"})
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	touched := w.Touched()
+	sort.Strings(touched)
+	if strings.Join(touched, " ") != "a|b g:team" {
+		t.Fatalf("touched = %q; want the two conversations written", touched)
+	}
+	if again := w.Touched(); len(again) != 0 {
+		t.Fatalf("touched again = %q; want none since the last call", again)
 	}
 	if err := w.Close(ctx); err != nil {
 		t.Fatal(err)
@@ -172,4 +213,3 @@ func ids(es []history.Entry) string {
 	}
 	return out
 }
-

@@ -26,6 +26,8 @@ type Writer struct {
 	log       zerolog.Logger
 	batchSize int
 	limit     int
+	// touchedMax bounds touched; 0: conversations are not tracked.
+	touchedMax int
 
 	mu       sync.Mutex
 	queue    []Entry
@@ -34,17 +36,29 @@ type Writer struct {
 	dropped  uint64
 	progress chan struct{}
 	closed   bool
+	// touched holds the conversations written since the last Touched, for the
+	// per-conversation retention. Guarded by mu.
+	touched map[string]struct{}
 
 	wake chan struct{}
 	done chan struct{}
 }
 
-// NewWriter starts the writer; stop it with Close. batchSize and queueLimit
-// must be positive.
-func NewWriter(store inserter, batchSize, queueLimit int, log zerolog.Logger) *Writer {
+// WriterConfig sizes the writer.
+type WriterConfig struct {
+	BatchSize  int // rows per INSERT; must be positive
+	QueueLimit int // entries waiting, past which Record drops; must be positive
+	// TrackConversations remembers up to this many conversations written
+	// since the last Touched (for history.max_per_conversation); 0: none.
+	TrackConversations int
+}
+
+// NewWriter starts the writer; stop it with Close.
+func NewWriter(store inserter, cfg WriterConfig, log zerolog.Logger) *Writer {
 	w := &Writer{
-		store: store, log: log, batchSize: batchSize, limit: queueLimit,
+		store: store, log: log, batchSize: cfg.BatchSize, limit: cfg.QueueLimit, touchedMax: cfg.TrackConversations,
 		progress: make(chan struct{}), wake: make(chan struct{}, 1), done: make(chan struct{}),
+		touched: make(map[string]struct{}),
 	}
 	go w.run()
 	return w
@@ -89,6 +103,21 @@ func (w *Writer) Flush(ctx context.Context) error {
 	return nil
 }
 
+// Touched returns the conversations written since the last call (at most
+// WriterConfig.TrackConversations of them) and starts a new set.
+func (w *Writer) Touched() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]string, 0, len(w.touched))
+	for c := range w.touched {
+		out = append(out, c)
+	}
+	if len(out) > 0 {
+		w.touched = make(map[string]struct{})
+	}
+	return out
+}
+
 // Close stops taking entries and writes what is queued, until ctx ends.
 func (w *Writer) Close(ctx context.Context) error {
 	w.mu.Lock()
@@ -127,6 +156,12 @@ func (w *Writer) run() {
 		w.mu.Unlock()
 		w.write(batch)
 		w.mu.Lock()
+		for _, e := range batch {
+			if len(w.touched) >= w.touchedMax {
+				break // the rest are tracked when next written
+			}
+			w.touched[e.Conv()] = struct{}{}
+		}
 		w.queue = w.queue[n:]
 		if len(w.queue) == 0 {
 			w.queue = nil

@@ -420,6 +420,11 @@ func (a *App) openStore(ctx context.Context) error {
 	return nil
 }
 
+// maxTrackedConversations bounds the conversations the history writer
+// remembers between two retention passes (about 100 bytes each); one written
+// while the set is full is trimmed after its next message.
+const maxTrackedConversations = 200_000
+
 // openHistory creates the history table when needed and starts its writer
 // and, with history.max_age, its retention.
 func (a *App) openHistory(ctx context.Context) (*history.Store, error) {
@@ -435,11 +440,17 @@ func (a *App) openHistory(ctx context.Context) (*history.Store, error) {
 		return nil, err
 	}
 	hlog := a.log.With().Str("component", "history").Logger()
-	a.history = history.NewWriter(hs, a.cfg.History.BatchSize, a.cfg.History.QueueLimit, hlog)
+	hc := a.cfg.History
+	wc := history.WriterConfig{BatchSize: hc.BatchSize, QueueLimit: hc.QueueLimit}
+	if hc.MaxPerConversation > 0 {
+		wc.TrackConversations = maxTrackedConversations
+	}
+	a.history = history.NewWriter(hs, wc, hlog)
 	rctx, cancel := context.WithCancel(context.Background())
 	a.stopKeep = cancel
-	if a.cfg.History.MaxAge > 0 {
-		go hs.RunRetention(rctx, a.cfg.History.MaxAge, a.cfg.History.RetentionInterval, time.Now, hlog)
+	if hc.MaxAge > 0 || hc.MaxPerConversation > 0 {
+		r := history.Retention{MaxAge: hc.MaxAge, MaxPerConv: hc.MaxPerConversation, Interval: hc.RetentionInterval}
+		go hs.RunRetention(rctx, r, a.history.Touched, time.Now, hlog)
 	}
 	return hs, nil
 }
