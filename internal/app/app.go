@@ -93,6 +93,11 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, assets As
 			if a.stopKeep != nil {
 				a.stopKeep()
 			}
+			if a.history != nil {
+				cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				_ = a.history.Close(cctx)
+				cancel()
+			}
 			if a.srv != nil {
 				_ = a.srv.Shutdown(context.Background())
 			}
@@ -426,7 +431,7 @@ func (a *App) openStore(ctx context.Context) error {
 const maxTrackedConversations = 200_000
 
 // openHistory creates the history table when needed and starts its writer
-// and, with history.max_age, its retention.
+// and, with history.max_age or history.max_per_conversation, its retention.
 func (a *App) openHistory(ctx context.Context) (*history.Store, error) {
 	hs, err := history.NewStore(a.store.DB(), history.Dialect(a.store.Dialect()), a.cfg.History.Table)
 	if err != nil {
@@ -446,11 +451,21 @@ func (a *App) openHistory(ctx context.Context) (*history.Store, error) {
 		wc.TrackConversations = maxTrackedConversations
 	}
 	a.history = history.NewWriter(hs, wc, hlog)
-	rctx, cancel := context.WithCancel(context.Background())
-	a.stopKeep = cancel
 	if hc.MaxAge > 0 || hc.MaxPerConversation > 0 {
+		rctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
 		r := history.Retention{MaxAge: hc.MaxAge, MaxPerConv: hc.MaxPerConversation, Interval: hc.RetentionInterval}
-		go hs.RunRetention(rctx, r, a.history.Touched, time.Now, hlog)
+		go func() {
+			defer close(done)
+			hs.RunRetention(rctx, r, a.history.Touched, time.Now, hlog)
+		}()
+		a.stopKeep = func() {
+			cancel()
+			select { // a DELETE under way ends with its context; a hung one must not hold the shutdown
+			case <-done:
+			case <-time.After(3 * time.Second):
+			}
+		}
 	}
 	return hs, nil
 }
