@@ -33,6 +33,7 @@ type Chat interface {
 	Announce(from, content string) (int, error)
 	Online(ctx context.Context, account string) (bool, error)
 	Disconnect(account, reason string) (handlers.Disconnected, error)
+	History(ctx context.Context, r handlers.HistoryRequest) (handlers.HistoryPage, error)
 }
 
 // Unreader counts unsent offline rows per sender.
@@ -102,6 +103,7 @@ func New(cfg Config, d Deps) *Server {
 	mux.HandleFunc("POST /api/disconnect", s.disconnect)
 	mux.HandleFunc("GET /api/online", s.online)
 	mux.HandleFunc("GET /api/unread", s.unreadCounts)
+	mux.HandleFunc("GET /api/history", s.history)
 	mux.HandleFunc("GET /api/group/{id}/members", s.listMembers)
 	mux.HandleFunc("PUT /api/group/{id}/members", s.changeMembers(true))
 	mux.HandleFunc("DELETE /api/group/{id}/members", s.changeMembers(false))

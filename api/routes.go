@@ -3,7 +3,10 @@ package api
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
+
+	"chatserver/handlers"
 )
 
 type message struct {
@@ -213,4 +216,32 @@ func (s *Server) changeMembers(add bool) http.HandlerFunc {
 		}
 		s.listMembers(w, r)
 	}
+}
+
+// GET /api/history?account=alice&with=bob|group=team[&before=<id>][&limit=n]
+// -> {"with"|"group","messages":[...],"more":bool}: a page of the conversation
+// as account sees it (account must be a party, or a member of the group).
+func (s *Server) history(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if q.Get("account") == "" {
+		s.fail(w, http.StatusBadRequest, "missing_field", "account is required")
+		return
+	}
+	limit := 0
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 0 {
+			s.fail(w, http.StatusBadRequest, "bad_field", "limit must be a non-negative integer")
+			return
+		}
+		limit = n
+	}
+	page, err := s.chat.History(r.Context(), handlers.HistoryRequest{
+		Reader: q.Get("account"), With: q.Get("with"), Group: q.Get("group"), Before: q.Get("before"), Limit: limit,
+	})
+	if err != nil {
+		s.failErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, page)
 }

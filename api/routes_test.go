@@ -84,6 +84,10 @@ func (f *fakeLogic) Disconnect(account, reason string) (handlers.Disconnected, e
 	return handlers.Disconnected{Closed: 2, Announced: true}, f.record("disconnect " + account + " " + reason)
 }
 
+func (f *fakeLogic) History(_ context.Context, r handlers.HistoryRequest) (handlers.HistoryPage, error) {
+	return handlers.HistoryPage{With: r.With, Messages: []handlers.HistoryMessage{}}, f.record("history " + r.Reader + " " + r.With)
+}
+
 func (f *fakeLogic) Unread(_ context.Context, account string) (map[string]int, error) {
 	return f.unread[account], f.record("unread " + account)
 }

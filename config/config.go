@@ -41,6 +41,7 @@ type Config struct {
 	Broadcast Broadcast `yaml:"broadcast"`
 	Limits    Limits    `yaml:"limits"`
 	Groups    Groups    `yaml:"groups"`
+	History   History   `yaml:"history"`
 	Cluster   Cluster   `yaml:"cluster"`
 	TLS       TLS       `yaml:"tls"`
 
@@ -143,6 +144,37 @@ type Groups struct {
 	// recently used go first), so that asking for ever new names cannot grow
 	// memory.
 	CacheEntries int `yaml:"cache_entries"`
+}
+
+// History keeps every accepted message in its own table, for the history
+// flag and GET /api/history.
+type History struct {
+	// Enabled is "auto" (on with the embedded store, off with mysql.dsn, so
+	// that a drop-in beside the PHP site creates no table), "true" or "false".
+	Enabled string `yaml:"enabled"`
+	// Table is the history table, in the offline pool's database.
+	Table string `yaml:"table"`
+	// BatchSize is the rows per INSERT; QueueLimit the messages waiting for
+	// the writer, past which new ones are not kept in history (logged).
+	BatchSize  int `yaml:"batch_size"`
+	QueueLimit int `yaml:"queue_limit"`
+	// MaxAge deletes messages older than this, every RetentionInterval; 0 keeps them.
+	MaxAge time.Duration `yaml:"max_age"`
+	// MaxPerConversation keeps only the newest this many messages of each
+	// conversation (trimmed every RetentionInterval); 0: no limit.
+	MaxPerConversation int           `yaml:"max_per_conversation"`
+	RetentionInterval  time.Duration `yaml:"retention_interval"`
+}
+
+// HistoryOn reports whether history is kept with this configuration.
+func (c Config) HistoryOn() bool {
+	switch c.History.Enabled {
+	case "true":
+		return true
+	case "auto":
+		return c.MySQL.DSN == ""
+	}
+	return false
 }
 
 // Debug exposes profiling; keep it on loopback.
@@ -267,7 +299,9 @@ func Default() Config {
 			MaxContentBytes: 16 << 10, MaxGroupSize: 10_000, MaxUnacked: handlers.DefaultMaxUnacked,
 			AckMemory: handlers.DefaultAckMemory,
 		},
-		Groups:  Groups{Table: "app_group_member", CacheTTL: 60 * time.Second, CacheEntries: groups.DefaultCacheEntries},
+		Groups: Groups{Table: "app_group_member", CacheTTL: 60 * time.Second, CacheEntries: groups.DefaultCacheEntries},
+		History: History{Enabled: "auto", Table: "app_message", BatchSize: offline.DefaultBatchSize, QueueLimit: offline.DefaultQueueLimit,
+			RetentionInterval: time.Hour},
 		TLS:     TLS{MinVersion: "1.2"},
 		Cluster: Cluster{ConfirmTimeout: cluster.DefaultConfirmTimeout},
 	}
@@ -353,6 +387,17 @@ func (c Config) Validate() error {
 	check(c.Limits.MaxGroupSize > 0, "limits.max_group_size must be positive")
 	check(c.Limits.MaxUnacked > 0, "limits.max_unacked must be positive")
 	check(c.Limits.AckMemory > 0, "limits.ack_memory must be positive")
+	switch c.History.Enabled {
+	case "auto", "true", "false":
+	default:
+		check(false, "history.enabled %q: want auto, true or false", c.History.Enabled)
+	}
+	check(c.History.BatchSize > 0 && c.History.BatchSize <= 10_000, "history.batch_size (%d) must be 1..10000", c.History.BatchSize)
+	check(c.History.QueueLimit >= c.History.BatchSize, "history.queue_limit (%d) must be at least history.batch_size (%d)", c.History.QueueLimit, c.History.BatchSize)
+	check(c.History.MaxAge >= 0, "history.max_age (%v) must not be negative (0 keeps everything)", c.History.MaxAge)
+	check(c.History.MaxPerConversation >= 0, "history.max_per_conversation (%d) must not be negative (0: no limit)", c.History.MaxPerConversation)
+	check(c.History.RetentionInterval >= time.Second, "history.retention_interval (%v) must be at least 1s", c.History.RetentionInterval)
+	check(c.History.Table != c.Offline.Table && c.History.Table != c.Groups.Table, "history.table %q must differ from offline.table and groups.table", c.History.Table)
 	check(c.Groups.CacheTTL > 0, "groups.cache_ttl must be positive")
 	check(c.Groups.CacheEntries > 0, "groups.cache_entries must be positive")
 	check(!c.Cluster.Enabled || c.Redis.Addr != "", "cluster.enabled needs redis.addr: the nodes meet in Redis")

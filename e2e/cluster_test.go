@@ -15,12 +15,15 @@ import (
 )
 
 // startCluster runs n nodes in this process against one Redis (one key prefix)
-// and one MariaDB database.
-func startCluster(t *testing.T, n int) []*testServer {
+// and one MariaDB database. mutate, if given, changes every node's configuration.
+func startCluster(t *testing.T, n int, mutate ...func(*config.Config)) []*testServer {
 	t.Helper()
 	first := startServer(t, "redis+mariadb", func(c *config.Config) {
 		c.Node = "n1"
 		c.Cluster.Enabled = true
+		for _, m := range mutate {
+			m(c)
+		}
 	})
 	nodes := []*testServer{first}
 	for i := 2; i <= n; i++ {
@@ -29,6 +32,9 @@ func startCluster(t *testing.T, n int) []*testServer {
 			c.Cluster.Enabled = true
 			c.MySQL.DSN = first.cfg.MySQL.DSN
 			c.Redis.KeyPrefix = first.cfg.Redis.KeyPrefix
+			for _, m := range mutate {
+				m(c)
+			}
 		}))
 	}
 	// Every node subscribed (announcements and orders) and alive before the

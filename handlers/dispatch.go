@@ -115,6 +115,7 @@ type Handler struct {
 	presence     Presence
 	groups       Groups
 	remote       Remote
+	history      History // nil: history off
 	metrics      *metrics.Metrics
 	log          zerolog.Logger
 	now          func() time.Time
@@ -148,8 +149,10 @@ type Deps struct {
 	// RowMarks (offline.Store), with Remote: what a node back from a Redis
 	// outage reads again for its connections (rejoin.go).
 	RowMarks RowMarks
-	Metrics  *metrics.Metrics
-	Log      zerolog.Logger
+	// History keeps the messages accepted here (history.enabled); nil: off.
+	History History
+	Metrics *metrics.Metrics
+	Log     zerolog.Logger
 }
 
 // New returns a handler over the node's connection table, the offline queue
@@ -158,8 +161,8 @@ func New(cfg Config, d Deps) *Handler {
 	cfg = cfg.withDefaults()
 	h := &Handler{
 		cfg: cfg, table: d.Table, queue: d.Queue, backlog: d.Backlog, presence: d.Presence, groups: d.Groups, remote: d.Remote,
-		rowMarks: d.RowMarks,
-		metrics:  d.Metrics, log: d.Log, now: time.Now, started: time.Now(),
+		rowMarks: d.RowMarks, history: d.History,
+		metrics: d.Metrics, log: d.Log, now: time.Now, started: time.Now(),
 		broadcasters: make(map[string]bool, len(cfg.Broadcasters)),
 		sentCIDs:     newSentCIDs(cfg.AckMemory),
 		senderAcks:   openSenderAcks{m: map[string]*senderAck{}},

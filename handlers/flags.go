@@ -30,6 +30,7 @@ func flagSpecs() []flagSpec {
 		{"online", (*Handler).online, true},
 		{"ping", (*Handler).ping, true},
 		{"auth", (*Handler).auth, true},
+		{"history", (*Handler).historyFrame, true},
 		{"pong", (*Handler).pong, false},
 		{"ack", (*Handler).receiverAck, false},
 	}

@@ -21,6 +21,10 @@ type Frame struct {
 	CID          string // msg, group: the sender's own id, asking for a sender ack
 	ReceiverAcks bool   // init "ack": this connection acknowledges what it receives
 	ID           string // ack (a receiver ack): the id of the last message received
+	// history: the conversation (With an account, or Group), the id of the
+	// message to page back from ("" for the newest) and the page size (0: default).
+	With, Group, Before string
+	Limit               int
 
 	hasFrom, hasTo, hasContent bool
 }
@@ -77,6 +81,11 @@ func Decode(data []byte) (Frame, *Error) {
 	if f.ID, _, e = account(raw.id, "id"); e != nil {
 		return f, e
 	}
+	if f.Flag == "history" { // read for this flag only: other frames stay as legacy clients send them
+		if e = historyFields(&f, raw); e != nil {
+			return f, e
+		}
+	}
 	if f.Flag == "" && !f.Heart {
 		return f, newError(CodeMissingField, "flag is required (init, msg, all, online, ping)")
 	}
@@ -110,6 +119,34 @@ func account(v field, name string) (string, bool, *Error) {
 		return "", false, newError(CodeBadField, name+" must be a string or an integer")
 	}
 	return s, ok, nil
+}
+
+// historyFields reads the fields of a history frame.
+func historyFields(f *Frame, raw fields) (e *Error) {
+	if f.With, _, e = account(raw.with, "with"); e != nil {
+		return e
+	}
+	if f.Group, _, e = account(raw.group, "group"); e != nil {
+		return e
+	}
+	if f.Before, _, e = text(raw.before, "before"); e != nil {
+		return e
+	}
+	f.Limit, e = count(raw.limit, "limit")
+	return e
+}
+
+// count reads an optional non-negative integer; null counts as absent (0).
+func count(v field, name string) (int, *Error) {
+	switch v.kind {
+	case kAbsent, kNull:
+		return 0, nil
+	case kNumber:
+		if n, err := strconv.Atoi(string(v.raw)); err == nil && n >= 0 {
+			return n, nil
+		}
+	}
+	return 0, newError(CodeBadField, name+" must be a non-negative integer")
 }
 
 // checkAccount validates a present account name against the table's size.

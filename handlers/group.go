@@ -110,8 +110,12 @@ func (h *Handler) pushGroup(ctx context.Context, from, group, content, id string
 	}
 	defer h.queue.Release(id)
 	var firstErr error
-	r, firstErr = h.fanout(from, content, group, id, members, h.now().Unix(), sa)
+	now := h.now().Unix()
+	r, firstErr = h.fanout(from, content, group, id, members, now, sa)
 	r.Members = len(members)
+	if firstErr == nil || r.Pushed+r.Stored > 0 { // accepted (for some at least): the conversation has it
+		h.recordHistory(id, from, "", group, content, now)
+	}
 	if r.Pushed > 0 {
 		h.metrics.Pushed()
 	}

@@ -64,10 +64,12 @@ func (h *Handler) push(from, to, content, id string, sa *senderAck) (stored bool
 	if e := h.checkContent(content); e != nil {
 		return false, e
 	}
-	r, err := h.fanout(from, content, "", id, []string{to}, h.now().Unix(), sa)
+	now := h.now().Unix()
+	r, err := h.fanout(from, content, "", id, []string{to}, now, sa)
 	if err != nil {
 		return false, storeError(err)
 	}
+	h.recordHistory(id, from, to, "", content, now)
 	if r.Pushed > 0 {
 		h.metrics.Pushed()
 	}

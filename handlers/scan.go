@@ -29,7 +29,10 @@ type field struct {
 	raw  []byte // the value as written (strings with their quotes)
 }
 
-type fields struct{ flag, typ, from, to, content, token, cid, ack, id field }
+type fields struct {
+	flag, typ, from, to, content, token, cid, ack, id field
+	with, group, before, limit                        field // history
+}
 
 // scanObject reads the top-level members of a valid JSON object.
 func scanObject(data []byte) fields {
@@ -81,6 +84,14 @@ func (f *fields) set(key string, v field) bool {
 		f.ack = v
 	case "id":
 		f.id = v
+	case "with":
+		f.with = v
+	case "group":
+		f.group = v
+	case "before":
+		f.before = v
+	case "limit":
+		f.limit = v
 	default:
 		return false
 	}

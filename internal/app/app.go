@@ -32,6 +32,7 @@ import (
 	"chatserver/groups"
 	"chatserver/handlers"
 	"chatserver/health"
+	"chatserver/history"
 	"chatserver/hub"
 	"chatserver/metrics"
 	"chatserver/offline"
@@ -58,6 +59,8 @@ type App struct {
 	spool     *offline.Store
 	spoolHeld int // rows a previous run left in the spool
 	writer    *offline.Writer
+	history   *history.Writer    // nil: history off
+	stopKeep  context.CancelFunc // stops history retention
 	rdb       redis.UniversalClient
 	presence  interface {
 		handlers.Presence
@@ -86,6 +89,14 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, assets As
 		if err != nil {
 			if a.stopBus != nil {
 				a.stopBus()
+			}
+			if a.stopKeep != nil {
+				a.stopKeep()
+			}
+			if a.history != nil {
+				cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				_ = a.history.Close(cctx)
+				cancel()
 			}
 			if a.srv != nil {
 				_ = a.srv.Shutdown(context.Background())
@@ -155,6 +166,16 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, assets As
 	deps := handlers.Deps{
 		Table: table, Queue: a.writer, Backlog: a.store, Presence: a.presence, Groups: a.groups,
 		Metrics: a.metrics, Log: log.With().Str("component", "handlers").Logger(),
+	}
+	if cfg.HistoryOn() {
+		hs, err := a.openHistory(ctx)
+		if err != nil {
+			return nil, err
+		}
+		deps.History = struct {
+			*history.Writer
+			*history.Store
+		}{a.history, hs}
 	}
 	var bus *cluster.Bus
 	if cfg.Cluster.Enabled {
@@ -404,6 +425,51 @@ func (a *App) openStore(ctx context.Context) error {
 	return nil
 }
 
+// maxTrackedConversations bounds the conversations the history writer
+// remembers between two retention passes (about 100 bytes each); one written
+// while the set is full is trimmed after its next message.
+const maxTrackedConversations = 200_000
+
+// openHistory creates the history table when needed and starts its writer
+// and, with history.max_age or history.max_per_conversation, its retention.
+func (a *App) openHistory(ctx context.Context) (*history.Store, error) {
+	hs, err := history.NewStore(a.store.DB(), history.Dialect(a.store.Dialect()), a.cfg.History.Table)
+	if err != nil {
+		return nil, err
+	}
+	files, err := fs.Sub(a.assets.Migrations, "history")
+	if err != nil {
+		return nil, fmt.Errorf("history migrations: %w", err)
+	}
+	if err := hs.Migrate(ctx, files); err != nil {
+		return nil, err
+	}
+	hlog := a.log.With().Str("component", "history").Logger()
+	hc := a.cfg.History
+	wc := history.WriterConfig{BatchSize: hc.BatchSize, QueueLimit: hc.QueueLimit}
+	if hc.MaxPerConversation > 0 {
+		wc.TrackConversations = maxTrackedConversations
+	}
+	a.history = history.NewWriter(hs, wc, hlog)
+	if hc.MaxAge > 0 || hc.MaxPerConversation > 0 {
+		rctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		r := history.Retention{MaxAge: hc.MaxAge, MaxPerConv: hc.MaxPerConversation, Interval: hc.RetentionInterval}
+		go func() {
+			defer close(done)
+			hs.RunRetention(rctx, r, a.history.Touched, time.Now, hlog)
+		}()
+		a.stopKeep = func() {
+			cancel()
+			select { // a DELETE under way ends with its context; a hung one must not hold the shutdown
+			case <-done:
+			case <-time.After(3 * time.Second):
+			}
+		}
+	}
+	return hs, nil
+}
+
 // openPresence connects the account map. Redis being unreachable does not stop
 // the server: local delivery needs no Redis, and the node's entries are written
 // (rebuilt from the table) once Redis answers.
@@ -505,6 +571,15 @@ func (a *App) Close(ctx context.Context) error {
 	if a.writer != nil {
 		if err := a.stage(ctx, "offline writer", plan.writer, a.writer.Close); err != nil {
 			a.log.Error().Err(err).Msg("offline messages lost at shutdown")
+			errs = append(errs, err)
+		}
+	}
+	if a.stopKeep != nil {
+		a.stopKeep()
+	}
+	if a.history != nil {
+		if err := a.stage(ctx, "history writer", plan.writer, a.history.Close); err != nil {
+			a.log.Error().Err(err).Msg("history rows lost at shutdown")
 			errs = append(errs, err)
 		}
 	}
