@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"chatserver/config"
 )
 
 // TestPHPClient runs the PHP client's PHPUnit suite (clients/php/tests)
@@ -31,7 +33,7 @@ import (
 func TestPHPClient(t *testing.T) {
 	t.Parallel()
 	php, phpunit := requirePHP(t)
-	ts := startServer(t, "redis+mariadb", nil)
+	ts := startServer(t, "redis+mariadb", func(c *config.Config) { c.History.Enabled = "true" })
 	w := newWitness(t, ts)
 
 	refused, err := net.Listen("tcp", "127.0.0.1:0")

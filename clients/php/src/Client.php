@@ -204,6 +204,38 @@ final class Client
     }
 
     /**
+     * A page of a conversation's history as $account sees it: with one other
+     * account ($with), or in a group ($group, $account must be a member), the
+     * messages before $before (a message id; null: the newest), oldest first.
+     * Needs history.enabled on the server (503 unavailable otherwise).
+     *
+     * Wire: GET /api/history?account=&with=|group=&before=&limit= ->
+     * {"with"|"group","messages":[{"id","seq","from","to"|"group","content","time"}],"more":bool};
+     * 403 forbidden for a group $account is not in, 404 not_found for a $before
+     * of another conversation. Retried.
+     *
+     * @return array{messages: list<array<string,mixed>>, more: bool}
+     * @throws SideApiException
+     */
+    public function history(string $account, ?string $with = null, ?string $group = null, ?string $before = null, int $limit = 50): array
+    {
+        if (($with === null) === ($group === null)) {
+            throw new \InvalidArgumentException('history: give exactly one of $with and $group');
+        }
+        $q = ['account' => $account, 'limit' => $limit];
+        if ($with !== null) {
+            $q['with'] = $with;
+        } else {
+            $q['group'] = $group;
+        }
+        if ($before !== null) {
+            $q['before'] = $before;
+        }
+        $out = $this->call('GET', '/api/history?' . \http_build_query($q), null, true);
+        return ['messages' => \array_values((array) ($out['messages'] ?? [])), 'more' => (bool) ($out['more'] ?? false)];
+    }
+
+    /**
      * Gateway::joinGroup: adds accounts to a group (stored in SQL; effective at
      * once on every node). Adding a member twice changes nothing.
      *

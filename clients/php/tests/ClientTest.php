@@ -7,6 +7,7 @@ namespace ChatServer\SideApi\Tests;
 use ChatServer\SideApi\Client;
 use ChatServer\SideApi\Exception\BadRequestException;
 use ChatServer\SideApi\Exception\ConnectException;
+use ChatServer\SideApi\Exception\ForbiddenException;
 use ChatServer\SideApi\Exception\NotFoundException;
 use ChatServer\SideApi\Exception\TimeoutException;
 use ChatServer\SideApi\Exception\UnauthorizedException;
@@ -76,6 +77,26 @@ final class ClientTest extends TestCase
         // At the account's next init the stored messages come, in order.
         $this->witness->login($dave);
         self::assertSame([], $this->chat->unread($dave));
+    }
+
+    public function testHistoryPagesAConversationOldestFirst(): void
+    {
+        $dave = $this->account('dave');
+        foreach (['h1', 'h2', 'h3'] as $text) {
+            $this->chat->push('alice', $dave, $text);
+        }
+        $page = $this->chat->history($dave, with: 'alice', limit: 2);
+        self::assertTrue($page['more']);
+        self::assertSame(['h2', 'h3'], array_column($page['messages'], 'content'));
+        $older = $this->chat->history('alice', with: $dave, before: $page['messages'][0]['id'], limit: 2);
+        self::assertFalse($older['more']);
+        self::assertSame(['h1'], array_column($older['messages'], 'content'));
+        try {
+            $this->chat->history($dave, group: 'nobody-' . $dave);
+            self::fail('a group the account is not in must be refused');
+        } catch (ForbiddenException $e) {
+            self::assertSame('forbidden', $e->getErrorCode());
+        }
     }
 
     public function testOnlineAnswersForOneOrManyAccounts(): void
