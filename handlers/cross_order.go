@@ -272,7 +272,7 @@ func (o *crossOrder) afterLocked(account string, r *recipientRoute) {
 func (o *crossOrder) nudge(account string) {
 	ctx, cancel := context.WithTimeout(context.Background(), remoteTimeout)
 	defer cancel()
-	nodes, err := o.h.remote.Where(ctx, account)
+	nodes, err := o.h.remoteNow().Where(ctx, account)
 	o.mu.Lock()
 	r := o.m[account]
 	if r == nil {
@@ -311,7 +311,7 @@ func (o *crossOrder) nudge(account string) {
 	for _, n := range nodes {
 		wg.Add(1)
 		env := cluster.Envelope{Kind: "drain", To: []string{account}}
-		err := o.h.remote.Send(ctx, n, env, func(out []cluster.Outcome) {
+		err := o.h.remoteNow().Send(ctx, n, env, func(out []cluster.Outcome) {
 			defer wg.Done()
 			if len(out) == 0 || out[0] == cluster.NotTaken {
 				mu.Lock()

@@ -237,6 +237,9 @@ func (s *Server) Start() error {
 // configured one was 0).
 func (s *Server) Addr() string { return s.engine.Addrs[0] }
 
+// Connections is how many connections are open (upgraded) now.
+func (s *Server) Connections() int { return s.table.Len() }
+
 // TLSAddr is the wss:// listener's address, or "".
 func (s *Server) TLSAddr() string {
 	if len(s.engine.AddrsTLS) == 0 {
