@@ -4,19 +4,37 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"chatserver/cluster"
 	"chatserver/handover"
 )
 
-// Successor is the new process's end of a handover on a single node
-// (handlers.Handler): the old process, handing its connections over, asks it
-// where accounts are and hands it the messages for accounts that moved, in
-// order (package handover is the other end). These calls are the processes'
-// own; the PHP application has no use for them.
+// Successor is a process's end of a handover on a single node (README
+// "Upgrades"), where two processes on one port route to each other: each asks
+// the other where accounts are and hands it, in order, the messages for
+// accounts connected there (package handover is the calling end). The new
+// process serves these on its side API; the old one, whose side API is closed
+// by then, on a loopback listener of its own (HandoverHandler) that it names
+// to the new one (start). These calls are the processes' own; the PHP
+// application has no use for them.
 type Successor interface {
 	Here(accounts []string) []bool
 	Take(env cluster.Envelope) <-chan []cluster.Outcome
+	// PredecessorAt: the old process hands over and answers at addr.
+	PredecessorAt(addr string) error
+	// PredecessorDone: the old process closed its last connection and
+	// committed its last offline rows.
 	PredecessorDone()
+}
+
+// HandoverHandler serves the handover calls alone, behind the bearer secret:
+// the old process's listener for the new one during a handover.
+func HandoverHandler(secret string, succ Successor, log zerolog.Logger) http.Handler {
+	s := &Server{cfg: Config{Secret: secret}, successor: succ, log: log}
+	mux := http.NewServeMux()
+	s.handoverRoutes(mux)
+	return limitBody(s.authenticate(mux))
 }
 
 // outcomeWait bounds the wait for one envelope's outcomes (stored ones wait
@@ -30,6 +48,20 @@ func (s *Server) handoverRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+handover.PathLocate, s.handoverLocate)
 	mux.HandleFunc("POST "+handover.PathEnvelopes, s.handoverEnvelopes)
 	mux.HandleFunc("POST "+handover.PathDone, s.handoverDone)
+	mux.HandleFunc("POST "+handover.PathStart, s.handoverStart)
+}
+
+func (s *Server) handoverStart(w http.ResponseWriter, r *http.Request) {
+	var req handover.StartRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	if err := s.successor.PredecessorAt(req.Addr); err != nil {
+		s.fail(w, http.StatusBadRequest, "bad_field", err.Error())
+		return
+	}
+	s.log.Info().Str("predecessor", req.Addr).Msg("the previous process on this port hands its connections over; messages for accounts still there go to it")
+	writeJSON(w, http.StatusOK, map[string]any{})
 }
 
 func (s *Server) handoverLocate(w http.ResponseWriter, r *http.Request) {

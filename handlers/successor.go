@@ -12,14 +12,21 @@ import (
 // process closes its connections in batches while the new one takes them,
 // so for some seconds an account may be on either. With several nodes
 // (cluster.enabled) the new process is one more node and messages reach it
-// through Redis. A single node has no such route; during the handover the old
-// process gets one (SetSuccessor): a Remote whose only other node is the new
-// process, reached through that process's side API (package handover). A
-// message for an account that is no longer here then goes there (pushed to
-// its connection, or stored by the new process for its next init), after the
-// messages sent before it, instead of being stored here and read only at the
-// account's next init. The new process's end is Here, Receive (deliver.go)
-// and PredecessorDone.
+// through Redis. A single node has no such route; during the handover each
+// process gets one to the other (SetSuccessor): a Remote whose only other
+// node is the other process, reached over HTTP (package handover). A message
+// for an account connected on the other process then goes there (pushed to
+// its connection, or stored there for its next init), after the messages sent
+// before it, instead of being stored here and read only at the account's
+// next init. The receiving end is Here and Take; PredecessorDone, in the new
+// process, ends it.
+
+// exactLocator is a Remote whose Locate routes rather than knows (a
+// handover's route sends everything not here to the other process, which
+// stores what it does not have): LocateExact asks, for online.
+type exactLocator interface {
+	LocateExact(ctx context.Context, accounts []string) (map[string][]string, error)
+}
 
 // remoteRef holds a Remote in an atomic pointer.
 type remoteRef struct{ Remote }
@@ -44,6 +51,19 @@ func (h *Handler) SetSuccessor(r Remote) error {
 	}
 	return nil
 }
+
+// ClearSuccessor stops routing through r (the old process of a handover is
+// done); false if r is not the route.
+func (h *Handler) ClearSuccessor(r Remote) bool {
+	cur := h.remote.Load()
+	if cur == nil || cur.Remote != r {
+		return false
+	}
+	return h.remote.CompareAndSwap(cur, nil)
+}
+
+// Local reports whether account has a connection on this node.
+func (h *Handler) Local(account string) bool { return h.table.Online(account) }
 
 // Here reports, for each account, whether it has a connection on this node
 // (the new process answering the old one's Locate).

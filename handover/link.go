@@ -1,13 +1,17 @@
-// Package handover is the old process's end of a handover on a single node
-// (README "Upgrades"): a route to the new process on the same port, through
-// that process's side API. Once the old process has closed its own side API
-// listener, api.addr leads to the new process only (both listen with
-// SO_REUSEPORT), so the old one reaches it at its own configured address.
+// Package handover is the route between the two processes of a handover on
+// a single node (README "Upgrades"). The old process reaches the new one
+// through the new one's side API: once the old process has closed its own
+// side API listener, api.addr leads to the new process only (both listen with
+// SO_REUSEPORT), so the old one calls its own configured address. The new
+// one reaches the old one at a loopback listener the old one opens for the
+// handover and names to it (Start).
 //
-// Link implements handlers.Remote with the new process as the one other
+// Link implements handlers.Remote with the other process as the one other
 // node: Locate and Where ask it which accounts it has, Send, Broadcast and
 // Control queue envelopes that one goroutine posts in order, a batch at a
-// time, so the new process handles them in the order they were sent.
+// time, so the other process handles them in the order they were sent. Once
+// nothing listens there any more (the old process ended), the link locates
+// nobody and answers every envelope NotTaken: the caller stores.
 package handover
 
 import (
@@ -21,6 +25,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -36,7 +41,14 @@ const (
 	PathLocate    = "/api/handover/locate"
 	PathEnvelopes = "/api/handover/envelopes"
 	PathDone      = "/api/handover/done"
+	PathStart     = "/api/handover/start"
 )
+
+// StartRequest is the body of PathStart: where the old process answers the
+// handover calls for the new one.
+type StartRequest struct {
+	Addr string `json:"addr"`
+}
 
 // LocateRequest and LocateAnswer are the body and answer of PathLocate.
 type LocateRequest struct {
@@ -80,7 +92,9 @@ type Link struct {
 	mu    sync.Mutex
 	queue []queued
 	wake  chan struct{}
-	there map[string]bool // accounts found there: they do not come back here
+	there map[string]bool // accounts seen connected there (pushed there, or asked)
+	gone  bool            // nothing listens there any more (the process ended)
+	local func(account string) bool
 }
 
 type queued struct {
@@ -88,10 +102,12 @@ type queued struct {
 	done func([]cluster.Outcome) // nil: no outcome wanted
 }
 
-// New is a link to the side API at apiAddr (this process's own api.addr; an
-// unspecified host means loopback) with the bearer secret. With tlsConfig
-// (tls.api), the call is HTTPS.
-func New(apiAddr, secret string, tlsConfig *tls.Config, log zerolog.Logger) (*Link, error) {
+// New is a link to the handover calls at apiAddr (the new process's side
+// API, at this process's own api.addr; or the old process's loopback
+// listener; an unspecified host means loopback) with the bearer secret. With
+// tlsConfig (tls.api), the calls are HTTPS. local reports whether an account
+// is connected in this process.
+func New(apiAddr, secret string, tlsConfig *tls.Config, local func(account string) bool, log zerolog.Logger) (*Link, error) {
 	host, port, err := net.SplitHostPort(apiAddr)
 	if err != nil {
 		return nil, fmt.Errorf("handover: api.addr %q: %w", apiAddr, err)
@@ -108,58 +124,71 @@ func New(apiAddr, secret string, tlsConfig *tls.Config, log zerolog.Logger) (*Li
 	return &Link{
 		base: scheme + "://" + net.JoinHostPort(host, port), secret: secret,
 		client: &http.Client{Transport: tr, Timeout: callWait}, log: log,
-		wake: make(chan struct{}, 1), there: map[string]bool{},
+		wake: make(chan struct{}, 1), there: map[string]bool{}, local: local,
 	}, nil
 }
 
-// Ready reports whether a process answers the side API at the link's address
-// (with this process's own listener closed, it is the new one).
+// Ready reports whether a process answers the handover calls at the link's
+// address (with this process's own side API closed, it is the new one).
 func (l *Link) Ready(ctx context.Context) error {
 	var ans LocateAnswer
 	return l.call(ctx, PathLocate, LocateRequest{}, &ans)
 }
 
-// Locate says which of accounts are connected on the new process.
-func (l *Link) Locate(ctx context.Context, accounts []string) (map[string][]string, error) {
+// Locate routes without asking: an account not connected here goes to the
+// other process (which pushes it to its connection there, or stores it: the
+// copy with the storing duty); an account connected here goes there too only
+// if it was seen there (another tab on the other process). Once nothing
+// listens there any more, nowhere. The message path asks nothing over the
+// network this way; LocateExact asks.
+func (l *Link) Locate(_ context.Context, accounts []string) (map[string][]string, error) {
 	out := make(map[string][]string, len(accounts))
-	var ask []string
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.gone {
+		return out, nil
+	}
 	for _, a := range accounts {
-		if l.there[a] {
+		if !l.local(a) || l.there[a] {
 			out[a] = []string{Node}
-		} else {
-			ask = append(ask, a)
 		}
 	}
-	l.mu.Unlock()
-	if len(ask) == 0 {
+	return out, nil
+}
+
+// LocateExact asks the other process which of accounts are connected there.
+func (l *Link) LocateExact(ctx context.Context, accounts []string) (map[string][]string, error) {
+	out := make(map[string][]string, len(accounts))
+	if l.isGone() || len(accounts) == 0 {
 		return out, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, locateWait)
 	defer cancel()
 	var ans LocateAnswer
-	if err := l.call(ctx, PathLocate, LocateRequest{Accounts: ask}, &ans); err != nil {
+	if err := l.call(ctx, PathLocate, LocateRequest{Accounts: accounts}, &ans); err != nil {
+		if l.isGone() {
+			return out, nil
+		}
 		return nil, err
 	}
-	if len(ans.Here) != len(ask) {
-		return nil, fmt.Errorf("handover: locate answered %d accounts for %d", len(ans.Here), len(ask))
+	if len(ans.Here) != len(accounts) {
+		return nil, fmt.Errorf("handover: locate answered %d accounts for %d", len(ans.Here), len(accounts))
 	}
 	l.mu.Lock()
-	for i, a := range ask {
+	defer l.mu.Unlock()
+	for i, a := range accounts {
 		if ans.Here[i] {
 			out[a] = []string{Node}
-			// Connections reach the new process only: an account there does
-			// not come back here (and if it leaves, the new process stores).
 			l.there[a] = true
 		}
 	}
-	l.mu.Unlock()
 	return out, nil
 }
 
-// Where lists the nodes account is connected on besides this one.
+// Where lists the nodes account is connected on besides this one (asked:
+// a drain request goes only where the account is).
 func (l *Link) Where(ctx context.Context, account string) ([]string, error) {
-	m, err := l.Locate(ctx, []string{account})
+	m, err := l.LocateExact(ctx, []string{account})
 	if err != nil {
 		return nil, err
 	}
@@ -180,6 +209,13 @@ func (l *Link) Control(_ context.Context, env cluster.Envelope) error { return l
 
 func (l *Link) enqueue(env cluster.Envelope, done func([]cluster.Outcome)) error {
 	l.mu.Lock()
+	if l.gone {
+		l.mu.Unlock()
+		if done != nil {
+			done(make([]cluster.Outcome, len(env.To)))
+		}
+		return nil
+	}
 	if len(l.queue) >= queueMax {
 		l.mu.Unlock()
 		return ErrFull
@@ -217,8 +253,10 @@ func (l *Link) Run(ctx context.Context) {
 			err = fmt.Errorf("handover: %d outcomes for %d envelopes", len(ans.Outcomes), len(batch))
 		}
 		if err != nil {
-			l.log.Error().Err(err).Int("envelopes", len(batch)).
-				Msg("handover: the new process did not take these messages; stored here")
+			if !l.isGone() {
+				l.log.Error().Err(err).Int("envelopes", len(batch)).
+					Msg("handover: the other process did not take these messages; stored here")
+			}
 			l.settle(batch, nil)
 			continue
 		}
@@ -260,10 +298,28 @@ func (l *Link) settle(batch []queued, outcomes []string) {
 		if outcomes != nil {
 			for j := 0; j < len(out) && j < len(outcomes[i]); j++ {
 				out[j] = cluster.Outcome(outcomes[i][j])
+				if out[j] == cluster.Pushed {
+					l.mu.Lock()
+					l.there[q.env.To[j]] = true
+					l.mu.Unlock()
+				}
 			}
 		}
 		q.done(out)
 	}
+}
+
+func (l *Link) isGone() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.gone
+}
+
+// Start tells the new process where this one answers the handover calls
+// (addr, a loopback listener of its own), so that it routes the messages for
+// accounts still here to this process.
+func (l *Link) Start(ctx context.Context, addr string) error {
+	return l.call(ctx, PathStart, StartRequest{Addr: addr}, nil)
 }
 
 // Done tells the new process that this one has closed its last connection
@@ -285,6 +341,11 @@ func (l *Link) call(ctx context.Context, path string, body, answer any) error {
 	req.Header.Set("Content-Type", "application/json")
 	res, err := l.client.Do(req)
 	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			l.mu.Lock()
+			l.gone = true // the process there has ended: from now on, nothing is there
+			l.mu.Unlock()
+		}
 		return fmt.Errorf("handover: %s: %w", path, err)
 	}
 	defer res.Body.Close()

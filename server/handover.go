@@ -92,24 +92,29 @@ func (s *Server) Handover(ctx context.Context, h Handover) (HandoverResult, erro
 	}
 	reason := hub.RestartReason(h.Hint)
 	res := HandoverResult{Rate: rate}
-	carry := 0.0
+	// The pace follows the clock: each batch closes what is due by now at
+	// rate, so the time a batch takes does not slow the rate down.
+	paceStart := time.Now()
+	taken := 0 // connections handed to a batch (some close on their own)
+	maxBatch := max(int(rate*(handoverTick*3/2).Seconds()), 1)
 	for ctx.Err() == nil {
 		conns := s.table.Snapshot() // again at the end: connections upgraded meanwhile
 		if len(conns) == 0 {
 			break
 		}
 		for i := 0; i < len(conns) && ctx.Err() == nil; {
-			wait := handoverTick/2 + rand.N(handoverTick)
-			carry += rate * wait.Seconds()
-			if k := int(carry); k > 0 {
-				carry -= float64(k)
-				batch := conns[i:min(i+k, len(conns))]
+			// At most what the longest wait gives: when batches take longer
+			// than the rate allows, the rate gives way, not the spread.
+			due := min(int(rate*time.Since(paceStart).Seconds())+1-taken, maxBatch)
+			if due > 0 {
+				batch := conns[i:min(i+due, len(conns))]
 				i += len(batch)
+				taken += len(batch)
 				res.Closed += s.retireBatch(batch, h, reason)
 				res.Batches++
 			}
 			if i < len(conns) {
-				sleepCtx(ctx, wait)
+				sleepCtx(ctx, handoverTick/2+rand.N(handoverTick))
 			}
 		}
 	}

@@ -376,7 +376,7 @@ func (a *App) startAPI() error {
 	a.api = api.New(acfg, api.Deps{
 		Chat: a.handler, Unread: a.store, Members: a.groups, Probes: a.probes,
 		Metrics: promhttp.HandlerFor(a.metrics.Registry, promhttp.HandlerOpts{}), Errors: a.metrics, Log: alog,
-		Successor: a.handler,
+		Successor: &handoverSide{a: a},
 	})
 	if err := a.api.Start(); err != nil {
 		return err
