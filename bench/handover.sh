@@ -6,11 +6,13 @@
 #
 #   bench/handover.sh /tmp/chat-handover                  # 19,000 connections, 1,000 pairs at 2,000 msg/s
 #   CONNS=2000 PAIRS=200 bench/handover.sh /tmp/ho-small  # a small check
+#   SIGNAL=TERM bench/handover.sh /tmp/chat-restart      # for comparison: SIGTERM, every connection at once
 #
 # Settings (environment): CONNS (19000), PAIRS (1000), RATE (2000 msg/s for all
 # pairs), HANDOVER_RATE (server.handover_rate, 2000), SHUTDOWN_TIMEOUT (30s),
 # BEFORE/AFTER (5s: chatting before SIGUSR2 and once all are back), PORT
-# (9252; the side API on PORT+1). The embedded store by default; with
+# (9252; the side API on PORT+1), SIGNAL (USR2), PPROF (set: the new process's
+# CPU profile over the handover in OUT/new.cpu.pprof, pprof on PORT+2). The embedded store by default; with
 # MYSQL_DSN and REDIS_ADDR set, MySQL and Redis (the Redis keys under a
 # random prefix).
 set -euo pipefail
@@ -21,6 +23,7 @@ RATE=${RATE:-2000}
 HANDOVER_RATE=${HANDOVER_RATE:-2000}
 SHUTDOWN_TIMEOUT=${SHUTDOWN_TIMEOUT:-30s}
 BEFORE=${BEFORE:-5s}
+SIGNAL=${SIGNAL:-USR2}
 AFTER=${AFTER:-5s}
 PORT=${PORT:-9252}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,9 +46,10 @@ else
 fi
 : > "$OUT/empty.yaml"
 
-# start NAME: runs a chatserver, waits for its "listening" line, prints its PID.
+# start NAME [VAR=value...]: runs a chatserver, waits for its "listening" line,
+# prints its PID.
 start() {
-  "$OUT/bin/chatserver" -config "$OUT/empty.yaml" >"$OUT/$1.log" 2>&1 &
+  env "${@:2}" "$OUT/bin/chatserver" -config "$OUT/empty.yaml" >"$OUT/$1.log" 2>&1 &
   local pid=$!
   for _ in $(seq 100); do
     grep -q '"message":"chat server listening"' "$OUT/$1.log" && { echo "$pid"; return; }
@@ -63,14 +67,18 @@ echo "old process $old ($store store) on $CHAT_SERVER_ADDR" >&2
 (
   sleep 1
   while ! grep -q 'handover: chatting' "$OUT/chatload.log" 2>/dev/null; do sleep 0.2; done
-  new=$(start new)
+  new=$(start new ${PPROF:+CHAT_DEBUG_PPROF_ADDR=127.0.0.1:$((PORT + 2))})
   echo "$new" >"$OUT/new.pid"
   echo "new process $new beside it" >&2
+  if [[ -n ${PPROF:-} ]]; then # the new process's CPU profile over the handover
+    while ! grep -q 'SIGUSR2 sent' "$OUT/chatload.log"; do sleep 0.1; done
+    curl -s -o "$OUT/new.cpu.pprof" "http://127.0.0.1:$((PORT + 2))/debug/pprof/profile?seconds=10"
+  fi
 ) &
 starter=$!
 status=0
 "$OUT/bin/chatload" handover -addr "$CHAT_SERVER_ADDR" -conns "$CONNS" -pairs "$PAIRS" -rate "$RATE" \
-  -handover-pid "$old" -before "$BEFORE" -after "$AFTER" -json >"$OUT/result.json" 2>"$OUT/chatload.log" || status=$?
+  -handover-pid "$old" -handover-signal "$SIGNAL" -before "$BEFORE" -after "$AFTER" -json >"$OUT/result.json" 2>"$OUT/chatload.log" || status=$?
 wait "$starter" || true
 while kill -0 "$old" 2>/dev/null; do sleep 0.1; done # not our child: started in $(...)
 if [[ -f $OUT/new.pid ]]; then

@@ -35,7 +35,7 @@ import (
 func TestHandoverMovesEveryClient(t *testing.T) {
 	t.Parallel()
 	bin := buildServer(t)
-	for _, backend := range backends {
+	for _, backend := range handoverBackends {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
 			env := []string{
@@ -52,11 +52,18 @@ func TestHandoverMovesEveryClient(t *testing.T) {
 				_, prefix := servicetest.Redis(t)
 				env = append(env, "CHAT_MYSQL_DSN="+servicetest.MySQLDSN(t), "CHAT_REDIS_ADDR="+servicetest.RedisAddr(t),
 					"CHAT_REDIS_KEY_PREFIX="+prefix, "CHAT_OFFLINE_SPOOL_PATH="+filepath.Join(t.TempDir(), "spool.db"))
+				if backend == "cluster" {
+					env = append(env, "CHAT_CLUSTER_ENABLED=true")
+				}
 			}
 			handoverRun(t, bin, env)
 		})
 	}
 }
+
+// handoverBackends: the embedded default, Redis + MariaDB on one node, and
+// the same as a cluster (the new process is then one more node).
+var handoverBackends = append(append([]string(nil), backends...), "cluster")
 
 const (
 	handoverRate  = 100 // connections closed a second: 200 take 2 s
@@ -103,6 +110,12 @@ func handoverRun(t *testing.T, bin string, env []string) {
 
 	b := startProc(t, bin, env, addr)
 	waitLog(t, b, "chat server listening")
+	if envValue(env, "CHAT_REDIS_ADDR") != "" {
+		// Sharing Redis, the new process must not take the old one's node id.
+		if id := envValue(env, "CHAT_NODE") + "~2"; !strings.Contains(b.tail(), `"node":"`+id+`"`) {
+			t.Fatalf("the new process did not take node id %s beside the old one; log:\n%s", id, b.tail())
+		}
+	}
 	signalled := time.Now()
 	if err := a.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
 		t.Fatal(err)

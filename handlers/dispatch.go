@@ -135,6 +135,7 @@ type Handler struct {
 	marks        rowMarks      // the ids noted
 	marksStopped atomic.Bool   // TrackRowMarks ended: the node is stopping
 	startMark    atomic.Int64  // the offline table's highest row id at start (successor.go)
+	clustered    bool          // other nodes route here through Redis (a handover's route needs no registration)
 	run          string        // random per process, the prefix of generated message ids
 	seq          atomic.Uint64 // generated message ids
 }
@@ -174,6 +175,7 @@ func New(cfg Config, d Deps) *Handler {
 	}
 	if d.Remote != nil {
 		h.remote.Store(&remoteRef{d.Remote})
+		h.clustered = true
 	}
 	h.drains = newDrainer(cfg.DrainWorkers, h.runDrain)
 	h.order.init(h)

@@ -59,6 +59,7 @@ type config struct {
 	faultPID  int
 
 	handoverPID     int // handover
+	handoverSignal  string
 	before, after   time.Duration
 	handoverTimeout time.Duration
 
@@ -146,6 +147,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.DurationVar(&c.pingEvery, "ping-every", 200*time.Millisecond, "pairs: ping period of the -ping-conns connections")
 	fs.IntVar(&c.faultPID, "fault-pid", 0, "pairs: send SIGUSR1 to this process when sending starts and SIGUSR2 when it is over (cmd/faultproxy: black-hole, then pass)")
 	fs.IntVar(&c.handoverPID, "handover-pid", 0, "handover: the old server process, to send SIGUSR2 (start the new one beside it first)")
+	fs.StringVar(&c.handoverSignal, "handover-signal", "USR2", "handover: the signal for -handover-pid: USR2 (hand over), or TERM (a plain restart, for comparison: every connection closed at once)")
 	fs.DurationVar(&c.before, "before", 3*time.Second, "handover: chatting before SIGUSR2")
 	fs.DurationVar(&c.after, "after", 3*time.Second, "handover: chatting once every connection is back")
 	fs.DurationVar(&c.handoverTimeout, "handover-timeout", 2*time.Minute, "handover: max wait for every connection to be closed and back")
@@ -236,6 +238,8 @@ func (c *config) validate() error {
 			return fmt.Errorf("handover: -pairs %d need %d connections; -conns is %d", c.pairs, 2*c.pairs, c.conns)
 		case c.rate <= 0 && c.pairs > 0:
 			return errors.New("handover: -rate (msg/s for all pairs) must be positive")
+		case c.handoverSignal != "USR2" && c.handoverSignal != "TERM":
+			return fmt.Errorf("handover: -handover-signal %q: want USR2 or TERM", c.handoverSignal)
 		}
 	}
 	if c.pairs == 0 && c.scenario != "handover" {

@@ -48,10 +48,14 @@ func (c *coord) handover(ctx context.Context) error {
 	}
 	c.setPhase("handover: chatting")
 	sleepCtx(ctx, cfg.before)
-	c.setPhase("handover: SIGUSR2 sent")
+	sig := syscall.SIGUSR2
+	if cfg.handoverSignal == "TERM" {
+		sig = syscall.SIGTERM
+	}
+	c.setPhase("handover: SIG%s sent", cfg.handoverSignal)
 	signalled := time.Now()
-	if err := syscall.Kill(cfg.handoverPID, syscall.SIGUSR2); err != nil {
-		return fmt.Errorf("-handover-pid %d: SIGUSR2: %w", cfg.handoverPID, err)
+	if err := syscall.Kill(cfg.handoverPID, sig); err != nil {
+		return fmt.Errorf("-handover-pid %d: %s: %w", cfg.handoverPID, sig, err)
 	}
 	var oldExit time.Duration
 	deadline := signalled.Add(cfg.handoverTimeout)
@@ -88,7 +92,7 @@ func (c *coord) handover(ctx context.Context) error {
 		mu    sync.Mutex
 		agg   = &flowStat{}
 		h     hist
-		res   = &handoverResult{Conns: cs.OK, Pairs: cfg.pairs, Rate: cfg.rate}
+		res   = &handoverResult{Conns: cs.OK, Pairs: cfg.pairs, Rate: cfg.rate, Signal: "SIG" + cfg.handoverSignal}
 		other string
 	)
 	var closes, backs []int64
@@ -133,6 +137,7 @@ func (c *coord) handover(ctx context.Context) error {
 
 // handoverResult is what the handover scenario reports.
 type handoverResult struct {
+	Signal       string  `json:"signal"`
 	Conns        int     `json:"conns"`
 	Pairs        int     `json:"pairs"`
 	Rate         float64 `json:"rate"`
@@ -150,6 +155,9 @@ type handoverResult struct {
 	PeakCloses       int     `json:"peak_closes_per_s"` // most closes in one second
 	PeakReconnects   int     `json:"peak_reconnects_per_s"`
 	PeakReconnect100 int     `json:"peak_reconnects_per_100ms"`
+	// Closes and reconnects in each second after the signal.
+	ClosesPerS     []int `json:"closes_each_s"`
+	ReconnectsPerS []int `json:"reconnects_each_s"`
 	// Messages: with cids; lost = acknowledged to the sender and never
 	// received; unacked = never acknowledged by the end.
 	Sent       int64   `json:"sent"`
@@ -177,11 +185,25 @@ func (r *handoverResult) fill(t0 time.Time, closes, backs []int64) {
 		}
 		r.PeakCloses = peak(closes, time.Second)
 	}
+	r.ClosesPerS, r.ReconnectsPerS = perSecond(closes, t0), perSecond(backs, t0)
 	if len(backs) > 0 {
 		r.LastReconnectS = s(backs[len(backs)-1])
 		r.PeakReconnects = peak(backs, time.Second)
 		r.PeakReconnect100 = peak(backs, 100*time.Millisecond)
 	}
+}
+
+// perSecond counts the events (sorted unix ns) in each second from t0.
+func perSecond(ts []int64, t0 time.Time) []int {
+	var out []int
+	for _, t := range ts {
+		i := int(max(t-t0.UnixNano(), 0) / int64(time.Second))
+		for len(out) <= i {
+			out = append(out, 0)
+		}
+		out[i]++
+	}
+	return out
 }
 
 // peak is the most events (sorted unix ns) in any window of width w.
@@ -214,13 +236,14 @@ func printHandover(row rowFunc, r *handoverResult) {
 	if r == nil {
 		return
 	}
-	row("handover", "%d connections, %d pairs chatting at %.0f msg/s", r.Conns, r.Pairs, r.Rate)
+	row("handover", "%s: %d connections, %d pairs chatting at %.0f msg/s", r.Signal, r.Conns, r.Pairs, r.Rate)
 	row("closed by the old process", "%d with 1012, %d otherwise%s", r.Restarts, r.OtherCloses, optStr("  (", r.OtherClose, ")"))
-	row("closes", "from %.2f s to %.2f s after SIGUSR2 = %.0f/s, at most %d in one second", r.FirstCloseS, r.LastCloseS, r.CloseRate, r.PeakCloses)
-	row("reconnected", "%d (dials retried %d), the last %.2f s after SIGUSR2; peak %d/s (%d in 100 ms)",
+	row("closes", "from %.2f s to %.2f s after the signal = %.0f/s, at most %d in one second", r.FirstCloseS, r.LastCloseS, r.CloseRate, r.PeakCloses)
+	row("reconnected", "%d (dials retried %d), the last %.2f s after the signal; peak %d/s (%d in 100 ms)",
 		r.Reconnected, r.DialFailures, r.LastReconnectS, r.PeakReconnects, r.PeakReconnect100)
+	row("each second", "closes %v, reconnects %v", r.ClosesPerS, r.ReconnectsPerS)
 	if r.OldExitS > 0 {
-		row("old process exited", "%.2f s after SIGUSR2", r.OldExitS)
+		row("old process exited", "%.2f s after the signal", r.OldExitS)
 	}
 	row("messages", "%d sent, %d acknowledged, %d delivered", r.Sent, r.Acked, r.Delivered)
 	row("lost / unacked / dup / out-of-order", "%d / %d / %d / %d  (wrong sender %d)", r.Lost, r.Unacked, r.Duplicated, r.OutOfOrder, r.WrongFrom)
