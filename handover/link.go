@@ -24,6 +24,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -309,6 +310,16 @@ func (l *Link) settle(batch []queued, outcomes []string) {
 	}
 }
 
+// refused reports whether a new connection to the other process is refused.
+func (l *Link) refused() bool {
+	c, err := net.DialTimeout("tcp", strings.TrimPrefix(strings.TrimPrefix(l.base, "http://"), "https://"), time.Second)
+	if err == nil {
+		_ = c.Close()
+		return false
+	}
+	return errors.Is(err, syscall.ECONNREFUSED)
+}
+
 func (l *Link) isGone() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -341,7 +352,9 @@ func (l *Link) call(ctx context.Context, path string, body, answer any) error {
 	req.Header.Set("Content-Type", "application/json")
 	res, err := l.client.Do(req)
 	if err != nil {
-		if errors.Is(err, syscall.ECONNREFUSED) {
+		// A kept-alive connection the other process closed as it ended fails
+		// with EOF: a fresh dial tells whether anything still listens.
+		if errors.Is(err, syscall.ECONNREFUSED) || l.refused() {
 			l.mu.Lock()
 			l.gone = true // the process there has ended: from now on, nothing is there
 			l.mu.Unlock()
