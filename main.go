@@ -57,7 +57,9 @@ func main() {
 // run reads the flags: with -version it prints the build and returns; with
 // -check it loads the configuration, checks the services and the machine, and
 // returns an error if something fails. Otherwise it loads the configuration,
-// starts the server and blocks until ctx is done, then shuts down gracefully.
+// starts the server and blocks until ctx is done, then shuts down gracefully;
+// or, at SIGUSR2, hands its connections over to a new process on the same
+// ports, then shuts down.
 func run(ctx context.Context, args []string, stdout io.Writer, env func(string) (string, bool)) error {
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	fs.SetOutput(stdout)
@@ -107,7 +109,13 @@ func run(ctx context.Context, args []string, stdout io.Writer, env func(string) 
 		return err
 	}
 	a.WatchCerts(ctx)
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-app.HandoverSignal(ctx):
+		// A new process started beside this one takes the connections over
+		// (README "Upgrades"); SIGTERM meanwhile cuts the pacing short.
+		return a.HandOver(ctx)
+	}
 	log.Info().Msg("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
 	defer cancel()

@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -24,6 +25,7 @@ import (
 	"chatserver/groups"
 	"chatserver/handlers"
 	"chatserver/health"
+	"chatserver/internal/reuseport"
 )
 
 // Chat is what the API needs of the message path (handlers.Handler).
@@ -56,6 +58,9 @@ type Config struct {
 	Addr   string
 	Secret string
 	TLS    *tls.Config // nil: plain HTTP
+	// ReusePort listens with SO_REUSEPORT, so that the next version of the
+	// server can listen beside this one (a handover).
+	ReusePort bool
 	// MetricsAllow lets clients from these networks read /metrics without the
 	// secret (a Prometheus server that cannot send one); empty: the secret
 	// only. The address is the TCP peer's: forwarding headers are not read.
@@ -72,6 +77,11 @@ type Server struct {
 	log     zerolog.Logger
 	srv     *http.Server
 	ln      net.Listener
+
+	successor Successor // nil: no handover routes (handover.go)
+
+	stopOnce sync.Once
+	stopErr  error
 }
 
 // Deps are the API's collaborators.
@@ -83,6 +93,9 @@ type Deps struct {
 	Metrics http.Handler   // Prometheus exposition
 	Errors  Errors
 	Log     zerolog.Logger
+	// Successor takes over from an old process on the same port (a handover
+	// on a single node, handover.go); nil: those routes are absent.
+	Successor Successor
 }
 
 // maxBody bounds a request body (a member list of a full group fits); a call
@@ -95,8 +108,9 @@ const maxHeaderBytes = 16 << 10
 
 // New builds the API; Start listens.
 func New(cfg Config, d Deps) *Server {
-	s := &Server{cfg: cfg, chat: d.Chat, unread: d.Unread, members: d.Members, errs: d.Errors, log: d.Log}
+	s := &Server{cfg: cfg, chat: d.Chat, unread: d.Unread, members: d.Members, errs: d.Errors, log: d.Log, successor: d.Successor}
 	mux := http.NewServeMux()
+	s.handoverRoutes(mux)
 	mux.HandleFunc("POST /api/push", s.push)
 	mux.HandleFunc("POST /api/group/{id}/push", s.groupPush)
 	mux.HandleFunc("POST /api/broadcast", s.broadcast)
@@ -136,7 +150,7 @@ func New(cfg Config, d Deps) *Server {
 
 // Start listens and serves in the background.
 func (s *Server) Start() error {
-	ln, err := net.Listen("tcp", s.cfg.Addr)
+	ln, err := reuseport.Listen("tcp", s.cfg.Addr, s.cfg.ReusePort)
 	if err != nil {
 		return fmt.Errorf("api: listen %s: %w", s.cfg.Addr, err)
 	}
@@ -155,12 +169,16 @@ func (s *Server) Start() error {
 // Addr is the bound address.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
-// Shutdown finishes calls under way, until ctx ends.
+// Shutdown closes the listener and finishes calls under way, until ctx ends.
+// Calling it again (a handover closes the API first, then shuts down as
+// usual) returns the first result.
 func (s *Server) Shutdown(ctx context.Context) error {
-	if err := s.srv.Shutdown(ctx); err != nil {
-		return fmt.Errorf("api: shutdown: %w", err)
-	}
-	return nil
+	s.stopOnce.Do(func() {
+		if err := s.srv.Shutdown(ctx); err != nil {
+			s.stopErr = fmt.Errorf("api: shutdown: %w", err)
+		}
+	})
+	return s.stopErr
 }
 
 // limitBody refuses a call whose Content-Length passes maxBody with 413 before

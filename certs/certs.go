@@ -7,6 +7,7 @@ package certs
 
 import (
 	stdtls "crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"os"
 	"sync"
@@ -126,4 +127,37 @@ func Version(v string) (uint16, error) {
 		return stdtls.VersionTLS13, nil
 	}
 	return 0, fmt.Errorf("certs: TLS version %q: want 1.2 or 1.3", v)
+}
+
+// LoopbackClientConfig is a client configuration for this process's call to
+// its own side API address on loopback (a handover, where the process behind
+// it is the new one): it trusts the system's roots and this certificate
+// itself, and names the certificate's first DNS name or IP address as the
+// server, so a self-signed certificate, or one for the public name, verifies.
+func (s *Store) LoopbackClientConfig() (*stdtls.Config, error) {
+	s.mu.RLock()
+	cert := s.std
+	s.mu.RUnlock()
+	if cert == nil || len(cert.Certificate) == 0 {
+		return nil, fmt.Errorf("certs: no certificate loaded")
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return nil, fmt.Errorf("certs: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	pool.AddCert(leaf)
+	name := ""
+	switch {
+	case len(leaf.DNSNames) > 0:
+		name = leaf.DNSNames[0]
+	case len(leaf.IPAddresses) > 0:
+		name = leaf.IPAddresses[0].String()
+	default:
+		return nil, fmt.Errorf("certs: the certificate names no DNS name or IP address")
+	}
+	return &stdtls.Config{RootCAs: pool, ServerName: name, MinVersion: stdtls.VersionTLS12}, nil
 }

@@ -19,6 +19,16 @@ type Reply struct {
 	res    []byte
 	left   atomic.Int32
 	mu     sync.Mutex
+	done   func([]Outcome) // NewReply's: hears the outcomes instead of a node
+}
+
+// NewReply collects the outcomes of an envelope of n copies that did not come
+// through a Bus (a handover's successor link): done hears them once every
+// copy has one. n must be at least 1.
+func NewReply(n int, done func([]Outcome)) *Reply {
+	r := &Reply{res: make([]byte, n), done: done}
+	r.left.Store(int32(n))
+	return r
 }
 
 // Report records the outcome of the copy for env.To[i]; the last one sends the
@@ -33,6 +43,16 @@ func (r *Reply) Report(i int, o Outcome) {
 	}
 	r.mu.Unlock()
 	if r.left.Add(-1) != 0 {
+		return
+	}
+	if r.done != nil {
+		r.mu.Lock()
+		out := make([]Outcome, len(r.res))
+		for i, b := range r.res {
+			out[i] = Outcome(b)
+		}
+		r.mu.Unlock()
+		r.done(out)
 		return
 	}
 	r.mu.Lock()

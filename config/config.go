@@ -206,6 +206,14 @@ type Server struct {
 	// BinaryAsText reads binary frames as JSON text (the legacy behaviour);
 	// false: refused with binary_frame.
 	BinaryAsText bool `yaml:"binary_as_text"`
+	// ReusePort opens the WebSocket, wss and side API listeners with
+	// SO_REUSEPORT (Linux), so that a new version of the server can start on
+	// the same ports beside this one and take its connections over
+	// (SIGUSR2, README "Upgrades").
+	ReusePort bool `yaml:"reuse_port"`
+	// HandoverRate is how many connections a second a handover closes (with
+	// 1012, for the clients to reconnect to the new process).
+	HandoverRate int `yaml:"handover_rate"`
 }
 
 // Redis holds the account map. Empty addr: the in-process map (embedded default).
@@ -269,6 +277,10 @@ type Runtime struct {
 	GCPercent   int    `yaml:"gc_percent"`   // GOGC; 0: leave as is
 }
 
+// DefaultHandoverRate closes 19,000 connections (a process's file limit on a
+// small VM) in about 10 s, a reconnect rate one core takes in its stride.
+const DefaultHandoverRate = 2000
+
 // Default is the configuration with nothing set: the embedded default on :9052.
 // Where a package has a default of its own for a zero setting, this uses it, so
 // that each default is written once.
@@ -282,6 +294,8 @@ func Default() Config {
 			MaxWriteBufferBytes: server.DefaultMaxWriteBufferBytes,
 			MaxConnections:      server.DefaultMaxConnections,
 			ShutdownTimeout:     10 * time.Second,
+			ReusePort:           true,
+			HandoverRate:        DefaultHandoverRate,
 		},
 		Redis: Redis{KeyPrefix: "chat:"},
 		Embed: Embed{Path: "data/chat.db"},
@@ -357,6 +371,7 @@ func (c Config) Validate() error {
 	check(c.Server.MaxWriteBufferBytes >= c.Server.MaxFrameBytes,
 		"server.max_write_buffer_bytes (%d) must be at least server.max_frame_bytes (%d)%s", c.Server.MaxWriteBufferBytes, c.Server.MaxFrameBytes, c.compatHint("server.max_frame_bytes"))
 	check(c.Server.ShutdownTimeout > 0, "server.shutdown_timeout must be positive")
+	check(c.Server.HandoverRate > 0, "server.handover_rate (%d) must be positive (connections closed a second in a handover)", c.Server.HandoverRate)
 	check(c.Offline.BatchSize > 0 && c.Offline.BatchSize <= 10_000, "offline.batch_size (%d) must be 1..10000", c.Offline.BatchSize)
 	check(c.Offline.QueueLimit >= c.Offline.BatchSize, "offline.queue_limit (%d) must be at least offline.batch_size (%d)", c.Offline.QueueLimit, c.Offline.BatchSize)
 	check(c.Offline.SenderQueueShare >= 0 && c.Offline.SenderQueueShare <= c.Offline.QueueLimit,

@@ -37,10 +37,10 @@ func (h *Handler) Announce(from, content string) (int, error) {
 	start := time.Now()
 	n := h.table.Broadcast(hub.TextFrame(announcePayload(from, content)), h.cfg.AnnounceToUnbound)
 	took := time.Since(start)
-	if h.remote != nil {
+	if remote := h.remoteNow(); remote != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), remoteTimeout)
 		defer cancel()
-		if err := h.remote.Broadcast(ctx, cluster.Envelope{Kind: "all", From: from, Content: content}); err != nil {
+		if err := remote.Broadcast(ctx, cluster.Envelope{Kind: "all", From: from, Content: content}); err != nil {
 			h.log.Error().Err(err).Msg("announcement not sent to the other nodes")
 		}
 	}

@@ -268,11 +268,21 @@ func (o *crossOrder) afterLocked(account string, r *recipientRoute) {
 	go o.nudge(account)
 }
 
-// nudge asks the nodes account is connected on to drain it.
+// nudge asks the nodes account is connected on to drain it, and drains its
+// connections here if it has come here meanwhile (its init may have read the
+// backlog before the row was committed).
 func (o *crossOrder) nudge(account string) {
 	ctx, cancel := context.WithTimeout(context.Background(), remoteTimeout)
 	defer cancel()
-	nodes, err := o.h.remote.Where(ctx, account)
+	if o.h.table.Online(account) {
+		o.h.redrain(account)
+	}
+	var nodes []string
+	var err error
+	remote := o.h.remoteNow()
+	if remote != nil { // nil: a handover's route to the other process is gone
+		nodes, err = remote.Where(ctx, account)
+	}
 	o.mu.Lock()
 	r := o.m[account]
 	if r == nil {
@@ -311,7 +321,7 @@ func (o *crossOrder) nudge(account string) {
 	for _, n := range nodes {
 		wg.Add(1)
 		env := cluster.Envelope{Kind: "drain", To: []string{account}}
-		err := o.h.remote.Send(ctx, n, env, func(out []cluster.Outcome) {
+		err := remote.Send(ctx, n, env, func(out []cluster.Outcome) {
 			defer wg.Done()
 			if len(out) == 0 || out[0] == cluster.NotTaken {
 				mu.Lock()

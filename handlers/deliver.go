@@ -30,7 +30,8 @@ const remoteTimeout = 2 * time.Second
 func (h *Handler) fanout(from, content, group, id string, accounts []string, now int64, sa *senderAck) (res GroupResult, firstErr error) {
 	local := accounts
 	var remoteOnly []string
-	if h.remote != nil {
+	remote := h.remoteNow() // one for the whole message
+	if remote != nil {
 		local, remoteOnly = nil, nil
 		for _, a := range accounts {
 			if h.table.Online(a) {
@@ -74,12 +75,12 @@ func (h *Handler) fanout(from, content, group, id string, accounts []string, now
 		}
 		deliver(it)
 	}
-	if h.remote == nil {
+	if remote == nil {
 		return res, firstErr
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), remoteTimeout)
 	defer cancel()
-	where, err := h.remote.Locate(ctx, accounts)
+	where, err := remote.Locate(ctx, accounts)
 	if err != nil {
 		if !errors.Is(err, cluster.ErrUnavailable) { // (the bus logged the outage once)
 			h.log.Warn().Err(err).Msg("cannot locate accounts on other nodes; storing for those not here")
@@ -168,7 +169,7 @@ func (h *Handler) fanout(from, content, group, id string, accounts []string, now
 			if part.store {
 				env.Drain = p.drain
 			}
-			if err := h.remote.Send(ctx, n, env, settle); err != nil {
+			if err := remote.Send(ctx, n, env, settle); err != nil {
 				if !store {
 					settle(make([]cluster.Outcome, len(part.to)))
 				} else {

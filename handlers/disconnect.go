@@ -32,10 +32,10 @@ func (h *Handler) Disconnect(account, reason string) (Disconnected, error) {
 		return Disconnected{}, e
 	}
 	d := Disconnected{Closed: h.closeAccount(account, reason)}
-	if h.remote != nil {
+	if remote := h.remoteNow(); remote != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), remoteTimeout)
 		defer cancel()
-		if err := h.remote.Control(ctx, cluster.Envelope{Kind: "disconnect", To: []string{account}, Content: reason}); err != nil {
+		if err := remote.Control(ctx, cluster.Envelope{Kind: "disconnect", To: []string{account}, Content: reason}); err != nil {
 			h.log.Error().Err(err).Str("account", account).Int("closed", d.Closed).
 				Msg("disconnect not sent to the other nodes")
 			return d, newError(CodeUnavailable, "closed "+strconv.Itoa(d.Closed)+" connections of "+quote(account)+

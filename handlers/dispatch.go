@@ -114,8 +114,8 @@ type Handler struct {
 	backlog      Backlog
 	presence     Presence
 	groups       Groups
-	remote       Remote
-	history      History // nil: history off
+	remote       atomic.Pointer[remoteRef] // nil: one node (a successor is set during a handover, successor.go)
+	history      History                   // nil: history off
 	metrics      *metrics.Metrics
 	log          zerolog.Logger
 	now          func() time.Time
@@ -134,6 +134,8 @@ type Handler struct {
 	rowMarks     RowMarks      // with several nodes: the offline table's row ids (rejoin.go)
 	marks        rowMarks      // the ids noted
 	marksStopped atomic.Bool   // TrackRowMarks ended: the node is stopping
+	startMark    atomic.Int64  // the offline table's highest row id at start (successor.go)
+	clustered    bool          // other nodes route here through Redis (a handover's route needs no registration)
 	run          string        // random per process, the prefix of generated message ids
 	seq          atomic.Uint64 // generated message ids
 }
@@ -146,8 +148,10 @@ type Deps struct {
 	Presence Presence
 	Groups   Groups
 	Remote   Remote // nil: a single node
-	// RowMarks (offline.Store), with Remote: what a node back from a Redis
-	// outage reads again for its connections (rejoin.go).
+	// RowMarks (offline.Store): with Remote, what a node back from a Redis
+	// outage reads again for its connections (rejoin.go); and what a process
+	// that took over from another reads again once that one is done
+	// (successor.go).
 	RowMarks RowMarks
 	// History keeps the messages accepted here (history.enabled); nil: off.
 	History History
@@ -160,7 +164,7 @@ type Deps struct {
 func New(cfg Config, d Deps) *Handler {
 	cfg = cfg.withDefaults()
 	h := &Handler{
-		cfg: cfg, table: d.Table, queue: d.Queue, backlog: d.Backlog, presence: d.Presence, groups: d.Groups, remote: d.Remote,
+		cfg: cfg, table: d.Table, queue: d.Queue, backlog: d.Backlog, presence: d.Presence, groups: d.Groups,
 		rowMarks: d.RowMarks, history: d.History,
 		metrics: d.Metrics, log: d.Log, now: time.Now, started: time.Now(),
 		broadcasters: make(map[string]bool, len(cfg.Broadcasters)),
@@ -168,6 +172,10 @@ func New(cfg Config, d Deps) *Handler {
 		senderAcks:   openSenderAcks{m: map[string]*senderAck{}},
 		run:          hub.RunID(),
 		routes:       newRoutes(d.Metrics),
+	}
+	if d.Remote != nil {
+		h.remote.Store(&remoteRef{d.Remote})
+		h.clustered = true
 	}
 	h.drains = newDrainer(cfg.DrainWorkers, h.runDrain)
 	h.order.init(h)

@@ -57,7 +57,7 @@ func (h *Handler) serveHeld(c *hub.Conn, data []byte) {
 // after its registration is visible (crossOrder).
 func (h *Handler) awaitRegistration() {
 	s, ok := h.presence.(interface{ Sync(context.Context) error })
-	if h.remote == nil || !ok {
+	if !h.clustered || !ok {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)

@@ -56,6 +56,11 @@ func (h *Handler) init(c *hub.Conn, f *Frame) error {
 		c.Close(hub.CloseAccountFull)
 		return nil
 	}
+	if errors.Is(err, hub.ErrRemoved) {
+		// The connection is closing (handed over): this init was sent
+		// before the client knew; it inits again on its next connection.
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("bind %q: %w", f.From, err)
 	}

@@ -33,10 +33,14 @@ func (h *Handler) Online(ctx context.Context, account string) (bool, error) {
 	if h.table.Online(account) {
 		return true, nil
 	}
-	if h.remote != nil {
+	if remote := h.remoteNow(); remote != nil {
 		// Only live nodes count: the entries of a node that died stay in the
 		// map until its liveness key expires.
-		where, err := h.remote.Locate(ctx, []string{account})
+		locate := remote.Locate
+		if x, ok := remote.(exactLocator); ok {
+			locate = x.LocateExact
+		}
+		where, err := locate(ctx, []string{account})
 		if err != nil {
 			h.log.Warn().Err(err).Str("account", account).Msg("online: account map unreachable; answering from this node")
 			return false, nil

@@ -132,17 +132,23 @@ func (h *Handler) rejoinPass(after int64) {
 	if h.marksStopped.Load() {
 		return
 	}
+	h.redrainAfter(after, "back in touch with the other nodes: connections here read what was stored for them meanwhile")
+}
+
+// redrainAfter redrains the connections here of every account with unsent
+// rows above row id after; done is the log line when there were some.
+func (h *Handler) redrainAfter(after int64, done string) {
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.QueryTimeout)
 	defer cancel()
 	accounts, err := h.rowMarks.RecipientsAfter(ctx, after, maxRejoinAccounts)
 	if err != nil {
 		h.log.Error().Err(err).Int64("after_row", after).
-			Msg("back in touch with the other nodes, but the offline table cannot be read: connections here get what was stored for them meanwhile at their next init")
+			Msg("the offline table cannot be read: connections here get what was stored for them meanwhile at their next init")
 		return
 	}
 	if len(accounts) == maxRejoinAccounts {
 		h.log.Warn().Int("accounts", len(accounts)).Int64("after_row", after).
-			Msg("back in touch with the other nodes: too many accounts with rows stored meanwhile; some get them at their next init")
+			Msg("too many accounts with rows stored meanwhile; some get them at their next init")
 	}
 	n := 0
 	for _, a := range accounts {
@@ -152,7 +158,6 @@ func (h *Handler) rejoinPass(after int64) {
 		}
 	}
 	if n > 0 {
-		h.log.Info().Int("accounts", n).Int64("after_row", after).
-			Msg("back in touch with the other nodes: connections here read what was stored for them meanwhile")
+		h.log.Info().Int("accounts", n).Int64("after_row", after).Msg(done)
 	}
 }

@@ -45,6 +45,9 @@ func (t *Table) Broadcast(frame []byte, unbound bool) int {
 	return ok
 }
 
+// Snapshot lists every connection on the broadcast list now.
+func (t *Table) Snapshot() []*Conn { return t.snapshot() }
+
 func (t *Table) snapshot() []*Conn {
 	out := make([]*Conn, 0, t.Len())
 	for i := range t.lists {

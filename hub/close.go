@@ -1,5 +1,10 @@
 package hub
 
+import (
+	"strconv"
+	"time"
+)
+
 // CloseCode is a WebSocket close code the server sends. Every code it sends is
 // listed here, each with its reason text (the close frame's reason) and what a
 // client should do about it. README's close-code line mirrors this list.
@@ -9,6 +14,14 @@ const (
 	// CloseGoingAway: the server is shutting down. Reconnect (the address may
 	// lead to another node); nothing was lost.
 	CloseGoingAway CloseCode = 1001
+
+	// CloseRestart: this server process hands its connections over to a new
+	// one on the same address (an upgrade, README "Upgrades"); the reason
+	// says within how many milliseconds to reconnect (RestartReason), and
+	// clients pick a random moment in that window, so that the reconnects
+	// are spread. Nothing was lost: what the connection had not
+	// acknowledged is stored for its next init.
+	CloseRestart CloseCode = 1012
 
 	// CloseTooBig: a frame larger than server.max_frame_bytes. nbio sends this
 	// one itself when it reads such a frame; it is listed so that the set is
@@ -64,6 +77,8 @@ func (c CloseCode) Reason() string {
 	switch c {
 	case CloseGoingAway:
 		return "server shutting down"
+	case CloseRestart:
+		return "service restart"
 	case CloseTooBig:
 		return "message too big"
 	case CloseIdle:
@@ -82,4 +97,11 @@ func (c CloseCode) Reason() string {
 		return "too many frames waiting for the rate limit"
 	}
 	return ""
+}
+
+// RestartReason is the reason of a CloseRestart: "service restart; reconnect
+// within <ms> ms". Clients that read it (the JavaScript library) wait a random
+// time up to <ms> before they reconnect; others see a 1012 close.
+func RestartReason(within time.Duration) string {
+	return CloseRestart.Reason() + "; reconnect within " + strconv.FormatInt(within.Milliseconds(), 10) + " ms"
 }

@@ -36,8 +36,8 @@ type Transport interface {
 //     account's shard lock, by the table.
 //   - guarded by the shard lock of the bound account: sibling, drain.
 //   - guarded by the lock of the connection's list shard: prev, next.
-//   - atomic: seen (and, in its top bit, whether the connection is bound),
-//     expires.
+//   - atomic: seen (and, in its top bits, whether the connection is bound
+//     and whether it was taken off the table), expires.
 //   - owned by the connection's handler flow: tat.
 //   - extra: set by SetURLToken before the first frame, its unacked list once by
 //     EnableReceiverAcks under the account's shard lock.
@@ -94,6 +94,13 @@ type queued struct {
 // without a lock and without a field more.
 const boundBit = 1 << 31
 
+// removedBit is kept in Conn.seen once the connection was taken off the table
+// (Remove or Retire), so that it is taken off once, and never bound again.
+// The clock keeps the 30 bits below: 34 years of seconds.
+const removedBit = 1 << 30
+
+const flagBits = boundBit | removedBit
+
 // Account is the account this connection was bound to by init, or "".
 func (c *Conn) Account() string { return c.account }
 
@@ -140,10 +147,16 @@ func (c *Conn) RateWait(now, interval int64, burst int) int64 {
 // connection's own handler flow calls it.
 func (c *Conn) TakeRate(now, interval int64) { c.tat = max(c.tat, now) + interval }
 
-// Touch records that a frame arrived at time now (server clock, seconds).
-// Only the connection's own handler flow calls it (and Bind), so the bound bit
-// cannot be lost between the load and the store.
-func (c *Conn) Touch(now uint32) { c.seen.Store(now&^boundBit | c.seen.Load()&boundBit) }
+// Touch records that a frame arrived at time now (server clock, seconds),
+// keeping the flag bits that other goroutines may set meanwhile.
+func (c *Conn) Touch(now uint32) {
+	for {
+		old := c.seen.Load()
+		if c.seen.CompareAndSwap(old, now&^flagBits|old&flagBits) {
+			return
+		}
+	}
+}
 
 // SetExpiry has the connection closed with CloseExpired once t has passed
 // (checked by the idle sweep, so up to a sweep period later). A later call
@@ -167,10 +180,17 @@ func (c *Conn) Expired(now uint32) bool {
 }
 
 // lastSeen is the time of the last frame (server clock, seconds).
-func (c *Conn) lastSeen() uint32 { return c.seen.Load() &^ boundBit }
+func (c *Conn) lastSeen() uint32 { return c.seen.Load() &^ flagBits }
 
 // bound reports whether init has bound c to an account; safe from any goroutine.
 func (c *Conn) bound() bool { return c.seen.Load()&boundBit != 0 }
+
+// markRemoved sets removedBit and reports whether this call set it.
+func (c *Conn) markRemoved() bool { return c.seen.Or(removedBit)&removedBit == 0 }
+
+// Removed reports whether the connection was taken off the table; safe from
+// any goroutine.
+func (c *Conn) Removed() bool { return c.seen.Load()&removedBit != 0 }
 
 // Send writes one server-to-client JSON payload as a text frame.
 func (c *Conn) Send(payload []byte) error {
@@ -197,6 +217,27 @@ func (c *Conn) Close(code CloseCode) { c.t.Close(int(code), code.Reason()) }
 func (c *Conn) CloseWith(code CloseCode, reason string) {
 	if reason == "" {
 		reason = code.Reason()
+	}
+	c.t.Close(int(code), reason)
+}
+
+// lingerCloser is a Transport that can send its close frame now and close the
+// socket once the client answers it (or after linger), so that the frames
+// the client sent before it read the close frame are still read and served.
+type lingerCloser interface {
+	CloseLinger(code int, reason string, linger time.Duration)
+}
+
+// CloseLinger sends the close frame with code and reason and closes the
+// socket when the client answers or after linger; a transport that cannot
+// wait closes at once.
+func (c *Conn) CloseLinger(code CloseCode, reason string, linger time.Duration) {
+	if reason == "" {
+		reason = code.Reason()
+	}
+	if l, ok := c.t.(lingerCloser); ok {
+		l.CloseLinger(int(code), reason, linger)
+		return
 	}
 	c.t.Close(int(code), reason)
 }

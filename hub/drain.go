@@ -1,6 +1,9 @@
 package hub
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // The drain state of a connection: from init (Bind) until its offline backlog
 // is out and it goes live (GoLive), live messages for it are held back.
@@ -11,6 +14,10 @@ type ErrRebind struct{ Bound, Asked string }
 func (e *ErrRebind) Error() string {
 	return fmt.Sprintf("hub: connection is bound to %q, not %q", e.Bound, e.Asked)
 }
+
+// ErrRemoved is returned by Bind for a connection already taken off the table
+// (it is closing: a frame it sent before it learnt so is being served).
+var ErrRemoved = errors.New("hub: the connection is closing")
 
 // ErrAccountFull is returned by Bind when the account already has limit
 // connections on this node.
@@ -33,6 +40,9 @@ func (e *ErrAccountFull) Error() string {
 // connection's first binding, and whether the caller must start a drain (false
 // if one is already running for c).
 func (t *Table) Bind(c *Conn, account, peer string, limit int) (seq uint64, first, start bool, err error) {
+	if c.Removed() { // taken off by Retire, which runs on c's flow as Bind does
+		return 0, false, false, ErrRemoved
+	}
 	if c.account != "" && c.account != account {
 		return 0, false, false, &ErrRebind{Bound: c.account, Asked: account}
 	}
@@ -50,7 +60,7 @@ func (t *Table) Bind(c *Conn, account, peer string, limit int) (seq uint64, firs
 		// A later init (same account) writes nothing: it may run off the
 		// connection's flow.
 		c.account = account
-		c.seen.Store(c.seen.Load() | boundBit)
+		c.seen.Or(boundBit)
 		c.sibling = e.head
 		e.head = c
 		s.m[account] = e

@@ -470,3 +470,49 @@ func TestConnStaysInItsSizeClass(t *testing.T) {
 		t.Fatalf("hub.Conn is %d bytes, over 96: every connection now costs the next size class", n)
 	}
 }
+
+// TestRetireTakesAnOpenConnectionOffOnce: a connection retired while open
+// (a handover) stores again what it had not acknowledged, gets nothing more
+// (a message for its account is stored), is never bound again, and its
+// socket's close later does nothing twice.
+func TestRetireTakesAnOpenConnectionOffOnce(t *testing.T) {
+	tb := NewTable(10)
+	st := &store{}
+	bob, bs := newConn("b1")
+	tb.Add(bob)
+	seq := mustBind(t, tb, bob, "bob", "")
+	tb.EnableReceiverAcks(bob, 10)
+	mustLive(t, tb, bob, seq)
+	tb.Deliver("bob", "alice", TextFrame([]byte("m1")), st.fn("m1"))
+	r, ok := tb.Retire(bob)
+	if !ok || r.Account != "bob" || !r.Last || r.Requeued != 1 || strings.Join(st.msgs, ",") != "m1" {
+		t.Fatalf("Retire = %+v, %v (stored %v); want bob's last connection, m1 stored again", r, ok, st.msgs)
+	}
+	if d, _ := tb.Deliver("bob", "alice", TextFrame([]byte("m2")), st.fn("m2")); !d.Stored || d.Pushed != 0 {
+		t.Fatalf("deliver after the retire = %+v; want stored", d)
+	}
+	if got := bs.got(); len(got) != 1 {
+		t.Fatalf("the retired connection was written %v; want m1 only", got)
+	}
+	if _, _, _, err := tb.Bind(bob, "bob", "", 0); !errors.Is(err, ErrRemoved) {
+		t.Fatalf("Bind after the retire: %v; want ErrRemoved", err)
+	}
+	if _, ok := tb.Retire(bob); ok {
+		t.Fatal("a second Retire took it off again")
+	}
+	if r := tb.Remove(bob); !r.Again || r.Requeued != 0 {
+		t.Fatalf("Remove after Retire = %+v; want Again and nothing done", r)
+	}
+	if tb.Len() != 0 || tb.Online("bob") {
+		t.Fatalf("table after the retire: %d connections, bob online %v", tb.Len(), tb.Online("bob"))
+	}
+	// A connection never bound is taken off the list the same way.
+	anon, _ := newConn("a1")
+	tb.Add(anon)
+	if _, ok := tb.Retire(anon); !ok || tb.Len() != 0 {
+		t.Fatalf("retire of an unbound connection: ok %v, %d left", ok, tb.Len())
+	}
+	if _, _, _, err := tb.Bind(anon, "carol", "", 0); !errors.Is(err, ErrRemoved) || tb.Online("carol") {
+		t.Fatalf("Bind of a retired unbound connection: %v; want ErrRemoved and nothing bound", err)
+	}
+}

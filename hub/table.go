@@ -98,6 +98,9 @@ func (t *Table) Add(c *Conn) {
 
 // Removal is what taking a closed connection off the table did.
 type Removal struct {
+	// Again: the connection had been taken off already (Retire, then its
+	// socket's close); nothing was done this time.
+	Again    bool
 	Account  string // the account it was bound to; "" if none
 	Last     bool   // it was the account's last connection on this node
 	Requeued int    // messages stored again: not acknowledged by the receiver, or held for it
@@ -107,7 +110,29 @@ type Removal struct {
 // Remove takes a closed connection off the table: off the broadcast list and
 // its account's connections. Its messages not acknowledged by the receiver,
 // then those held for it as their only copy, go back to the offline pool.
+// A connection is taken off once: a second call (after Retire) returns a
+// Removal with Again set and does nothing.
 func (t *Table) Remove(c *Conn) Removal {
+	if !c.markRemoved() {
+		return Removal{Again: true}
+	}
+	return t.remove(c)
+}
+
+// Retire takes a connection that is still open off the table, as Remove does,
+// before it is closed: nothing is written to it any more (what comes for its
+// account goes to its other connections or to the offline pool), and frames
+// it sent meanwhile can still be served, but it is never bound again. Call it
+// on the connection's own handler flow (Conn.Run), where its inits run. It
+// returns false if the connection was taken off already.
+func (t *Table) Retire(c *Conn) (Removal, bool) {
+	if !c.markRemoved() {
+		return Removal{Again: true}, false
+	}
+	return t.remove(c), true
+}
+
+func (t *Table) remove(c *Conn) Removal {
 	s := t.listShard(c)
 	s.mu.Lock()
 	if c.prev != nil || s.head == c {

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"time"
+
 	"github.com/lesismal/nbio/nbhttp/websocket"
 )
 
@@ -23,6 +25,17 @@ func (t transport) WriteFrame(frame []byte) error {
 func (t transport) Close(code int, reason string) {
 	_ = t.ws.WriteClose(code, reason)
 	_ = t.ws.Close()
+}
+
+// CloseLinger sends the close frame at once and closes the socket when the
+// client answers with its own (nbio closes on a close frame) or after linger:
+// unlike Close, frames the client sent before it read ours are read and
+// served, not cut off (a socket closed with unread bytes resets the
+// connection, and may lose what was still queued for the client too).
+func (t transport) CloseLinger(code int, reason string, linger time.Duration) {
+	_ = t.ws.WriteClose(code, reason)
+	ws := t.ws
+	time.AfterFunc(linger, func() { _ = ws.Close() })
 }
 
 // Execute queues job on the connection's job list in nbio, the one its

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"sync"
+
+	"chatserver/internal/reuseport"
 )
 
 // listeners are the sockets Start opens before the engine starts; the engine
@@ -15,9 +17,16 @@ import (
 // second server on a busy port hung at full CPU and said nothing. With every
 // socket open before the engine starts, a busy address is an error returned by
 // Start, and the engine is never started or stopped half-way.
+//
+// With share (server.reuse_port) the sockets carry SO_REUSEPORT, so that the
+// next version of the server can start on the same port beside this one
+// (README "Upgrades").
 type listeners struct {
-	mu   sync.Mutex
-	open map[string]net.Listener
+	mu     sync.Mutex
+	open   map[string]net.Listener
+	taken  []*parkingListener // handed to the engine; StopAccepting closes them
+	share  bool
+	parked bool // StopAccepting ran: a listener taken later is closed at once
 }
 
 // openAll listens on each address (name says which setting it came from, for
@@ -30,7 +39,7 @@ func (l *listeners) openAll(network string, addrs []namedAddr) ([]string, error)
 	l.open = make(map[string]net.Listener, len(addrs))
 	bound := make([]string, 0, len(addrs))
 	for _, a := range addrs {
-		ln, err := net.Listen(network, a.addr)
+		ln, err := reuseport.Listen(network, a.addr, l.share)
 		if err != nil {
 			l.closeLocked()
 			return nil, fmt.Errorf("server: %s %s: %w", a.name, a.addr, err)
@@ -50,7 +59,24 @@ func (l *listeners) take(_, addr string) (net.Listener, error) {
 		return nil, fmt.Errorf("server: %s was not opened before the engine started", addr)
 	}
 	delete(l.open, addr)
-	return ln, nil
+	p := newParkingListener(ln)
+	l.taken = append(l.taken, p)
+	if l.parked {
+		p.park()
+	}
+	return p, nil
+}
+
+// stopAccepting closes the listening sockets the engine serves, so that the
+// kernel sends new connections to the other processes on the port (or refuses
+// them), while the engine and its connections keep running.
+func (l *listeners) stopAccepting() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.parked = true
+	for _, p := range l.taken {
+		p.park()
+	}
 }
 
 // closeAll closes the sockets the engine has not taken.
@@ -68,3 +94,49 @@ func (l *listeners) closeLocked() {
 }
 
 type namedAddr struct{ name, addr string }
+
+// parkingListener is a listener whose socket can be closed while nbio's accept
+// loop goes on: nbio (v1.6.12) loops on Accept until the engine is shut down,
+// and an Accept that fails at once, as on a closed socket, would spin that
+// loop at full CPU. Once parked, Accept waits instead, until the engine's own
+// shutdown closes the listener.
+type parkingListener struct {
+	net.Listener
+	parked    chan struct{} // closed by park
+	closed    chan struct{} // closed by Close
+	parkOnce  sync.Once
+	closeOnce sync.Once
+}
+
+func newParkingListener(ln net.Listener) *parkingListener {
+	return &parkingListener{Listener: ln, parked: make(chan struct{}), closed: make(chan struct{})}
+}
+
+// park closes the socket; the engine keeps its accept loop, now idle.
+func (p *parkingListener) park() {
+	p.parkOnce.Do(func() {
+		close(p.parked)
+		_ = p.Listener.Close()
+	})
+}
+
+func (p *parkingListener) Accept() (net.Conn, error) {
+	c, err := p.Listener.Accept()
+	if err == nil {
+		return c, nil
+	}
+	select {
+	case <-p.parked:
+		<-p.closed // until the engine shuts down
+		return nil, net.ErrClosed
+	default:
+		return nil, err
+	}
+}
+
+// Close is the engine's: it ends a parked Accept too.
+func (p *parkingListener) Close() error {
+	p.closeOnce.Do(func() { close(p.closed) })
+	p.park()
+	return nil
+}

@@ -48,6 +48,10 @@ type Config struct {
 	// header (v1 or v2), on ws:// and wss:// alike, and one from any other
 	// peer that sends such a header is closed (see proxygate.go).
 	ProxyProtocol bool
+	// ReusePort opens the listeners with SO_REUSEPORT, so that the next
+	// version of the server can start on the same ports beside this one and
+	// take over (Handover).
+	ReusePort bool
 	// TLSAddr, with TLSConfig, adds a wss:// listener served by the same event
 	// loops (nbio's non-blocking TLS); empty: none.
 	TLSAddr   string
@@ -126,9 +130,10 @@ type Server struct {
 	stopSweep chan struct{}
 	perIP     ipCounter
 
-	sockets listeners  // see listen.go
-	gate    *proxyGate // nil unless cfg.ProxyProtocol
-	running atomic.Bool
+	sockets  listeners  // see listen.go
+	retiring retiring   // connections closed by a handover, until their sockets close (handover.go)
+	gate     *proxyGate // nil unless cfg.ProxyProtocol
+	running  atomic.Bool
 
 	stopOnce sync.Once
 	stopErr  error
@@ -138,6 +143,7 @@ type Server struct {
 func New(cfg Config, table *hub.Table, hooks Hooks, log zerolog.Logger) *Server {
 	cfg = cfg.withDefaults()
 	s := &Server{cfg: cfg, table: table, hooks: hooks, log: log, started: time.Now(), stopSweep: make(chan struct{})}
+	s.sockets.share = cfg.ReusePort
 
 	u := websocket.NewUpgrader()
 	u.KeepaliveTime = 0 // idle connections are swept by heartbeat.go, not a timer each
@@ -230,6 +236,9 @@ func (s *Server) Start() error {
 // Addr is the address the server listens on (with the real port when the
 // configured one was 0).
 func (s *Server) Addr() string { return s.engine.Addrs[0] }
+
+// Connections is how many connections are open (upgraded) now.
+func (s *Server) Connections() int { return s.table.Len() }
 
 // TLSAddr is the wss:// listener's address, or "".
 func (s *Server) TLSAddr() string {
@@ -335,7 +344,12 @@ func (s *Server) onMessage(ws *websocket.Conn, mt websocket.MessageType, data []
 func (s *Server) onClose(ws *websocket.Conn, _ error) {
 	if c, _ := ws.Session().(*hub.Conn); c != nil {
 		s.perIP.release(hostOf(c.RemoteAddr()))
-		s.hooks.OnClose(c, s.table.Remove(c))
+		r := s.table.Remove(c)
+		if r.Again { // retired by a handover, which told the hooks
+			s.retiring.open.Add(-1)
+			return
+		}
+		s.hooks.OnClose(c, r)
 	}
 }
 

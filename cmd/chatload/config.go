@@ -58,6 +58,11 @@ type config struct {
 	pingEvery time.Duration
 	faultPID  int
 
+	handoverPID     int // handover
+	handoverSignal  string
+	before, after   time.Duration
+	handoverTimeout time.Duration
+
 	messages     int // offline
 	accounts     int
 	dsn          string
@@ -66,11 +71,11 @@ type config struct {
 	drainTimeout time.Duration
 }
 
-var scenarios = []string{"idle", "broadcast", "pairs", "offline"}
+var scenarios = []string{"idle", "broadcast", "pairs", "offline", "handover"}
 
 const usageHead = `chatload: load generator for the legacy chat protocol (init/msg/all/ping).
 
-usage: chatload SCENARIO [flags]     SCENARIO: idle | broadcast | pairs | offline
+usage: chatload SCENARIO [flags]     SCENARIO: idle | broadcast | pairs | offline | handover
 
   idle       open -conns connections (or up to the last of -steps), report the
              connect+init rate and, with -pid, the server's RSS per connection
@@ -80,6 +85,11 @@ usage: chatload SCENARIO [flags]     SCENARIO: idle | broadcast | pairs | offlin
              (0 = closed loop, -window in flight per pair); latency, loss, order
   offline    -messages to -accounts absent receivers, then they init; rows/s
              written (with -mysql-dsn) and drained, loss and order
+  handover   -conns connections, -pairs of them chatting at -rate msg/s (cids,
+             receiver acks); SIGUSR2 to -handover-pid after -before; every
+             connection closed comes back (1012: within the window its reason
+             gives); close and reconnect rates, the move's length, and
+             acknowledged messages lost
 
 exit status: 0 all delivered; 2 the run completed but found failed connects,
 missing or duplicated broadcast deliveries, or lost, duplicated or reordered messages (the
@@ -136,6 +146,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.IntVar(&c.pingConns, "ping-conns", 0, "pairs: this many senders also send {\"flag\":\"ping\"} every -ping-every and time the pong (p50/p99/max)")
 	fs.DurationVar(&c.pingEvery, "ping-every", 200*time.Millisecond, "pairs: ping period of the -ping-conns connections")
 	fs.IntVar(&c.faultPID, "fault-pid", 0, "pairs: send SIGUSR1 to this process when sending starts and SIGUSR2 when it is over (cmd/faultproxy: black-hole, then pass)")
+	fs.IntVar(&c.handoverPID, "handover-pid", 0, "handover: the old server process, to send SIGUSR2 (start the new one beside it first)")
+	fs.StringVar(&c.handoverSignal, "handover-signal", "USR2", "handover: the signal for -handover-pid: USR2 (hand over), or TERM (a plain restart, for comparison: every connection closed at once)")
+	fs.DurationVar(&c.before, "before", 3*time.Second, "handover: chatting before SIGUSR2")
+	fs.DurationVar(&c.after, "after", 3*time.Second, "handover: chatting once every connection is back")
+	fs.DurationVar(&c.handoverTimeout, "handover-timeout", 2*time.Minute, "handover: max wait for every connection to be closed and back")
 	fs.IntVar(&c.messages, "messages", 10000, "offline: messages in total")
 	fs.IntVar(&c.accounts, "accounts", 100, "offline: receiver accounts (one sender each)")
 	fs.StringVar(&c.dsn, "mysql-dsn", "", "offline: MySQL DSN to watch app_offline fill up (go-sql-driver format)")
@@ -215,7 +230,19 @@ func (c *config) validate() error {
 			return errors.New("-broadcast-api needs -api-secret or CHAT_API_SECRET")
 		}
 	}
-	if c.pairs == 0 {
+	if c.scenario == "handover" {
+		switch {
+		case c.handoverPID <= 0:
+			return errors.New("handover: -handover-pid (the old server process) is required")
+		case c.pairs > c.conns/2:
+			return fmt.Errorf("handover: -pairs %d need %d connections; -conns is %d", c.pairs, 2*c.pairs, c.conns)
+		case c.rate <= 0 && c.pairs > 0:
+			return errors.New("handover: -rate (msg/s for all pairs) must be positive")
+		case c.handoverSignal != "USR2" && c.handoverSignal != "TERM":
+			return fmt.Errorf("handover: -handover-signal %q: want USR2 or TERM", c.handoverSignal)
+		}
+	}
+	if c.pairs == 0 && c.scenario != "handover" {
 		c.pairs = max(c.conns/2, 1)
 	}
 	if c.pingConns > c.pairs {

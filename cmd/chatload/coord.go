@@ -57,6 +57,8 @@ func runScenario(ctx context.Context, cfg *config, log io.Writer) (*result, erro
 		err = c.pairs(ctx)
 	case "offline":
 		err = c.offline(ctx)
+	case "handover":
+		err = c.handover(ctx)
 	}
 	stopProgress()
 	<-done
@@ -112,6 +114,7 @@ func (c *coord) setup(ctx context.Context) error {
 		Addr: c.cfg.addr, Path: c.cfg.path, SrcIPs: c.cfg.srcIPs, DialConc: c.cfg.dialConc, TLS: c.cfg.tls, Insecure: c.cfg.insecure,
 		ConnectTimeout: int64(c.cfg.connectTimeout), InitWait: int64(c.cfg.initWait),
 		Heartbeat: int64(c.cfg.heartbeat), AppHeartbeat: c.cfg.appHeartbeat, Size: c.cfg.size,
+		AckInit: c.cfg.scenario == "handover",
 	}
 	return c.pool.all(func(_ int, wp *workerProc) error {
 		_, err := wp.call(ctx, "setup", args{Setup: s})

@@ -9,6 +9,7 @@ import (
 // the frame's payload and are valid only while it is being handled.
 type fields struct {
 	flag, from, content, code, message []byte
+	id, cid, status                    []byte // acks (handover scenario)
 }
 
 var errBadJSON = errors.New("malformed JSON object")
@@ -77,6 +78,12 @@ func (f *fields) set(key, val []byte) {
 		f.content = val
 	case "code":
 		f.code = val
+	case "id":
+		f.id = val
+	case "cid":
+		f.cid = val
+	case "status":
+		f.status = val
 	case "message":
 		f.message = val
 	}

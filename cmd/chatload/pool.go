@@ -175,6 +175,10 @@ func (s *status) add(o *status) {
 	s.Recv += o.Recv
 	s.BcastIn += o.BcastIn
 	s.Unexpected += o.Unexpected
+	s.Restarts += o.Restarts
+	s.OtherCloses += o.OtherCloses
+	s.Reconnected += o.Reconnected
+	s.Reconnecting += o.Reconnecting
 	for k, v := range o.Errors {
 		if s.Errors == nil {
 			s.Errors = make(map[string]int64)

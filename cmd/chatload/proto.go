@@ -7,7 +7,7 @@ package main
 
 type request struct {
 	ID   int64  `json:"id"`
-	Op   string `json:"op"` // setup, connect, status, bcast_wait, bcast_send, bcast_total, pairs, offline_send, offline_expect, offline_wait, close
+	Op   string `json:"op"` // setup, connect, status, bcast_wait, bcast_send, bcast_total, pairs, offline_send, offline_expect, offline_wait, ho_start, ho_stop, close
 	Args args   `json:"args"`
 }
 
@@ -36,6 +36,9 @@ type setupArgs struct {
 	Size           int      `json:"size"`          // minimum content length (padding)
 	TLS            bool     `json:"tls"`           // wss://
 	Insecure       bool     `json:"insecure"`      // accept any certificate
+	// AckInit inits with "ack":true (receivers acknowledge what they get) and
+	// has senders put a cid on each message (handover scenario).
+	AckInit bool `json:"ack_init,omitempty"`
 }
 
 // pairSpec names one sender -> receiver stream of N messages (N is used by
@@ -64,6 +67,7 @@ type response struct {
 	Status *status     `json:"status,omitempty"`
 	Bcast  *bcastStat  `json:"bcast,omitempty"`
 	Flow   *flowStat   `json:"flow,omitempty"`
+	Ho     *hoStat     `json:"ho,omitempty"`
 }
 
 type connResult struct {
@@ -75,18 +79,24 @@ type connResult struct {
 
 // status is a worker's running counters (progress line and final report).
 type status struct {
-	Open       int64            `json:"open"`
-	Dialed     int64            `json:"dialed"`
-	Failed     int64            `json:"failed"`
-	Closed     int64            `json:"closed"`
-	TextIn     int64            `json:"text_in"`
-	Pongs      int64            `json:"pongs"`
-	Sent       int64            `json:"sent"`
-	Recv       int64            `json:"recv"`
-	BcastIn    int64            `json:"bcast_in"`
-	Unexpected int64            `json:"unexpected"`
-	Errors     map[string]int64 `json:"errors,omitempty"`
-	ErrSample  string           `json:"err_sample,omitempty"`
+	Open       int64 `json:"open"`
+	Dialed     int64 `json:"dialed"`
+	Failed     int64 `json:"failed"`
+	Closed     int64 `json:"closed"`
+	TextIn     int64 `json:"text_in"`
+	Pongs      int64 `json:"pongs"`
+	Sent       int64 `json:"sent"`
+	Recv       int64 `json:"recv"`
+	BcastIn    int64 `json:"bcast_in"`
+	Unexpected int64 `json:"unexpected"`
+	// Handover scenario: closes with 1012, other closes, reconnects done and
+	// connections waiting to reconnect.
+	Restarts     int64            `json:"restarts,omitempty"`
+	OtherCloses  int64            `json:"other_closes,omitempty"`
+	Reconnected  int64            `json:"reconnected,omitempty"`
+	Reconnecting int64            `json:"reconnecting,omitempty"`
+	Errors       map[string]int64 `json:"errors,omitempty"`
+	ErrSample    string           `json:"err_sample,omitempty"`
 }
 
 type bcastStat struct {

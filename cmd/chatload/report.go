@@ -22,6 +22,7 @@ type result struct {
 	Broadcast *broadcastResult `json:"broadcast,omitempty"`
 	Pairs     *pairsResult     `json:"pairs,omitempty"`
 	Offline   *offlineResult   `json:"offline,omitempty"`
+	Handover  *handoverResult  `json:"handover,omitempty"`
 	CPU       *cpuResult       `json:"cpu,omitempty"`
 	Client    *status          `json:"client,omitempty"`
 	ElapsedS  float64          `json:"elapsed_s"`
@@ -160,6 +161,7 @@ func printResult(w io.Writer, asJSON bool, r *result) error {
 	printBroadcast(row, r.Broadcast)
 	printPairs(row, r.Pairs)
 	printOffline(row, r.Offline)
+	printHandover(row, r.Handover)
 	if c := r.CPU; c != nil {
 		if c.Seconds > 0 {
 			procs := ""
@@ -322,6 +324,12 @@ func (r *result) problems() []string {
 		if p.Ping != nil {
 			add(p.Ping.Unanswered, "pings unanswered")
 		}
+	}
+	if h := r.Handover; h != nil {
+		add(h.Lost, "acknowledged messages lost")
+		add(h.Unacked, "messages never acknowledged")
+		add(h.WrongFrom, "messages from the wrong sender")
+		add(h.OtherCloses, "connections closed without 1012")
 	}
 	if o := r.Offline; o != nil {
 		add(o.Lost, "offline messages lost")

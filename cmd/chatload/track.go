@@ -79,6 +79,9 @@ type pairTrack struct {
 	quota  int64   // offline: messages to send
 
 	smu       sync.Mutex // guards the send side; held across seq and write so wire order = seq order
+	cids      bool       // handover scenario: each message carries its seq as cid (handover_track.go)
+	ackBits   []uint64   // with cids: seqs the server acknowledged
+	nacked    int64
 	nextSeq   int64
 	buf       []byte
 	sent      int64
@@ -99,6 +102,9 @@ type pairTrack struct {
 func (t *pairTrack) send() error {
 	t.smu.Lock()
 	defer t.smu.Unlock()
+	if t.cids {
+		return t.sendWithCID()
+	}
 	t.nextSeq++
 	now := time.Now().UnixNano()
 	b := append(t.buf[:0], `{"flag":"msg","from":"`...)

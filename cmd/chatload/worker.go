@@ -30,6 +30,8 @@ type worker struct {
 	bcast map[int64]*bcastTrack
 	bhist hist  // per-connection broadcast latency, first copies only
 	bdup  int64 // copies a connection had already received
+
+	ho atomic.Pointer[handover] // handover scenario: reconnects after the server closes
 }
 
 // counters are updated from the poller and request goroutines.
@@ -37,6 +39,8 @@ type counters struct {
 	open, dialed, failed, closed       atomic.Int64
 	textIn, pongs, sent, recv, bcastIn atomic.Int64
 	unexpected                         atomic.Int64
+	restarts, otherCloses              atomic.Int64 // handover scenario
+	reconnected, reconnecting          atomic.Int64
 	errMu                              sync.Mutex
 	errors                             map[string]int64
 	errSample                          string
@@ -59,6 +63,8 @@ func (s *counters) snapshot() *status {
 		Open: s.open.Load(), Dialed: s.dialed.Load(), Failed: s.failed.Load(), Closed: s.closed.Load(),
 		TextIn: s.textIn.Load(), Pongs: s.pongs.Load(), Sent: s.sent.Load(), Recv: s.recv.Load(),
 		BcastIn: s.bcastIn.Load(), Unexpected: s.unexpected.Load(),
+		Restarts: s.restarts.Load(), OtherCloses: s.otherCloses.Load(), Reconnected: s.reconnected.Load(),
+		Reconnecting: s.reconnecting.Load(),
 	}
 	s.errMu.Lock()
 	if len(s.errors) > 0 {
@@ -152,6 +158,11 @@ func (wk *worker) handle(ctx context.Context, req request) response {
 		return response{}
 	case "offline_wait":
 		return response{Flow: wk.offlineWait(ctx, time.Duration(a.TimeoutN))}
+	case "ho_start":
+		err := wk.hoStart(ctx, a.Pairs, a.Run)
+		return errResponse(response{}, err)
+	case "ho_stop":
+		return response{Ho: wk.hoStop(ctx, time.Duration(a.TimeoutN))}
 	case "close":
 		wk.closeAll()
 		return response{}
@@ -180,6 +191,7 @@ func (wk *worker) start(ctx context.Context, s *setupArgs) error {
 	e.OnClose(func(nc *nbio.Conn, _ error) {
 		if c, ok := nc.Session().(*wsConn); ok {
 			wk.closed(c)
+			wk.reconnectAfter(c)
 		}
 	})
 	if err := e.Start(); err != nil {

@@ -124,6 +124,10 @@ func (wk *worker) dial(ctx context.Context, account string, idx int) error {
 	wk.conns = append(wk.conns, c)
 	wk.byAcct[account] = c
 	wk.mu.Unlock()
+	c.live.Store(true)
+	if c.closed.Load() { // closed before it was counted up: reconnect now
+		wk.reconnectAfter(c)
+	}
 	return nil
 }
 
@@ -131,7 +135,11 @@ func (wk *worker) dial(ctx context.Context, account string, idx int) error {
 func (wk *worker) afterUpgrade(c *wsConn) {
 	c.opened.Store(true)
 	wk.st.open.Add(1)
-	if err := c.writeText(fmt.Appendf(nil, `{"flag":"init","from":%q}`, c.account)); err != nil {
+	init := fmt.Appendf(nil, `{"flag":"init","from":%q}`, c.account)
+	if wk.setup.AckInit {
+		init = fmt.Appendf(nil, `{"flag":"init","from":%q,"ack":true}`, c.account)
+	}
+	if err := c.writeText(init); err != nil {
 		c.signal(err)
 		return
 	}
@@ -161,6 +169,12 @@ func (wk *worker) onText(c *wsConn, payload []byte) {
 		c.signal(nil)
 	case "error":
 		wk.st.serverError(f.code, f.message)
+	case "ack":
+		if t := c.sends.Load(); t != nil && f.cid != nil {
+			t.acked(f.cid)
+			return
+		}
+		wk.st.unexpected.Add(1)
 	case "all":
 		wk.st.bcastIn.Add(1)
 		wk.onBroadcast(c, f.content)
@@ -168,6 +182,9 @@ func (wk *worker) onText(c *wsConn, payload []byte) {
 		if t := c.track.Load(); t != nil && f.content != nil {
 			wk.st.recv.Add(1)
 			t.receive(f.from, f.content)
+			if wk.setup.AckInit && f.id != nil {
+				c.ackReceived(f.id)
+			}
 			return
 		}
 		wk.st.unexpected.Add(1)
@@ -228,6 +245,7 @@ func (wk *worker) startTLS(ctx context.Context, c *wsConn, raw net.Conn, addr st
 			if err != nil {
 				wk.closed(c)
 				_ = tc.Close()
+				wk.reconnectAfter(c)
 				return
 			}
 		}

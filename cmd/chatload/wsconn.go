@@ -17,13 +17,15 @@ type wsConn struct {
 	nc      io.WriteCloser // *nbio.Conn, or a *tls.Conn read by its own goroutine (-tls)
 	w       *worker
 	account string
-	slot    int                       // heartbeat slot
-	ready   chan error                // first result of handshake + init (buffered 1)
-	key     string                    // handshake key; read only by the poller
-	track   atomic.Pointer[pairTrack] // receiver side of a pairs/offline stream
-	pinger  atomic.Pointer[pinger]    // measures this connection's ping round trips (-ping-conns)
-	pingAt  atomic.Int64              // send time of the unanswered ping, 0 if none
-	bseen   []uint64                  // broadcasts received, one bit per seq; guarded by worker.bmu
+	slot    int                        // heartbeat slot
+	ready   chan error                 // first result of handshake + init (buffered 1)
+	key     string                     // handshake key; read only by the poller
+	track   atomic.Pointer[pairTrack]  // receiver side of a pairs/offline stream
+	pinger  atomic.Pointer[pinger]     // measures this connection's ping round trips (-ping-conns)
+	pingAt  atomic.Int64               // send time of the unanswered ping, 0 if none
+	sends   atomic.Pointer[pairTrack]  // sender side of a handover stream: its acks
+	closeBy atomic.Pointer[closeFrame] // the server's close frame, if one came
+	bseen   []uint64                   // broadcasts received, one bit per seq; guarded by worker.bmu
 
 	// Owned by the poller goroutine (onData).
 	upgraded bool
@@ -34,9 +36,16 @@ type wsConn struct {
 	wbuf   []byte
 	closed atomic.Bool
 	opened atomic.Bool // handshake accepted (counted in open)
+	live   atomic.Bool // dial completed (init answered); cleared by the reconnect it triggers
 }
 
 var errClosedEarly = errors.New("connection closed before init completed")
+
+// closeFrame is the code and reason of the server's close frame.
+type closeFrame struct {
+	code   int
+	reason string
+}
 
 func (c *wsConn) signal(err error) {
 	select {
@@ -112,6 +121,12 @@ func (c *wsConn) handleFrame(fin bool, op byte, payload []byte) {
 	case opPong:
 		c.w.st.pongs.Add(1)
 	case opClose:
+		cf := &closeFrame{}
+		if len(payload) >= 2 {
+			cf.code = int(payload[0])<<8 | int(payload[1])
+			cf.reason = string(payload[2:])
+		}
+		c.closeBy.Store(cf)
 		c.writeControl(opClose, payload)
 		_ = c.nc.Close()
 	}

@@ -79,6 +79,10 @@ type App struct {
 	handler  *handlers.Handler
 	groups   *groups.Cache
 	probes   *health.Probes // /healthz and /readyz, on the WebSocket port and the side API
+	// afterConnections, if set, runs in Close once the connections are gone
+	// and before the offline writer's last flush (a handover's link to the
+	// new process, handover.go).
+	afterConnections func()
 }
 
 // Start opens the stores, migrates, and starts listening. ctx bounds the wait
@@ -107,6 +111,19 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, assets As
 	node := cfg.Node
 	if node == "" {
 		node = defaultNode(cfg.Server.Addr)
+	}
+	// Another process of ours on the port: this one is its successor (README
+	// "Upgrades"); it gets the port's new connections from now on.
+	beside := cfg.Server.ReusePort && serving(cfg.Server.Addr)
+	if beside {
+		log.Warn().Str("addr", cfg.Server.Addr).
+			Msg("another process serves server.addr: starting beside it; send it SIGUSR2 to hand its connections over to this one")
+	}
+	if cfg.Redis.Addr != "" {
+		a.rdb = newRedisClient(cfg.Redis)
+		if node, err = a.nodeBeside(ctx, node, beside); err != nil {
+			return nil, err
+		}
 	}
 	if err := a.openStoreWaiting(ctx); err != nil {
 		return nil, err
@@ -165,7 +182,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, assets As
 	}
 	deps := handlers.Deps{
 		Table: table, Queue: a.writer, Backlog: a.store, Presence: a.presence, Groups: a.groups,
-		Metrics: a.metrics, Log: log.With().Str("component", "handlers").Logger(),
+		RowMarks: a.store, Metrics: a.metrics, Log: log.With().Str("component", "handlers").Logger(),
 	}
 	if cfg.HistoryOn() {
 		hs, err := a.openHistory(ctx)
@@ -182,10 +199,16 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, assets As
 		bus = cluster.New(a.rdb, cfg.Redis.KeyPrefix, node, log.With().Str("component", "cluster").Logger(),
 			cluster.Options{ConfirmTimeout: cfg.Cluster.ConfirmTimeout, Peers: a.peers})
 		deps.Remote = bus
-		deps.RowMarks = a.store
 	}
 	a.handler = handlers.New(hcfg, deps)
 	h := a.handler
+	// Where the offline table stands now: once a process this one takes over
+	// from is done, rows past it are read again for connections here.
+	mctx, mcancel := context.WithTimeout(ctx, cfg.Offline.QueryTimeout)
+	if err := h.MarkStart(mctx); err != nil {
+		log.Warn().Err(err).Msg("the offline table's last row id could not be read at start")
+	}
+	mcancel()
 	if bus != nil {
 		a.rejoinTo.Store(h)
 	}
@@ -254,6 +277,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, assets As
 		AllowedOrigins:      cfg.Limits.AllowedOrigins,
 		TrustedProxies:      trusted,
 		ProxyProtocol:       cfg.Server.ProxyProtocol,
+		ReusePort:           cfg.Server.ReusePort,
 		Pages:               http.FileServer(http.FS(a.assets.Web)),
 		Probes:              a.probes,
 	}, table, server.Hooks{OnFrame: h.Handle, OnClose: h.Closed}, log.With().Str("component", "server").Logger())
@@ -344,7 +368,7 @@ func (a *App) startAPI() error {
 	if err != nil {
 		return err
 	}
-	acfg := api.Config{Addr: a.cfg.API.Addr, Secret: a.cfg.API.Secret, MetricsAllow: allow}
+	acfg := api.Config{Addr: a.cfg.API.Addr, Secret: a.cfg.API.Secret, MetricsAllow: allow, ReusePort: a.cfg.Server.ReusePort}
 	if a.cfg.TLS.API {
 		v, _ := certs.Version(a.cfg.TLS.MinVersion)
 		acfg.TLS = a.certs.StdConfig(v)
@@ -352,6 +376,7 @@ func (a *App) startAPI() error {
 	a.api = api.New(acfg, api.Deps{
 		Chat: a.handler, Unread: a.store, Members: a.groups, Probes: a.probes,
 		Metrics: promhttp.HandlerFor(a.metrics.Registry, promhttp.HandlerOpts{}), Errors: a.metrics, Log: alog,
+		Successor: &handoverSide{a: a},
 	})
 	if err := a.api.Start(); err != nil {
 		return err
@@ -479,7 +504,9 @@ func (a *App) openPresence(node string, table *hub.Table) error {
 		a.presence = presence.NewLocal(node)
 		return nil
 	}
-	a.rdb = newRedisClient(a.cfg.Redis)
+	if a.rdb == nil {
+		a.rdb = newRedisClient(a.cfg.Redis)
+	}
 	opts := []presence.RedisOption{presence.WithLatency(a.metrics.Redis)}
 	if a.cfg.Cluster.Enabled {
 		// Messages to accounts connected here find their other nodes without
@@ -518,7 +545,7 @@ func (a *App) logStart(node string) {
 	} else {
 		ev = ev.Str("store", "embedded").Str("path", a.cfg.Embed.Path)
 	}
-	ev = ev.Bool("cluster", a.cfg.Cluster.Enabled)
+	ev = ev.Bool("cluster", a.cfg.Cluster.Enabled).Bool("reuse_port", a.cfg.Server.ReusePort)
 	if a.cfg.Redis.Addr != "" {
 		ev = ev.Str("presence", "redis").Str("redis_addr", a.cfg.Redis.Addr).Str("key_prefix", a.cfg.Redis.KeyPrefix)
 		if a.cfg.Redis.SentinelMaster != "" {
@@ -567,6 +594,9 @@ func (a *App) Close(ctx context.Context) error {
 	}
 	if a.srv != nil {
 		errs = append(errs, a.stage(ctx, "connections", plan.connections, a.srv.Shutdown))
+	}
+	if a.afterConnections != nil {
+		a.afterConnections()
 	}
 	if a.writer != nil {
 		if err := a.stage(ctx, "offline writer", plan.writer, a.writer.Close); err != nil {

@@ -22,7 +22,10 @@
  * token shortly before the expiry and sends it in band ({"flag":"auth"}); if the
  * server closes with 4003 anyway, it asks again and reconnects with the new one.
  * A connection closed by the site (4004) or refused for having too many
- * connections (4005) is not reopened on its own.
+ * connections (4005) is not reopened on its own. A server handing its
+ * connections over to a new process (an upgrade) closes with 1012 and says
+ * within how long to come back; the client reconnects at a random moment in
+ * that window, so that the clients of a server do not all come back at once.
  */
 (function (root, factory) {
   'use strict';
@@ -61,6 +64,18 @@
   // site cut the account off, or it has too many connections (stop).
   var CLOSE_TOKEN_EXPIRED = 4003;
   var STOP_ON_CLOSE = { 4004: 'disconnected', 4005: 'too_many_connections' };
+
+  // Close 1012 (service restart): the server hands its connections over to a
+  // new process; its reason ends "reconnect within <ms> ms" (README, "Upgrades").
+  var CLOSE_RESTART = 1012;
+  var RESTART_WINDOW = /reconnect within (\d+) ms/;
+
+  // restartWindow is the window a 1012's reason gives, in ms, or -1 if none.
+  function restartWindow(code, reason) {
+    if (code !== CLOSE_RESTART) return -1;
+    var m = RESTART_WINDOW.exec(String(reason || ''));
+    return m ? parseInt(m[1], 10) : -1;
+  }
 
   // setTimeout's longest delay (about 24.8 days).
   var MAX_TIMER = 2147483647;
@@ -610,9 +625,17 @@
     }
     this._detach(4000, 'reconnecting');
     this._emit('close', { code: code || 0, reason: reason || '', reconnect: true });
-    var base = Math.min(this.reconnectMaxMs, this.reconnectMinMs * Math.pow(2, this._attempt));
-    var delay = Math.round(base / 2 + Math.random() * base / 2); // "equal jitter"
-    this._attempt++;
+    var delay;
+    var within = restartWindow(code, reason);
+    if (within >= 0) {
+      // A planned handover: the new process is up; come back at a random
+      // moment of the window it gives (no backoff: nothing failed).
+      delay = Math.round(Math.random() * Math.min(within, this.reconnectMaxMs));
+    } else {
+      var base = Math.min(this.reconnectMaxMs, this.reconnectMinMs * Math.pow(2, this._attempt));
+      delay = Math.round(base / 2 + Math.random() * base / 2); // "equal jitter"
+      this._attempt++;
+    }
     var self = this;
     this._retry = setTimeout(function () { self._dial(); }, delay);
     this._setState('reconnecting', { delay: delay, attempt: this._attempt, code: code || 0, reason: reason || '' });

@@ -452,6 +452,31 @@ try {
     await wait(1500);
     out.askedOnce = stale === 1;
     cached.c.close();
+
+    // 1012 with a window (a server handing over to a new process): each
+    // client comes back at a random moment in it, without the backoff (here
+    // at least 1 s); a 1012 without one backs off as any close does.
+    const restarts = [];
+    for (let i = 0; i < 20; i++) {
+      const k = client({ reconnectMinMs: 2000, reconnectMaxMs: 30000 });
+      k.c.connect();
+      restarts.push(k);
+    }
+    for (const k of restarts) await k.online();
+    for (const k of restarts) k.sockets[0].serverClose(1012, 'service restart; reconnect within 300 ms');
+    const delays = restarts.map((k) => last(k.log.states).delay);
+    out.restartDelays = delays;
+    out.restartWithin = delays.every((d) => d >= 0 && d <= 300);
+    out.restartSpread = new Set(delays).size >= 5;
+    out.restartBack = await until(() => restarts.every((k) => k.sockets.length === 2 && k.c.state === 'online'), 2000);
+    out.restartClose = restarts.every((k) => k.log.closes[0].code === 1012 && k.log.closes[0].reconnect === true);
+    for (const k of restarts) k.c.close();
+    const plain = client({ reconnectMinMs: 2000, reconnectMaxMs: 30000 });
+    plain.c.connect();
+    await plain.online();
+    plain.sockets[0].serverClose(1012, 'service restart');
+    out.restartNoWindow = last(plain.log.states).delay >= 1000;
+    plain.c.close();
     return out;
   });
   console.log('close codes: ' + JSON.stringify(closeResult));
@@ -461,7 +486,11 @@ try {
   check(closeResult.authSent && closeResult.authEvent, 'getToken was not asked before exp, or its token not sent in an auth frame');
   check(closeResult.refreshWritten, 'refreshToken did not send an auth frame');
   check(closeResult.askedOnce, 'a getToken giving back the same token was asked again and again');
-  ok('library-close-codes', '4004 and 4005 stop the client; 4003 asks getToken and reconnects with the new token (stops without it); a token near its exp is renewed in band, once per token; refreshToken sends it');
+  check(closeResult.restartWithin && closeResult.restartSpread,
+    'after 1012 "reconnect within 300 ms" the clients did not wait a random moment within 300 ms: ' + JSON.stringify(closeResult.restartDelays));
+  check(closeResult.restartBack && closeResult.restartClose, 'after 1012 the clients did not reconnect');
+  check(closeResult.restartNoWindow, 'a 1012 without a window skipped the backoff');
+  ok('library-close-codes', '4004 and 4005 stop the client; 4003 asks getToken and reconnects with the new token (stops without it); a token near its exp is renewed in band, once per token; refreshToken sends it; 1012 reconnects at a random moment in the window its reason gives');
   await lib.close();
 
   // --- offline: bob's page closed, the message waits for his next init ---
