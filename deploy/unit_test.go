@@ -32,28 +32,32 @@ func TestUnitVerifies(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	u := readUnit(t, "chatserver.service")
-	start := u.one(t, "Service.ExecStart")
-	if !strings.HasPrefix(start, installedBinary+" ") {
-		t.Fatalf("ExecStart=%s; want %s (README installs it there)", start, installedBinary)
-	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "chatserver")
 	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	data, err := os.ReadFile("chatserver.service")
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "chatserver.service")
-	text := strings.Replace(string(data), "ExecStart="+installedBinary, "ExecStart="+bin, 1)
-	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(analyze, "verify", "--man=no", path).CombinedOutput()
-	if err != nil || len(bytes.TrimSpace(out)) > 0 {
-		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	// The single unit, and the template two instances of which take turns
+	// at an upgrade (verified as an instance, the way systemd loads it).
+	for file, as := range map[string]string{"chatserver.service": "chatserver.service", "chatserver@.service": "chatserver@1.service"} {
+		u := readUnit(t, file)
+		start := u.one(t, "Service.ExecStart")
+		if !strings.HasPrefix(start, installedBinary+" ") {
+			t.Fatalf("%s: ExecStart=%s; want %s (README installs it there)", file, start, installedBinary)
+		}
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, as)
+		text := strings.Replace(string(data), "ExecStart="+installedBinary, "ExecStart="+bin, 1)
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(analyze, "verify", "--man=no", path).CombinedOutput()
+		if err != nil || len(bytes.TrimSpace(out)) > 0 {
+			t.Fatalf("systemd-analyze verify %s: %v\n%s", file, err, out)
+		}
 	}
 }
 
