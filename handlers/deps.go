@@ -74,3 +74,11 @@ type Remote interface {
 	// Where lists the live nodes account is connected on besides this one.
 	Where(ctx context.Context, account string) ([]string, error)
 }
+
+// Notifier hears of the messages stored because their recipient had no live
+// connection, and of accounts that connect (notify.Notifier): the site is told
+// of the first unless the second follows soon. nil: notifications off.
+type Notifier interface {
+	Stored(m offline.Message)
+	Online(account string)
+}
