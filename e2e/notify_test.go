@@ -301,3 +301,36 @@ func TestNotifyOffKeepsNothing(t *testing.T) {
 		t.Fatalf("app_notify_outbox exists without notify.url")
 	}
 }
+
+// With several nodes, an init on another node than the one that stored the
+// message cancels the event too: before writing it out, the storing node
+// asks the account map whether the account is connected anywhere.
+func TestNotifyCancelledByInitOnAnotherNode(t *testing.T) {
+	t.Parallel()
+	rcv := newReceiver(t, 0)
+	nodes := startCluster(t, 2, notifyConfig(rcv, 3*time.Second, 100*time.Millisecond))
+	alice, _ := login(t, nodes[0], "alice", "")
+	alice.send(`{"flag":"msg","from":"alice","to":"bob","content":"are you there"}`)
+	alice.sync()
+	eventually(t, "bob's row stored", func() bool { return nodes[0].unsent("bob", "") == 1 })
+	bob, drained := login(t, nodes[1], "bob", "")
+	if joined(contents(drained)) != "are you there" {
+		t.Fatalf("bob's drain on the other node = %v", drained)
+	}
+	alice.send(`{"flag":"msg","from":"alice","to":"carol","content":"later"}`)
+	alice.sync()
+
+	eventually(t, "carol's event", func() bool { return len(rcv.taken()) >= 1 })
+	for _, ev := range rcv.taken() {
+		if ev.Account != "carol" {
+			t.Fatalf("event for %s = %v; want carol's only (bob is connected on another node)", ev.Account, ev.Body)
+		}
+	}
+	if n := nodes[0].metric("chat_notify_cancelled_total") + nodes[1].metric("chat_notify_cancelled_total"); n != 1 {
+		t.Fatalf("chat_notify_cancelled_total over both nodes = %v; want 1", n)
+	}
+	bob.send(`{"type":"heart"}`) // bob stayed connected throughout
+	if f := bob.next(5 * time.Second); f["flag"] != "pong" {
+		t.Fatalf("bob's heart answered with %v", f)
+	}
+}
