@@ -68,6 +68,9 @@ type Notifier struct {
 	mu      sync.Mutex
 	pending map[string]*batch // guarded by mu
 	stopped bool              // guarded by mu: Stop was called
+	// writing counts the events between leaving pending and the outbox, so
+	// that Stop returns only once none is left to touch the database.
+	writing sync.WaitGroup
 }
 
 // batch is one account's event while it waits. Guarded by Notifier.mu.
@@ -169,10 +172,11 @@ func (n *Notifier) Online(account string) {
 // until then) and returns how many; the outbox keeps the rest for any node.
 func (n *Notifier) Stop() int {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	n.stopped = true
 	dropped := len(n.pending)
 	clear(n.pending)
+	n.mu.Unlock()
+	n.writing.Wait()
 	return dropped
 }
 
@@ -204,6 +208,8 @@ func (n *Notifier) due(account string, b *batch) {
 		return
 	}
 	delete(n.pending, account)
+	n.writing.Add(1)
+	defer n.writing.Done()
 	ev := Event{
 		Type: "offline_messages", Account: account, Count: b.count,
 		Senders: b.senders, Groups: b.groups, FirstAt: b.first.Unix(), LastAt: b.last.Unix(), Preview: b.preview,

@@ -65,11 +65,19 @@ func (n *Notifier) Run(ctx context.Context) {
 
 func (n *Notifier) sendDue(ctx context.Context, client *http.Client) {
 	for ctx.Err() == nil {
-		rows, err := n.out.Claim(ctx, n.cfg.Node, n.now(), lease, claimBatch)
+		claimed := n.now()
+		rows, err := n.out.Claim(ctx, n.cfg.Node, claimed, lease, claimBatch)
 		if err != nil {
 			n.log.Warn().Err(err).Msg("notify: outbox unreachable; trying again")
 		}
-		for _, r := range rows {
+		for i, r := range rows {
+			if n.now().After(claimed.Add(lease - postTimeout)) {
+				// A post begun now could outlast the claim, and another
+				// node could post the row too: leave the rest to come due
+				// again when the lease runs out.
+				rows = rows[:i]
+				break
+			}
 			n.settle(ctx, r, n.post(ctx, client, r))
 		}
 		if err != nil || len(rows) < claimBatch {
@@ -82,6 +90,9 @@ func (n *Notifier) sendDue(ctx context.Context, client *http.Client) {
 // schedules another attempt otherwise: exponential back-off with jitter, so
 // that many events failing together do not come back together.
 func (n *Notifier) settle(ctx context.Context, r Row, postErr error) {
+	if ctx.Err() != nil {
+		return // stopping: the claim runs out and the row is due again
+	}
 	var err error
 	switch {
 	case postErr == nil:
