@@ -78,6 +78,8 @@ type Remote interface {
 // Notifier hears of the messages stored because their recipient had no live
 // connection, and of accounts that connect (notify.Notifier): the site is told
 // of the first unless the second follows soon. nil: notifications off.
+// Stored is called under the hub's account lock: it must not block, nor call
+// back into the table.
 type Notifier interface {
 	Stored(m offline.Message)
 	Online(account string)

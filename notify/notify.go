@@ -132,7 +132,9 @@ func New(cfg Config, out *Outbox, online OnlineFunc, reg prometheus.Registerer, 
 	return n, nil
 }
 
-// Stored notes a message stored for m.To because no connection took it.
+// Stored notes a message stored for m.To because no connection took it. It
+// runs under the hub's account lock, so it only takes mu (never held while
+// calling out) and starts a timer.
 func (n *Notifier) Stored(m offline.Message) {
 	now := n.now()
 	n.mu.Lock()
