@@ -23,7 +23,7 @@ import (
 
 // sqlFiles are the migrations, run at start (internal/app).
 //
-//go:embed sql/mysql/*.sql sql/sqlite/*.sql sql/history/mysql/*.sql sql/history/sqlite/*.sql
+//go:embed sql/mysql/*.sql sql/sqlite/*.sql sql/history/mysql/*.sql sql/history/sqlite/*.sql sql/notify/mysql/*.sql sql/notify/sqlite/*.sql
 var sqlFiles embed.FS
 
 // webFiles is the chat page and the client library, served on plain GET.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"time"
 
@@ -44,6 +45,7 @@ type Config struct {
 	History   History   `yaml:"history"`
 	Cluster   Cluster   `yaml:"cluster"`
 	TLS       TLS       `yaml:"tls"`
+	Notify    Notify    `yaml:"notify"`
 
 	// CompatSet and CompatKept list the keys of the compat preset that Load
 	// set, and those it left because the operator set them (for the start log).
@@ -57,6 +59,31 @@ type TLS struct {
 	KeyFile    string `yaml:"key_file"`    // PEM private key
 	MinVersion string `yaml:"min_version"` // "1.2" or "1.3"
 	API        bool   `yaml:"api"`         // serve the side API over TLS too, with the same certificate
+}
+
+// Notify tells the site (an HTTP POST, signed) about messages stored for
+// accounts that were not connected, so that it can reach them another way
+// (push, e-mail). README "Notifications".
+type Notify struct {
+	// URL receives the events; empty: none are emitted and none are kept.
+	URL string `yaml:"url"`
+	// Secret keys the HMAC-SHA256 signature (X-Chat-Signature); required with url.
+	Secret string `yaml:"secret"`
+	// Grace holds an event back: an account that connects within it of its
+	// first stored message gets none.
+	Grace time.Duration `yaml:"grace"`
+	// BatchWindow: messages for one account this close together go in one event.
+	BatchWindow time.Duration `yaml:"batch_window"`
+	// PreviewBytes of the newest message's content go in the event; 0: none.
+	PreviewBytes int `yaml:"preview_bytes"`
+	// Table is the outbox, in the offline pool's database: events wait in it
+	// until the site answers 2xx.
+	Table string `yaml:"table"`
+	// RetryBase is the first wait after a failed post; it doubles each time
+	// (with jitter), up to 10 minutes.
+	RetryBase time.Duration `yaml:"retry_base"`
+	// MaxAttempts posts of one event, then it is given up (chat_notify_dead_total).
+	MaxAttempts int `yaml:"max_attempts"`
 }
 
 // Cluster runs several nodes behind one address, sharing Redis and MySQL.
@@ -318,6 +345,8 @@ func Default() Config {
 			RetentionInterval: time.Hour},
 		TLS:     TLS{MinVersion: "1.2"},
 		Cluster: Cluster{ConfirmTimeout: cluster.DefaultConfirmTimeout},
+		Notify: Notify{Grace: 10 * time.Second, BatchWindow: 2 * time.Second, Table: "app_notify_outbox",
+			RetryBase: time.Second, MaxAttempts: 12},
 	}
 }
 
@@ -425,6 +454,19 @@ func (c Config) Validate() error {
 	check(c.TLS.MinVersion == "1.2" || c.TLS.MinVersion == "1.3", "tls.min_version %q: want 1.2 or 1.3", c.TLS.MinVersion)
 	check((c.TLS.Addr == "" && !c.TLS.API) || (c.TLS.CertFile != "" && c.TLS.KeyFile != ""),
 		"tls.addr or tls.api is set: tls.cert_file and tls.key_file are needed")
+	if c.Notify.URL != "" {
+		u, err := url.Parse(c.Notify.URL)
+		check(err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "",
+			"notify.url %q: want an http:// or https:// address", c.Notify.URL)
+		check(c.Notify.Secret != "", "notify.url is set: notify.secret is required (the key of the events' signature)")
+	}
+	check(c.Notify.Grace >= 0, "notify.grace (%v) must not be negative", c.Notify.Grace)
+	check(c.Notify.BatchWindow > 0, "notify.batch_window (%v) must be positive", c.Notify.BatchWindow)
+	check(c.Notify.PreviewBytes >= 0, "notify.preview_bytes (%d) must not be negative (0: no preview)", c.Notify.PreviewBytes)
+	check(c.Notify.RetryBase > 0, "notify.retry_base (%v) must be positive", c.Notify.RetryBase)
+	check(c.Notify.MaxAttempts > 0, "notify.max_attempts (%d) must be positive", c.Notify.MaxAttempts)
+	check(c.Notify.Table != c.Offline.Table && c.Notify.Table != c.Groups.Table && c.Notify.Table != c.History.Table,
+		"notify.table %q must differ from offline.table, groups.table and history.table", c.Notify.Table)
 	switch c.Log.Format {
 	case "json", "console":
 	default:

@@ -74,3 +74,13 @@ type Remote interface {
 	// Where lists the live nodes account is connected on besides this one.
 	Where(ctx context.Context, account string) ([]string, error)
 }
+
+// Notifier hears of the messages stored because their recipient had no live
+// connection, and of accounts that connect (notify.Notifier): the site is told
+// of the first unless the second follows soon. nil: notifications off.
+// Stored is called under the hub's account lock: it must not block, nor call
+// back into the table.
+type Notifier interface {
+	Stored(m offline.Message)
+	Online(account string)
+}

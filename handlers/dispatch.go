@@ -116,6 +116,7 @@ type Handler struct {
 	groups       Groups
 	remote       atomic.Pointer[remoteRef] // nil: one node (a successor is set during a handover, successor.go)
 	history      History                   // nil: history off
+	notifier     Notifier                  // nil: notifications off
 	metrics      *metrics.Metrics
 	log          zerolog.Logger
 	now          func() time.Time
@@ -155,8 +156,10 @@ type Deps struct {
 	RowMarks RowMarks
 	// History keeps the messages accepted here (history.enabled); nil: off.
 	History History
-	Metrics *metrics.Metrics
-	Log     zerolog.Logger
+	// Notifier hears of messages stored for accounts not connected; nil: off.
+	Notifier Notifier
+	Metrics  *metrics.Metrics
+	Log      zerolog.Logger
 }
 
 // New returns a handler over the node's connection table, the offline queue
@@ -165,7 +168,7 @@ func New(cfg Config, d Deps) *Handler {
 	cfg = cfg.withDefaults()
 	h := &Handler{
 		cfg: cfg, table: d.Table, queue: d.Queue, backlog: d.Backlog, presence: d.Presence, groups: d.Groups,
-		rowMarks: d.RowMarks, history: d.History,
+		rowMarks: d.RowMarks, history: d.History, notifier: d.Notifier,
 		metrics: d.Metrics, log: d.Log, now: time.Now, started: time.Now(),
 		broadcasters: make(map[string]bool, len(cfg.Broadcasters)),
 		sentCIDs:     newSentCIDs(cfg.AckMemory),

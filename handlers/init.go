@@ -70,6 +70,9 @@ func (h *Handler) init(c *hub.Conn, f *Frame) error {
 		}
 		id := h.table.ConnID(c)
 		h.presence.Register(f.From, id)
+		if h.notifier != nil {
+			h.notifier.Online(f.From)
+		}
 		h.log.Debug().Str("conn", id).Str("account", f.From).Str("remote", c.RemoteAddr()).Msg("init")
 	}
 	if f.ReceiverAcks {

@@ -38,6 +38,11 @@ func (it *message) Store() error {
 	}
 	t, err := enqueue(it.m)
 	if err == nil {
+		if it.h.notifier != nil {
+			// Stored because no connection took the copy: the one place
+			// that knows (the node that stores emits, with several nodes).
+			it.h.notifier.Stored(it.m)
+		}
 		if it.stored != nil {
 			it.stored(it.m.To, t, func() { it.report(true, t) })
 		} else {

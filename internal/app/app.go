@@ -61,8 +61,10 @@ type App struct {
 	writer    *offline.Writer
 	history   *history.Writer    // nil: history off
 	stopKeep  context.CancelFunc // stops history retention
-	rdb       redis.UniversalClient
-	presence  interface {
+	// stopNotify stops the notification sender (notify.url set); nil: off.
+	stopNotify func()
+	rdb        redis.UniversalClient
+	presence   interface {
 		handlers.Presence
 		ClearNode(context.Context) error
 		Close(context.Context) error
@@ -96,6 +98,9 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, assets As
 			}
 			if a.stopKeep != nil {
 				a.stopKeep()
+			}
+			if a.stopNotify != nil {
+				a.stopNotify()
 			}
 			if a.history != nil {
 				cctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -193,6 +198,13 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, assets As
 			*history.Writer
 			*history.Store
 		}{a.history, hs}
+	}
+	if cfg.Notify.URL != "" {
+		n, err := a.openNotify(ctx, node)
+		if err != nil {
+			return nil, err
+		}
+		deps.Notifier = n
 	}
 	var bus *cluster.Bus
 	if cfg.Cluster.Enabled {
@@ -606,6 +618,9 @@ func (a *App) Close(ctx context.Context) error {
 	}
 	if a.stopKeep != nil {
 		a.stopKeep()
+	}
+	if a.stopNotify != nil {
+		a.stopNotify()
 	}
 	if a.history != nil {
 		if err := a.stage(ctx, "history writer", plan.writer, a.history.Close); err != nil {

@@ -1,0 +1,52 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+
+	"chatserver/notify"
+)
+
+// openNotify creates the outbox (notify.url set) and starts the sender that
+// posts its events; the notifier it returns goes to the handler. Every node
+// runs a sender: rows are claimed one by one, so a node's rows outlive it.
+func (a *App) openNotify(ctx context.Context, node string) (*notify.Notifier, error) {
+	c := a.cfg.Notify
+	out, err := notify.NewOutbox(a.store.DB(), string(a.store.Dialect()), c.Table)
+	if err != nil {
+		return nil, err
+	}
+	files, err := fs.Sub(a.assets.Migrations, "notify")
+	if err != nil {
+		return nil, fmt.Errorf("notify migrations: %w", err)
+	}
+	if err := out.Migrate(ctx, files); err != nil {
+		return nil, err
+	}
+	online := func(ctx context.Context, account string) (bool, error) {
+		// Set before the server accepts a connection, so before any message.
+		return a.handler.Online(ctx, account)
+	}
+	n, err := notify.New(notify.Config{
+		URL: c.URL, Secret: c.Secret, Grace: c.Grace, BatchWindow: c.BatchWindow, PreviewBytes: c.PreviewBytes,
+		Table: c.Table, RetryBase: c.RetryBase, MaxAttempts: c.MaxAttempts, Node: node,
+	}, out, online, a.metrics.Registry, a.log.With().Str("component", "notify").Logger())
+	if err != nil {
+		return nil, err
+	}
+	sctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n.Run(sctx)
+	}()
+	a.stopNotify = func() {
+		if dropped := n.Stop(); dropped > 0 {
+			a.log.Info().Int("accounts", dropped).Msg("notify: events still in their grace period dropped at shutdown")
+		}
+		cancel()
+		<-done
+	}
+	return n, nil
+}
