@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -33,8 +34,22 @@ import (
 func TestPHPClient(t *testing.T) {
 	t.Parallel()
 	php, phpunit := requirePHP(t)
-	ts := startServer(t, "redis+mariadb", func(c *config.Config) { c.History.Enabled = "true" })
+	hook := newHookCapture(t)
+	ts := startServer(t, "redis+mariadb", func(c *config.Config) {
+		c.History.Enabled = "true"
+		c.Notify.URL, c.Notify.Secret = hook.url, "php-webhook-secret"
+		c.Notify.Grace, c.Notify.BatchWindow = 100*time.Millisecond, 50*time.Millisecond
+	})
 	w := newWitness(t, ts)
+	// A real notification event, for the client's webhook check.
+	if code, out := ts.api("POST", "/api/push", map[string]string{"from": "alice", "to": "webhookprobe", "content": "hi"}); code != 200 {
+		t.Fatalf("push to an offline account: %d %v", code, out)
+	}
+	event := hook.first(t)
+	bodyFile := filepath.Join(t.TempDir(), "event.json")
+	if err := os.WriteFile(bodyFile, event.body, 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	refused, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -50,6 +65,10 @@ func TestPHPClient(t *testing.T) {
 		"CHAT_API_SECRET="+testAPISecret,
 		"CHAT_WITNESS_URL="+w.url,
 		"CHAT_REFUSED_URL="+refusedURL,
+		"CHAT_WEBHOOK_BODY_FILE="+bodyFile,
+		"CHAT_WEBHOOK_TIMESTAMP="+event.header.Get("X-Chat-Timestamp"),
+		"CHAT_WEBHOOK_SIGNATURE="+event.header.Get("X-Chat-Signature"),
+		"CHAT_WEBHOOK_SECRET=php-webhook-secret",
 	)
 	out, err := cmd.CombinedOutput()
 	t.Logf("phpunit:\n%s", out)
@@ -278,5 +297,43 @@ func (w *witness) fault(rw http.ResponseWriter, r *http.Request) {
 		}
 	default:
 		http.NotFound(rw, r)
+	}
+}
+
+// hookCapture is the site's notify.url: it keeps the first event posted, as
+// it came (body and headers), and takes every event.
+type hookCapture struct {
+	url string
+	got chan capturedEvent
+}
+
+type capturedEvent struct {
+	body   []byte
+	header http.Header
+}
+
+func newHookCapture(t *testing.T) *hookCapture {
+	h := &hookCapture{got: make(chan capturedEvent, 1)}
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		select {
+		case h.got <- capturedEvent{body: body, header: r.Header.Clone()}:
+		default:
+		}
+		rw.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(srv.Close)
+	h.url = srv.URL
+	return h
+}
+
+func (h *hookCapture) first(t *testing.T) capturedEvent {
+	t.Helper()
+	select {
+	case e := <-h.got:
+		return e
+	case <-time.After(15 * time.Second):
+		t.Fatal("no notification event within 15 s")
+		return capturedEvent{}
 	}
 }
