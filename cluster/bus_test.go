@@ -372,3 +372,20 @@ func TestStaleEntryOfANodeBackIsKept(t *testing.T) {
 		t.Fatal("the entry of a node still dead was kept")
 	}
 }
+
+// TestAnswerDoesNotMakeALostInbox: an answer to a node whose inbox was lost
+// (Redis restarted without its data) is dropped, not added to a new stream
+// without the node's consumer group, which the group made later would skip
+// together with the envelopes added to it meanwhile.
+func TestAnswerDoesNotMakeALostInbox(t *testing.T) {
+	nodes, admin, prefix := startNodes(t, "n1")
+	ctx := context.Background()
+	key := prefix + "inbox:{gone}"
+	err := nodes["n1"].bus.sendReplies(ctx, []outgoing{{to: "gone", env: Envelope{Kind: "outcome", Origin: "n1", Seq: 1, Results: "p"}}})
+	if err != nil {
+		t.Fatalf("answer to a lost inbox: %v; want it dropped without an error", err)
+	}
+	if n, _ := admin.Exists(ctx, key).Result(); n != 0 {
+		t.Fatal("the answer made the lost inbox again, without its consumer group")
+	}
+}

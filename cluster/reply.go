@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -129,13 +130,26 @@ func (b *Bus) sendReplies(ctx context.Context, batch []outgoing) error {
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	pipe := b.rdb.Pipeline()
+	var cmds []*redis.StringCmd
 	for _, o := range batch {
 		payload, err := json.Marshal(o.env)
 		if err != nil {
 			continue
 		}
-		pipe.XAdd(rctx, &redis.XAddArgs{Stream: b.inbox(o.to), MaxLen: inboxMaxLen, Approx: true, Values: []any{"e", payload}})
+		// NOMKSTREAM: a sending node's inbox lost with Redis's data is made
+		// again by that node only, with its consumer group; an answer that
+		// made it here would be skipped by the group made after it, and so
+		// would every envelope added to it meanwhile. The answer is dropped
+		// instead: its sender times out and stores the message.
+		cmds = append(cmds, pipe.XAdd(rctx, &redis.XAddArgs{Stream: b.inbox(o.to), NoMkStream: true, MaxLen: inboxMaxLen, Approx: true, Values: []any{"e", payload}}))
 	}
-	_, err := pipe.Exec(rctx)
-	return err
+	if _, err := pipe.Exec(rctx); err != nil && !errors.Is(err, redis.Nil) {
+		return err
+	}
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+	}
+	return nil
 }
