@@ -72,11 +72,21 @@ func TestTLSSuites(t *testing.T) {
 				t.Log("openssl not installed: its check skipped")
 				return
 			}
-			for cipher, want := range map[string]bool{"AES128-SHA": false, "ECDHE-RSA-AES128-SHA": false, "ECDHE-RSA-AES128-GCM-SHA256": true} {
+			sClient := func(cipher string) ([]byte, error) {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
 				cmd := exec.CommandContext(ctx, openssl, "s_client", "-connect", addr, "-tls1_2", "-cipher", cipher)
-				out, err := cmd.CombinedOutput() // stdin is empty: it quits after the handshake
-				cancel()
+				return cmd.CombinedOutput() // stdin is empty: it quits after the handshake
+			}
+			for cipher, want := range map[string]bool{"AES128-SHA": false, "ECDHE-RSA-AES128-SHA": false, "ECDHE-RSA-AES128-GCM-SHA256": true} {
+				out, err := sClient(cipher)
+				if err != nil && want {
+					// Under the full suite's load the server once closed an
+					// allowed handshake before answering (read 0 bytes), not
+					// traced: a second try tells a refused suite from that.
+					t.Logf("openssl s_client -cipher %s failed once, trying again:\n%s", cipher, out)
+					out, err = sClient(cipher)
+				}
 				if got := err == nil; got != want {
 					t.Errorf("openssl s_client -tls1_2 -cipher %s: handshake ok = %v, want %v\n%s", cipher, got, want, out)
 				}
