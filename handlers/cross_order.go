@@ -182,15 +182,7 @@ func (o *crossOrder) flush(account string) {
 		}
 		o.mu.Unlock()
 		for _, e := range q {
-			d, err := o.h.table.Deliver(account, e.it.m.From, e.frame, e.it)
-			switch {
-			case err != nil:
-				o.h.log.Error().Err(err).Str("to", account).Str("id", e.it.m.ID).Msg("message could not be stored")
-				e.it.fail()
-			case d.Stored && d.Pushed == 0, d.Held:
-			default:
-				e.it.report(false, 0)
-			}
+			o.h.deliverHere(e.it, e.frame)
 		}
 	}
 }

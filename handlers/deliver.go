@@ -210,6 +210,22 @@ func (h *Handler) notSent(copies []*message, frame []byte) {
 	}
 }
 
+// deliverHere hands a copy that waited (behind copies in flight, or for
+// another node that did not take it) to the table: pushed to the account's
+// connection here, held behind its drain, or stored. Its sender hears the
+// outcome; a failure to store fails it.
+func (h *Handler) deliverHere(it *message, frame []byte) {
+	d, err := h.table.Deliver(it.m.To, it.m.From, frame, it)
+	switch {
+	case err != nil:
+		h.log.Error().Err(err).Str("to", it.m.To).Str("id", it.m.ID).Msg("message could be neither delivered nor stored here")
+		it.fail()
+	case d.Stored && d.Pushed == 0, d.Held: // reports when committed or written
+	default:
+		it.report(false, 0)
+	}
+}
+
 // settleRemote reports what another node did with a copy, or delivers the
 // copy here when that node did not take it: to the recipient's connection if
 // it is here now (messages to it sent since wait behind this one, see
@@ -222,15 +238,7 @@ func (h *Handler) settleRemote(it *message, o cluster.Outcome, frame []byte) {
 		it.report(true, 0) // committed there
 	default:
 		if h.table.Online(it.m.To) {
-			d, err := h.table.Deliver(it.m.To, it.m.From, frame, it)
-			switch {
-			case err != nil:
-				h.log.Error().Err(err).Str("to", it.m.To).Str("id", it.m.ID).Msg("message another node did not take could not be delivered here")
-				it.fail()
-			case d.Stored && d.Pushed == 0, d.Held:
-			default:
-				it.report(false, 0)
-			}
+			h.deliverHere(it, frame)
 			return
 		}
 		if err := it.Store(); err != nil {
