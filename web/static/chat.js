@@ -13,7 +13,7 @@ import * as umd from './chat.umd.js';
 // module.exports as the default; a browser runs it as a module, where it hands
 // the class over under a registered symbol instead of a global name.
 const ChatClient = (umd && umd.default) || globalThis[Symbol.for('chatserver.ChatClient')] || globalThis.ChatClient;
-const { miniProgramTransport } = ChatClient;
+const { miniProgramTransport, miniProgramStorage } = ChatClient;
 
-export { ChatClient, miniProgramTransport };
+export { ChatClient, miniProgramTransport, miniProgramStorage };
 export default ChatClient;

@@ -123,6 +123,102 @@
     }
   }
 
+  // defaultStorage is the page's localStorage, or null where there is none
+  // (Node, a worker, a mini-program) or it may not be used (privacy settings
+  // make reading it throw).
+  function defaultStorage() {
+    try {
+      if (typeof localStorage !== 'undefined' && localStorage && typeof localStorage.getItem === 'function') {
+        localStorage.getItem('chatclient.probe');
+        return localStorage;
+      }
+    } catch (e) { /* disabled */ }
+    return null;
+  }
+
+  /*
+   * SeenIds remembers the ids of the messages delivered lately, the last
+   * perConversation of each conversation ("u:<sender>" or "g:<group>"), so
+   * that a message that comes again (re-delivered after a link died before the
+   * receiver's ack, or after a page reload) is dropped. With a storage
+   * (getItem/setItem/removeItem of strings: localStorage, sessionStorage,
+   * ChatClient.miniProgramStorage(uni)) the ids survive a restart: they are
+   * read when the client is made, and each new id is written before the
+   * message is handed to the page, so an id is stored before it is
+   * acknowledged. Storage keys: <prefix> lists the conversations (at most
+   * maxConversations, the least recently written dropped first), and
+   * <prefix>.<conversation> holds that conversation's ids, oldest first.
+   * Writes merge with what is stored, so two tabs sharing a storage keep each
+   * other's ids; ids another tab writes later are not read back (that tab
+   * showed the message, this one has not).
+   */
+  function SeenIds(storage, prefix, perConversation, maxConversations) {
+    this.storage = storage || null;
+    this.prefix = prefix;
+    this.per = perConversation;
+    this.maxConvs = maxConversations;
+    this.convs = Object.create(null); // conversation -> {set, order}
+    if (this.storage) this._load();
+  }
+
+  SeenIds.prototype._key = function (conv) { return this.prefix + '.' + encodeURIComponent(conv); };
+
+  SeenIds.prototype._read = function (key) {
+    try {
+      var v = JSON.parse(this.storage.getItem(key) || '[]');
+      return Array.isArray(v) ? v : [];
+    } catch (e) {
+      return [];
+    }
+  };
+
+  SeenIds.prototype._write = function (key, list) {
+    try {
+      this.storage.setItem(key, JSON.stringify(list));
+    } catch (e) { /* full or refused: the ids stay in memory */ }
+  };
+
+  SeenIds.prototype._load = function () {
+    var convs = this._read(this.prefix);
+    for (var i = 0; i < convs.length; i++) {
+      var ids = this._read(this._key(String(convs[i])));
+      for (var j = 0; j < ids.length; j++) this._remember(String(convs[i]), String(ids[j]));
+    }
+  };
+
+  SeenIds.prototype._remember = function (conv, id) {
+    var c = this.convs[conv];
+    if (!c) c = this.convs[conv] = { set: Object.create(null), order: [] };
+    if (c.set[id]) return;
+    c.set[id] = true;
+    c.order.push(id);
+    if (c.order.length > this.per) delete c.set[c.order.shift()];
+  };
+
+  SeenIds.prototype.has = function (conv, id) {
+    var c = this.convs[conv];
+    return !!(c && c.set[id]);
+  };
+
+  SeenIds.prototype.add = function (conv, id) {
+    this._remember(conv, id);
+    if (!this.storage) return;
+    var key = this._key(conv);
+    var ids = this._read(key);
+    if (ids.indexOf(id) < 0) ids.push(id);
+    if (ids.length > this.per) ids = ids.slice(ids.length - this.per);
+    this._write(key, ids);
+    var convs = this._read(this.prefix);
+    if (convs[convs.length - 1] === conv) return;
+    var at = convs.indexOf(conv);
+    if (at >= 0) convs.splice(at, 1);
+    convs.push(conv);
+    while (convs.length > this.maxConvs) {
+      try { this.storage.removeItem(this._key(String(convs.shift()))); } catch (e) { /* ignore */ }
+    }
+    this._write(this.prefix, convs);
+  };
+
   /**
    * new ChatClient({account, url?, token?, peer?, ...options})
    *
@@ -151,6 +247,21 @@
    *               onmessage({data}), onclose({code, reason}), onerror; readyState
    *               is read when present. ChatClient.miniProgramTransport(wx) builds
    *               one from wx / uni.
+   * ack           receiver acknowledgements (init "ack":true, then
+   *               {"flag":"ack","id"} for what came), default true: a message
+   *               pushed to a connection that dies before the ack comes again at
+   *               the next init (and is dropped if its id was seen). false: the
+   *               legacy behaviour, written to the socket counts as delivered.
+   * ackDelayMs    acks are sent this long after the last message (one ack
+   *               covers every earlier message), default 100; at once after
+   *               64 unacknowledged messages
+   * storage       where seen message ids are kept across restarts: an object
+   *               with getItem/setItem/removeItem of strings (localStorage,
+   *               sessionStorage, ChatClient.miniProgramStorage(uni)); default
+   *               localStorage where there is one; null: memory only
+   * seenIds       ids kept per conversation, default 200
+   * seenConversations  conversations whose ids are stored, default 50
+   * historyLimit  messages per loadOlder page, default 50 (1..200)
    */
   function ChatClient(options) {
     if (!(this instanceof ChatClient)) return new ChatClient(options);
@@ -172,6 +283,9 @@
     this.maxQueue = positive(o.maxQueue, 1000);
     this.sendRate = typeof o.sendRate === 'number' && o.sendRate >= 0 ? o.sendRate : 15;
     this.sendBurst = positive(o.sendBurst, 30);
+    this.ack = o.ack !== false;
+    this.ackDelayMs = typeof o.ackDelayMs === 'number' && o.ackDelayMs >= 0 ? o.ackDelayMs : 100;
+    this.historyLimit = Math.min(200, positive(o.historyLimit, 50));
 
     if (typeof o.transport === 'function') {
       this._dialer = o.transport;
@@ -200,7 +314,14 @@
     this._refreshTimer = null; // asks getToken before the token expires
     this._renewing = null;     // while getToken is asked: who waits for its answer
     this._askedAt = 0;         // exp of the token getToken was last asked to replace
-    this._seen = { set: Object.create(null), order: [] }; // message ids delivered lately
+    var storage = o.storage === undefined ? defaultStorage() : o.storage;
+    this._seen = new SeenIds(storage, 'chatclient.seen.' + encodeURIComponent(this.account),
+      positive(o.seenIds, 200), positive(o.seenConversations, 50));
+    this._toAck = '';          // id of the last message received and not yet acknowledged
+    this._toAckCount = 0;
+    this._ackTimer = null;
+    this._requests = [];       // history requests waiting for their answer, oldest first
+    this._cursors = Object.create(null); // conversation -> {before, more, loading} for loadOlder
     this._unacked = [];        // records written, not yet acknowledged by the server, oldest first
     // cids must not repeat across page loads (the server remembers a sender's
     // recent cids): a random prefix per client object.
@@ -208,8 +329,8 @@
   }
 
   /** Subscribe; returns a function that unsubscribes. Events: state, open,
-   *  message, group, announcement, online, error, close, sent, ack, auth, pong,
-   *  frame. */
+   *  message, group, announcement, online, error, close, sent, ack, auth, history,
+   *  pong, frame. */
   ChatClient.prototype.on = function (event, fn) {
     (this._handlers[event] = this._handlers[event] || []).push(fn);
     var self = this;
@@ -258,6 +379,7 @@
   /** Closes for good: no reconnect. Queued messages stay for a later connect(). */
   ChatClient.prototype.close = function () {
     this._stopped = true;
+    this._flushAck();
     this._drop(1000, 'closed by the client');
     return this;
   };
@@ -467,6 +589,7 @@
     var init = { flag: 'init', from: this.account };
     if (this.peer) init.to = this.peer;
     if (this.token) init.token = this.token;
+    if (this.ack) init.ack = true;
     this._syncing = true;
     if (this._write(init)) {
       this._lastPing = now();
@@ -519,33 +642,189 @@
       case 'all':
         this._emit('announcement', { from: f.from, content: f.content });
         return;
+      case 'history':
+        this._historyPage(f);
+        return;
       case undefined:
       case null:
       case '':
         if (f.type === 'heart') { this._pong(); return; }
-        if (f.content === undefined || this._duplicate(f.id)) return;
-        if (f.group !== undefined && f.group !== null && f.group !== '') {
-          this._emit('group', { from: f.from, content: f.content, group: String(f.group), id: f.id, offline: offline });
-        } else {
-          this._emit('message', { from: f.from, content: f.content, id: f.id, offline: offline });
+        if (f.content === undefined) return;
+        var group = f.group !== undefined && f.group !== null && f.group !== '' ? String(f.group) : '';
+        if (!this._duplicate(group ? 'g:' + group : 'u:' + f.from, f.id)) {
+          if (group) {
+            this._emit('group', { from: f.from, content: f.content, group: group, id: f.id, offline: offline });
+          } else {
+            this._emit('message', { from: f.from, content: f.content, id: f.id, offline: offline });
+          }
         }
+        this._received(f.id); // a duplicate too: the server waits for its ack
         return;
       default:
         // A flag this version does not know: ignored, as the protocol asks.
     }
   };
 
-  // _duplicate: a message id seen lately (a message re-delivered, e.g. after a
-  // sender's retry) is dropped. Frames without an id are never duplicates.
-  var SEEN_IDS = 1000;
-  ChatClient.prototype._duplicate = function (id) {
+  // _duplicate: a message id seen lately in conversation conv (a message
+  // re-delivered after a drop, a restart or a sender's retry) is dropped; a
+  // new one is remembered (and stored) before the page sees it. Frames without
+  // an id are never duplicates.
+  ChatClient.prototype._duplicate = function (conv, id) {
     if (id === undefined || id === null || id === '') return false;
     var key = String(id);
-    if (this._seen.set[key]) return true;
-    this._seen.set[key] = true;
-    this._seen.order.push(key);
-    if (this._seen.order.length > SEEN_IDS) delete this._seen.set[this._seen.order.shift()];
+    if (this._seen.has(conv, key)) return true;
+    this._seen.add(conv, key);
     return false;
+  };
+
+  // Receiver acks: a message received is acknowledged ackDelayMs after the
+  // last one (an ack covers every earlier message of the connection), or at
+  // once when many wait.
+  var ACK_AT_ONCE = 64;
+  ChatClient.prototype._received = function (id) {
+    if (!this.ack || id === undefined || id === null || id === '') return;
+    this._toAck = String(id);
+    this._toAckCount++;
+    if (this._toAckCount >= ACK_AT_ONCE || this.ackDelayMs === 0) {
+      this._flushAck();
+      return;
+    }
+    if (this._ackTimer) return;
+    var self = this;
+    this._ackTimer = setTimeout(function () { self._ackTimer = null; self._flushAck(); }, this.ackDelayMs);
+  };
+
+  ChatClient.prototype._flushAck = function () {
+    clearTimeout(this._ackTimer);
+    this._ackTimer = null;
+    if (!this._toAck) return;
+    var id = this._toAck;
+    this._toAck = '';
+    this._toAckCount = 0;
+    this._write({ flag: 'ack', id: id });
+  };
+
+  /** One page of a conversation's history ({"flag":"history"}): query is
+   *  {with: account} or {group: id}, plus before (a message id: the page
+   *  just older than it; absent: the newest) and limit (1..200). Returns a
+   *  promise of {messages: [{id, seq, from, to, group, content, time}, ...]
+   *  oldest first, more}; it is sent once online (again after a reconnect if
+   *  its answer had not come) and rejected with an Error whose code is the
+   *  server's (forbidden, not_found, unavailable, ...) or "closed" after
+   *  close(). */
+  ChatClient.prototype.history = function (query) {
+    var q = query || {};
+    var frame = { flag: 'history' };
+    var key;
+    if (q.group !== undefined && q.group !== null && String(q.group) !== '') {
+      frame.group = String(q.group);
+      key = 'g:' + frame.group;
+    } else if (q['with'] !== undefined && q['with'] !== null && String(q['with']) !== '') {
+      frame['with'] = String(q['with']);
+      key = 'u:' + frame['with'];
+    } else {
+      throw new TypeError('ChatClient: history needs with (an account) or group');
+    }
+    if (q.before !== undefined && q.before !== null && String(q.before) !== '') frame.before = String(q.before);
+    if (typeof q.limit === 'number' && q.limit > 0) frame.limit = Math.floor(q.limit);
+    // Error frames carry the cid of the frame they refuse: that is how a
+    // refusal finds its request.
+    frame.cid = this._cidBase + '-h' + (++this._seq);
+    var self = this;
+    return new Promise(function (resolve, reject) {
+      var req = { key: key, frame: frame, resolve: resolve, reject: reject, written: false };
+      self._requests.push(req);
+      if (self._state === 'online') req.written = self._write(frame);
+    });
+  };
+
+  /** The page of history just older than what loadOlder gave for peer so far
+   *  (the newest page the first time): a promise of {messages, more}, as
+   *  history(). Calls while one is on its way share its answer; once a page
+   *  said more: false, the answer is an empty page. */
+  ChatClient.prototype.loadOlder = function (peer, options) {
+    return this._older('u:', 'with', peer, options);
+  };
+
+  /** loadOlder for group id. */
+  ChatClient.prototype.loadOlderGroup = function (id, options) {
+    return this._older('g:', 'group', id, options);
+  };
+
+  /** Whether loadOlder(peer) may give more: false once a page said there is
+   *  nothing older. */
+  ChatClient.prototype.hasOlder = function (peer) {
+    var c = this._cursors['u:' + peer];
+    return !c || c.more;
+  };
+
+  ChatClient.prototype.hasOlderGroup = function (id) {
+    var c = this._cursors['g:' + id];
+    return !c || c.more;
+  };
+
+  ChatClient.prototype._older = function (prefix, field, id, options) {
+    if (id === undefined || id === null || String(id) === '') throw new TypeError('ChatClient: loadOlder needs a conversation');
+    var key = prefix + String(id);
+    var cur = this._cursors[key] || (this._cursors[key] = { before: '', more: true, loading: null });
+    if (cur.loading) return cur.loading;
+    if (!cur.more) return Promise.resolve({ messages: [], more: false });
+    var q = { limit: (options && options.limit) || this.historyLimit };
+    q[field] = String(id);
+    if (cur.before) q.before = cur.before;
+    cur.loading = this.history(q).then(function (page) {
+      cur.loading = null;
+      if (page.messages.length) cur.before = String(page.messages[0].id);
+      cur.more = page.more && page.messages.length > 0;
+      return page;
+    }, function (err) {
+      cur.loading = null;
+      throw err;
+    });
+    return cur.loading;
+  };
+
+  // _historyPage answers the oldest request written for that conversation
+  // (frames of a connection are answered in order).
+  ChatClient.prototype._historyPage = function (f) {
+    var key = f.group ? 'g:' + f.group : 'u:' + f['with'];
+    var page = { messages: Array.isArray(f.messages) ? f.messages : [], more: f.more === true };
+    for (var i = 0; i < this._requests.length; i++) {
+      var req = this._requests[i];
+      if (req.written && req.key === key) {
+        this._requests.splice(i, 1);
+        req.resolve(page);
+        break;
+      }
+    }
+    this._emit('history', { 'with': f['with'], group: f.group, messages: page.messages, more: page.more });
+  };
+
+  // _requestFailed rejects the request an error frame's cid names; false if
+  // it names none.
+  ChatClient.prototype._requestFailed = function (f) {
+    if (f.cid === undefined || f.cid === null) return false;
+    for (var i = 0; i < this._requests.length; i++) {
+      var req = this._requests[i];
+      if (req.frame.cid === String(f.cid)) {
+        this._requests.splice(i, 1);
+        var err = new Error(String(f.message || f.code || 'refused'));
+        err.code = String(f.code || 'unknown');
+        req.reject(err);
+        return true;
+      }
+    }
+    return false;
+  };
+
+  ChatClient.prototype._rejectRequests = function (code, message) {
+    var reqs = this._requests;
+    this._requests = [];
+    for (var i = 0; i < reqs.length; i++) {
+      var err = new Error(message);
+      err.code = code;
+      reqs[i].reject(err);
+    }
   };
 
   ChatClient.prototype._pong = function () {
@@ -565,6 +844,10 @@
     this._setState('online');
     this._emit('open', { reconnected: reconnected });
     this._scheduleRefresh();
+    // History requests not answered on the last connection go again.
+    for (var i = 0; i < this._requests.length; i++) {
+      if (!this._requests[i].written) this._requests[i].written = this._write(this._requests[i].frame);
+    }
     this._pump();
   };
 
@@ -585,6 +868,7 @@
   };
 
   ChatClient.prototype._serverError = function (f) {
+    if (this._requestFailed(f)) return;
     var err = { code: String(f.code || 'unknown'), message: String(f.message || '') };
     var i = this._unackedIndex(f.cid);
     if (i >= 0) {
@@ -670,6 +954,7 @@
     this._detach(code === 1000 ? 1000 : 4000, reason);
     clearTimeout(this._retry);
     this._retry = null;
+    this._rejectRequests('closed', 'the client was closed' + (reason ? ': ' + reason : ''));
     if (!had) return;
     this._emit('close', { code: code || 0, reason: reason || '', reconnect: false });
     this._setState('closed', errorCode ? { error: errorCode, reason: reason } : { reason: reason || '' });
@@ -683,6 +968,12 @@
     this._refreshTimer = null;
     clearTimeout(this._pumpTimer);
     this._pumpTimer = null;
+    // What the server had not been told we got comes again at the next init.
+    clearTimeout(this._ackTimer);
+    this._ackTimer = null;
+    this._toAck = '';
+    this._toAckCount = 0;
+    for (var i = 0; i < this._requests.length; i++) this._requests[i].written = false;
     this._syncing = false;
     var ws = this._ws;
     this._ws = null;
@@ -724,6 +1015,22 @@
         if (sock.onclose) sock.onclose({ code: e && e.code, reason: e && e.reason });
       });
       return sock;
+    };
+  };
+
+  /**
+   * miniProgramStorage(api) adapts wx / uni synchronous storage
+   * (getStorageSync, setStorageSync, removeStorageSync) to the storage option:
+   *   new ChatClient({..., storage: ChatClient.miniProgramStorage(uni)})
+   */
+  ChatClient.miniProgramStorage = function (api) {
+    return {
+      getItem: function (key) {
+        var v = api.getStorageSync(key); // "" when the key is not there
+        return typeof v === 'string' && v !== '' ? v : null;
+      },
+      setItem: function (key, value) { api.setStorageSync(key, String(value)); },
+      removeItem: function (key) { api.removeStorageSync(key); }
     };
   };
 
