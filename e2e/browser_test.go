@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"chatserver/config"
+	"chatserver/internal/faultproxy"
 )
 
 // browserChecks are the "ok <name>:" lines web/test/browser.mjs prints, one per
@@ -22,11 +23,16 @@ import (
 var browserChecks = []string{
 	"two-pages", "xss-as-text", "group", "error-shown", "announcement",
 	"library-umd", "library-protocol", "mini-program-adapter", "library-close-codes",
-	"offline-drain", "restart", "token", "disconnect", "token-refresh", "reload", "screenshots",
+	"offline-drain", "restart", "token", "disconnect", "token-refresh", "reload",
+	"stream-cut", "history-reload", "screenshots",
 }
 
+// browserStream is how many messages browser.mjs streams to the page whose
+// connection it cuts (STREAM there).
+const browserStream = 120
+
 // browserScreenshots are the files browser.mjs saves.
-var browserScreenshots = []string{"alice-desktop.png", "alice-outage.png", "bob-phone-signin.png", "bob-phone.png", "bob-phone-list.png"}
+var browserScreenshots = []string{"alice-desktop.png", "rita-history.png", "alice-outage.png", "bob-phone-signin.png", "bob-phone.png", "bob-phone-list.png"}
 
 // TestBrowser drives the chat page (web/static) in Debian's headless Chromium
 // with playwright-core (web/test/browser.mjs) against the real server on
@@ -35,8 +41,12 @@ var browserScreenshots = []string{"alice-desktop.png", "alice-outage.png", "bob-
 // heartbeat, dead link, queue, mini-program adapter), a page closed and its
 // messages delivered at the next init, a server restart survived by
 // reconnecting, a token typed into the sign-in form, a disconnect by the site
-// (4004) shown on the page, and the library renewing its token in band and
-// after a 4003 close (token expired). Screenshots go to
+// (4004) shown on the page, the library renewing its token in band and
+// after a 4003 close (token expired), a page whose connection is cut (through a
+// TCP proxy) while a stream of messages comes in and shows each of them once, in
+// the order sent (the link first goes silent, as a phone's network does, so
+// the server writes into it for a while), and a new tab that reads the conversation back from the
+// server's history, scrolling up for older pages. Screenshots go to
 // $CHAT_TEST_ARTIFACTS/browser, or to a temporary directory named in the log.
 func TestBrowser(t *testing.T) {
 	t.Parallel()
@@ -48,6 +58,8 @@ func TestBrowser(t *testing.T) {
 	ts := startServer(t, "embedded", func(c *config.Config) {
 		c.Server.Addr = addr
 		c.Embed.Path = dbPath // the restarted server reads the same offline rows
+		// The stream's sender writes faster than the default 20 frames/s.
+		c.Limits.FramesPerSecond, c.Limits.FrameBurst = 1000, 1000
 	})
 	cfg := ts.cfg
 	if code, body := ts.api("PUT", "/api/group/team/members", map[string]any{"accounts": []string{"alice", "bob"}}); code != 200 {
@@ -65,8 +77,16 @@ func TestBrowser(t *testing.T) {
 	})
 	daveToken := token(t, jwtSecret, "dave", time.Now().Add(time.Hour))
 
+	// A TCP proxy in front of the server: the receiving page of the stream
+	// loads through it, and the script cuts its connections mid-stream.
+	proxy, err := faultproxy.Start(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
+
 	shots := browserArtifacts(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, "browser.mjs", "http://"+addr+"/", shots)
 	cmd.Dir = filepath.Join("..", "web", "test")
@@ -75,6 +95,7 @@ func TestBrowser(t *testing.T) {
 		"CHAT_JWT_PAGE=http://"+jts.app.Addr()+"/",
 		"CHAT_JWT_TOKEN="+daveToken,
 		"CHAT_JWT_SECRET="+jwtSecret,
+		"CHAT_PROXY_PAGE=http://"+proxy.Addr()+"/",
 	)
 	// Interrupt, not kill: playwright closes Chromium on SIGINT.
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
@@ -124,6 +145,20 @@ func TestBrowser(t *testing.T) {
 			if code, res := jts.api("POST", "/api/disconnect", body); code != 200 || res["closed"] != float64(1) {
 				t.Fatalf("disconnect dave: %d %v; want 200 with closed 1", code, res)
 			}
+		case "blackhole":
+			proxy.Set(faultproxy.Blackhole, 0)
+		case "cut":
+			proxy.Set(faultproxy.Cut, 0)
+		case "pass":
+			proxy.Set(faultproxy.Pass, 0)
+		case "history-written":
+			// The history writer commits in batches: the whole stream is
+			// in the table before a new tab reads it back.
+			eventually(t, "the stream in rita's history with sam", func() bool {
+				code, res := ts.api("GET", "/api/history?account=rita&with=sam&limit=200", nil)
+				msgs, _ := res["messages"].([]any)
+				return code == 200 && len(msgs) >= browserStream
+			})
 		case "stop":
 			ts.stop()
 		case "start":
@@ -134,6 +169,9 @@ func TestBrowser(t *testing.T) {
 		if _, err := stdin.Write([]byte("done " + step + "\n")); err != nil {
 			t.Fatalf("answer %s: %v", step, err)
 		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Errorf("reading browser.mjs's output: %v", err)
 	}
 	err = cmd.Wait()
 	waited = true

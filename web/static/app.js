@@ -29,6 +29,7 @@ let active = null;      // key of the open conversation
 const pending = new Map(); // client record id -> message object waiting to be written
 let countdown = null;
 let saveTimer = null;
+const older = new Map(); // conversation key -> {state: idle|loading|done|failed, why} of its history paging
 
 // el builds an element whose text is set with textContent only.
 function el(tag, className, text) {
@@ -69,10 +70,15 @@ function start(account, token) {
     sessionStorage.setItem(SESSION, JSON.stringify({ account, token }));
   } catch (e) { /* storage disabled: the page still works */ }
   restore();
-  client = new ChatClient({ account, token: token || undefined });
+  // The ids of the messages shown are kept where this tab keeps its
+  // conversations (sessionStorage): a message that comes again after a reload
+  // is dropped by the library, and another tab shows what it gets.
+  let storage = null;
+  try { storage = sessionStorage; } catch (e) { /* disabled: ids in memory only */ }
+  client = new ChatClient({ account, token: token || undefined, storage });
   client.on('state', onState);
-  client.on('message', (m) => received(conversation('user', m.from), { dir: 'in', from: m.from, text: m.content, offline: m.offline }));
-  client.on('group', (m) => received(conversation('group', m.group), { dir: 'in', from: m.from, text: m.content, offline: m.offline }));
+  client.on('message', (m) => received(conversation('user', m.from), { dir: 'in', from: m.from, text: m.content, offline: m.offline, id: m.id }));
+  client.on('group', (m) => received(conversation('group', m.group), { dir: 'in', from: m.from, text: m.content, offline: m.offline, id: m.id }));
   client.on('announcement', (m) => {
     received(conversation('all'), { dir: 'announce', from: m.from, text: m.content });
     showNotice(m.from, m.content);
@@ -84,7 +90,11 @@ function start(account, token) {
   });
   client.on('sent', onSent);
   client.on('ack', settle);
-  client.on('open', () => pollPresence());
+  client.on('open', () => {
+    pollPresence();
+    const c = convs.get(active);
+    if (c && !older.has(c.key)) loadOlder(c); // the newest page, once per page load
+  });
   ui.me.textContent = account;
   ui.login.hidden = true;
   ui.chat.hidden = false;
@@ -106,6 +116,7 @@ function signOut(reason) {
   convs = new Map();
   active = null;
   pending.clear();
+  older.clear();
   ui.me.textContent = '';
   ui.chat.hidden = true;
   ui.signout.hidden = true;
@@ -171,8 +182,7 @@ function received(c, m) {
 }
 
 function add(c, m) {
-  c.messages.push(m);
-  if (c.messages.length > KEEP) c.messages.splice(0, c.messages.length - KEEP);
+  c.messages.push(m); // the saved copy keeps the newest KEEP
   c.last = m.at;
   if (c.key === active) {
     ui.messages.append(bubble(c, m));
@@ -204,7 +214,112 @@ function settle(rec) {
   const m = pending.get(rec.id);
   if (!m || rec.status === 'sent') return; // "not now": it goes again on the next connection
   pending.delete(rec.id);
+  if (rec.messageId) {
+    m.id = rec.messageId;
+    // History may have shown it before the ack came: keep this one.
+    for (const c of convs.values()) {
+      const i = c.messages.findIndex((x) => x !== m && x.id === m.id);
+      if (i >= 0 && c.messages.includes(m)) {
+        c.messages.splice(i, 1);
+        if (c.key === active) renderConversation(true);
+      }
+    }
+  }
   restatus(m, rec.status);
+}
+
+// ---- history: the server's copy of the conversation, paged back ----
+
+// fromHistory turns a message of a history page into one of the page's.
+function fromHistory(h) {
+  const mine = String(h.from) === me;
+  return {
+    dir: mine ? 'out' : 'in', from: String(h.from ?? ''), text: String(h.content ?? ''),
+    at: (Number(h.time) || 0) * 1000, id: String(h.id), seq: Number(h.seq) || 0, history: true,
+  };
+}
+
+// mergeHistory puts the messages of a page (oldest first) that c does not
+// have into c.messages, each next to its neighbours of the page that c has;
+// where it has none, before the first message with a higher seq (one from
+// history) or not older (one received live); returns how many it added.
+function mergeHistory(c, page) {
+  const byId = new Map();
+  for (const m of c.messages) if (m.id) byId.set(m.id, m);
+  let after = null;
+  let added = 0;
+  page.forEach((h, i) => {
+    const have = byId.get(String(h.id));
+    if (have) {
+      after = have;
+      return;
+    }
+    const m = fromHistory(h);
+    let at;
+    if (after) {
+      at = c.messages.indexOf(after) + 1;
+    } else {
+      const next = page.slice(i + 1).map((x) => byId.get(String(x.id))).find(Boolean);
+      at = next ? c.messages.indexOf(next) : c.messages.findIndex((x) => (x.seq ? x.seq > m.seq : x.at >= m.at));
+      if (at < 0) at = c.messages.length;
+    }
+    c.messages.splice(at, 0, m);
+    byId.set(m.id, m);
+    after = m;
+    added++;
+  });
+  if (added && c.messages.length) c.last = Math.max(c.last, c.messages[c.messages.length - 1].at);
+  return added;
+}
+
+// loadOlder asks for c's next older page (the newest the first time) and
+// keeps asking while the pages bring nothing this tab did not have (a
+// reloaded tab has its recent messages already), up to a few pages. A failed
+// conversation is asked again only with retry (opened again).
+async function loadOlder(c, retry) {
+  if (!client || c.kind === 'all') return;
+  const st = older.get(c.key);
+  if (st && st.state !== 'idle' && !(retry && st.state === 'failed')) return;
+  older.set(c.key, { state: 'loading' });
+  renderOlder(c);
+  try {
+    for (let i = 0; i < 10; i++) {
+      const page = c.kind === 'group' ? await client.loadOlderGroup(c.id) : await client.loadOlder(c.id);
+      const atTop = c.key === active ? { top: ui.messages.scrollTop, height: ui.messages.scrollHeight } : null;
+      const added = mergeHistory(c, page.messages);
+      if (added && c.key === active) {
+        renderConversation(false);
+        ui.messages.scrollTop = ui.messages.scrollHeight - atTop.height + atTop.top; // keep what was in view
+      }
+      if (!page.more) {
+        older.set(c.key, { state: 'done' });
+        break;
+      }
+      older.set(c.key, { state: 'idle' });
+      if (added) break;
+    }
+  } catch (e) {
+    older.set(c.key, { state: 'failed', why: e && e.code ? e.code : String(e) });
+  }
+  if (older.get(c.key).state === 'loading') older.set(c.key, { state: 'idle' });
+  renderOlder(c);
+  renderList();
+  save();
+  // A conversation shorter than the view has no scroll bar to pull: go on.
+  if (c.key === active && older.get(c.key).state === 'idle' && ui.messages.scrollHeight <= ui.messages.clientHeight + 40) loadOlder(c);
+}
+
+function renderOlder(c) {
+  const li = ui.messages.querySelector('li.older');
+  if (!li || !c || c.key !== active) return;
+  const st = older.get(c.key) || { state: 'idle' };
+  li.dataset.state = st.state;
+  li.textContent = {
+    idle: 'Scroll up for older messages',
+    loading: 'Loading older messages…',
+    done: 'The beginning of the conversation',
+    failed: 'Older messages cannot be loaded' + (st.why ? ' (' + st.why + ')' : ''),
+  }[st.state];
 }
 
 function restatus(m, status) {
@@ -233,6 +348,8 @@ function bubble(c, m) {
   const li = el('li', 'msg ' + m.dir);
   li.dataset.status = m.status || '';
   if (m.rid) li.dataset.rid = String(m.rid);
+  if (m.id) li.dataset.id = m.id;
+  if (m.history) li.dataset.history = 'true';
   if (m.offline) li.dataset.offline = 'true';
   if (m.dir === 'announce' || (c.kind === 'group' && m.dir === 'in')) li.append(el('span', 'who', m.from));
   li.append(el('span', 'body', m.text));
@@ -285,14 +402,19 @@ function renderPresence(c) {
   ui.presence.textContent = c.online === null ? '' : c.online ? 'online' : 'offline';
 }
 
-function renderConversation() {
+// renderConversation draws the open conversation; scrolled to the newest
+// unless keep (the caller restores the position).
+function renderConversation(keep) {
   const c = convs.get(active);
   ui.convEmpty.hidden = !!c;
   ui.composer.hidden = !c || c.kind === 'all';
   ui.convTitle.textContent = c ? titleOf(c) : '';
   renderPresence(c);
-  ui.messages.replaceChildren(...(c ? c.messages.map((m) => bubble(c, m)) : []));
-  scrollDown();
+  const items = c ? c.messages.map((m) => bubble(c, m)) : [];
+  if (c && c.kind !== 'all') items.unshift(el('li', 'older'));
+  ui.messages.replaceChildren(...items);
+  renderOlder(c);
+  if (!keep) scrollDown();
 }
 
 function render() {
@@ -311,6 +433,7 @@ function openConversation(key) {
   ui.chat.classList.add('show-conv');
   render();
   pollPresence();
+  if (c) loadOlder(c, true);
   save();
   if (!ui.composer.hidden && window.matchMedia('(min-width: 701px)').matches) ui.text.focus();
 }
@@ -343,7 +466,9 @@ function save() {
     if (!account || account !== me) return;
     const data = [...convs.values()].map((c) => ({
       kind: c.kind, id: c.id, unread: c.unread, last: c.last,
-      messages: c.messages.map((m) => ({ dir: m.dir, from: m.from, text: m.text, at: m.at, status: m.status, offline: m.offline })),
+      messages: c.messages.slice(-KEEP).map((m) => ({
+        dir: m.dir, from: m.from, text: m.text, at: m.at, status: m.status, offline: m.offline, id: m.id, seq: m.seq, history: m.history,
+      })),
     }));
     try {
       sessionStorage.setItem(historyKey(account), JSON.stringify({ active, convs: data }));
@@ -369,6 +494,7 @@ function restore() {
       from: String(m.from ?? ''), text: String(m.text ?? ''), at: Number(m.at) || 0,
       // A message still queued when the tab reloaded was never written.
       status: m.status === 'queued' ? 'failed' : m.status, offline: !!m.offline,
+      id: typeof m.id === 'string' && m.id ? m.id : undefined, seq: Number(m.seq) || undefined, history: !!m.history,
     }));
   }
   if (typeof saved.active === 'string' && convs.has(saved.active)) active = saved.active;
@@ -420,6 +546,12 @@ ui.text.addEventListener('keydown', (ev) => {
     ev.preventDefault();
     ui.composer.requestSubmit();
   }
+});
+
+// Scrolled (nearly) to the top: the next older page.
+ui.messages.addEventListener('scroll', () => {
+  const c = convs.get(active);
+  if (c && ui.messages.scrollTop < 60) loadOlder(c);
 });
 
 document.addEventListener('visibilitychange', () => {
