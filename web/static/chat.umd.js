@@ -262,6 +262,9 @@
    * seenIds       ids kept per conversation, default 200
    * seenConversations  conversations whose ids are stored, default 50
    * historyLimit  messages per loadOlder page, default 50 (1..200)
+   * readState     ask for the unread counts after every init ("unread" event),
+   *               which also subscribes the connection to read receipts
+   *               ("read" events), default true
    */
   function ChatClient(options) {
     if (!(this instanceof ChatClient)) return new ChatClient(options);
@@ -322,6 +325,8 @@
     this._ackTimer = null;
     this._requests = [];       // history requests waiting for their answer, oldest first
     this._cursors = Object.create(null); // conversation -> {before, more, loading} for loadOlder
+    this._lastRead = Object.create(null); // conversation -> the id last marked read
+    this.readState = o.readState !== false;
     this._unacked = [];        // records written, not yet acknowledged by the server, oldest first
     // cids must not repeat across page loads (the server remembers a sender's
     // recent cids): a random prefix per client object.
@@ -330,7 +335,7 @@
 
   /** Subscribe; returns a function that unsubscribes. Events: state, open,
    *  message, group, announcement, online, error, close, sent, ack, auth, history,
-   *  pong, frame. */
+   *  unread, conversations, read, recall, edit, pong, frame. */
   ChatClient.prototype.on = function (event, fn) {
     (this._handlers[event] = this._handlers[event] || []).push(fn);
     var self = this;
@@ -643,7 +648,21 @@
         this._emit('announcement', { from: f.from, content: f.content });
         return;
       case 'history':
-        this._historyPage(f);
+        this._answer(f);
+        this._emit('history', { 'with': f['with'], group: f.group, messages: Array.isArray(f.messages) ? f.messages : [], more: f.more === true });
+        return;
+      case 'unread':
+        this._answer(f);
+        this._emit('unread', { conversations: Array.isArray(f.conversations) ? f.conversations : [], total: typeof f.total === 'number' ? f.total : 0 });
+        return;
+      case 'conversations':
+        this._answer(f);
+        this._emit('conversations', { conversations: Array.isArray(f.conversations) ? f.conversations : [] });
+        return;
+      case 'read':
+      case 'recall':
+      case 'edit':
+        this._event(f);
         return;
       case undefined:
       case null:
@@ -727,15 +746,148 @@
     }
     if (q.before !== undefined && q.before !== null && String(q.before) !== '') frame.before = String(q.before);
     if (typeof q.limit === 'number' && q.limit > 0) frame.limit = Math.floor(q.limit);
-    // Error frames carry the cid of the frame they refuse: that is how a
-    // refusal finds its request.
-    frame.cid = this._cidBase + '-h' + (++this._seq);
+    return this._request(frame, function (f) { return f.flag === 'history' && convOf(f) === key; })
+      .then(function (f) { return { messages: Array.isArray(f.messages) ? f.messages : [], more: f.more === true }; });
+  };
+
+  // convOf names the conversation a frame is about: "g:<group>", or "u:<peer>"
+  // with the peer in field (default "with").
+  function convOf(f, field) {
+    if (f.group !== undefined && f.group !== null && f.group !== '') return 'g:' + f.group;
+    var peer = f[field || 'with'];
+    return peer === undefined || peer === null ? '' : 'u:' + peer;
+  }
+
+  // _request writes frame once online (again after a reconnect until
+  // answered) and returns a promise of the first frame match accepts, or of
+  // the refusal: error frames carry the cid of the frame they refuse. Frames
+  // of a connection are answered in order, so the oldest waiting request a
+  // frame matches is the one it answers.
+  ChatClient.prototype._request = function (frame, match) {
+    frame.cid = this._cidBase + '-r' + (++this._seq);
     var self = this;
     return new Promise(function (resolve, reject) {
-      var req = { key: key, frame: frame, resolve: resolve, reject: reject, written: false };
+      var req = { frame: frame, match: match, resolve: resolve, reject: reject, written: false };
       self._requests.push(req);
       if (self._state === 'online') req.written = self._write(frame);
     });
+  };
+
+  // _answer resolves the oldest written request f answers; false if none.
+  ChatClient.prototype._answer = function (f) {
+    for (var i = 0; i < this._requests.length; i++) {
+      var req = this._requests[i];
+      if (req.written && req.match(f)) {
+        this._requests.splice(i, 1);
+        req.resolve(f);
+        return true;
+      }
+    }
+    return false;
+  };
+
+  // convFrame builds a frame about a one-to-one conversation (field "to" or
+  // "with" = peer) or a group's ("group").
+  function convFrame(flag, field, peer, group, what) {
+    var f = { flag: flag };
+    if (group) {
+      if (group === undefined || group === null || String(group) === '') throw new TypeError('ChatClient: ' + what + ' needs a group');
+      f.group = String(group);
+    } else {
+      if (peer === undefined || peer === null || String(peer) === '') throw new TypeError('ChatClient: ' + what + ' needs an account');
+      f[field] = String(peer);
+    }
+    return f;
+  }
+
+  function needId(id, what) {
+    if (id === undefined || id === null || String(id) === '') throw new TypeError('ChatClient: ' + what + ' needs a message id');
+    return String(id);
+  }
+
+  /** Read receipts ({"flag":"read"}): tells the server (and peer, and this
+   *  account's other connections) that every message of the conversation up
+   *  to id was read. Returns a promise, resolved when the server took it,
+   *  rejected with its refusal (e.g. bad_field: the cursor is already past
+   *  id; it only moves forward). A read of the id last marked is not sent
+   *  again. */
+  ChatClient.prototype.markRead = function (peer, id) { return this._markRead(peer, '', id); };
+  ChatClient.prototype.markReadGroup = function (group, id) { return this._markRead('', group, id); };
+
+  ChatClient.prototype._markRead = function (peer, group, id) {
+    var frame = convFrame('read', 'to', peer, group, 'markRead');
+    frame.id = needId(id, 'markRead');
+    var key = convOf(frame, 'to');
+    if (this._lastRead[key] === frame.id) return Promise.resolve({ id: frame.id });
+    this._lastRead[key] = frame.id;
+    var self = this;
+    return this._request(frame, function (f) {
+      return f.flag === 'read' && f.ok === true && String(f.id) === frame.id && convOf(f, 'to') === key;
+    }).then(function () { return { id: frame.id }; }, function (err) {
+      if (self._lastRead[key] === frame.id) delete self._lastRead[key];
+      throw err;
+    });
+  };
+
+  /** Unread counts from the server ({"flag":"unread"}): a promise of
+   *  {conversations: [{with | group, unread, read}], total}; also an "unread"
+   *  event. Asked by the client after every init unless readState is false. */
+  ChatClient.prototype.unread = function () {
+    return this._request({ flag: 'unread' }, function (f) { return f.flag === 'unread'; }).then(function (f) {
+      return { conversations: Array.isArray(f.conversations) ? f.conversations : [], total: typeof f.total === 'number' ? f.total : 0 };
+    });
+  };
+
+  /** This account's conversations ({"flag":"conversations"}): a promise of
+   *  {conversations: [{with | group, last, unread, read}]}, newest first. */
+  ChatClient.prototype.conversations = function () {
+    return this._request({ flag: 'conversations' }, function (f) { return f.flag === 'conversations'; }).then(function (f) {
+      return { conversations: Array.isArray(f.conversations) ? f.conversations : [] };
+    });
+  };
+
+  /** Takes back a message this account sent ({"flag":"recall"}): its
+   *  recipients get a "recall" event, history shows it recalled. A promise,
+   *  resolved when the server took it, rejected with its refusal. */
+  ChatClient.prototype.recall = function (peer, id) { return this._change('recall', peer, '', id); };
+  ChatClient.prototype.recallGroup = function (group, id) { return this._change('recall', '', group, id); };
+
+  /** Replaces the content of a message this account sent ({"flag":"edit"}):
+   *  its recipients get an "edit" event. A promise, as recall. */
+  ChatClient.prototype.edit = function (peer, id, content) { return this._change('edit', peer, '', id, content); };
+  ChatClient.prototype.editGroup = function (group, id, content) { return this._change('edit', '', group, id, content); };
+
+  ChatClient.prototype._change = function (flag, peer, group, id, content) {
+    var frame = convFrame(flag, 'to', peer, group, flag);
+    frame.from = this.account;
+    frame.id = needId(id, flag);
+    if (flag === 'edit') {
+      if (content === undefined || content === null) throw new TypeError('ChatClient: edit needs content');
+      frame.content = String(content);
+    }
+    var me = this.account;
+    return this._request(frame, function (f) {
+      // The server's answer to the sender: ok, or the change as this
+      // account's other connections get it.
+      return f.flag === flag && String(f.id) === frame.id && (f.ok === true || f.from === undefined || String(f.from) === me);
+    }).then(function () { return { id: frame.id }; });
+  };
+
+  // _event handles a read, recall or edit frame: the answer to a request of
+  // ours ("ok"), or news for the page (an event), or both.
+  ChatClient.prototype._event = function (f) {
+    var answered = this._answer(f);
+    if (f.ok === true && answered) return;
+    var e = { from: f.from, to: f.to, group: f.group, id: f.id };
+    if (f.flag === 'read') {
+      if (typeof f.count === 'number') e.count = f.count;
+      // this account read it on another connection: not a receipt, a sync
+      e.mine = f.from !== undefined && String(f.from) === this.account;
+    } else {
+      e.mine = f.from !== undefined && String(f.from) === this.account;
+      if (f.flag === 'edit') e.content = f.content;
+    }
+    this._emit(f.flag, e);
   };
 
   /** The page of history just older than what loadOlder gave for peer so far
@@ -784,22 +936,6 @@
     return cur.loading;
   };
 
-  // _historyPage answers the oldest request written for that conversation
-  // (frames of a connection are answered in order).
-  ChatClient.prototype._historyPage = function (f) {
-    var key = f.group ? 'g:' + f.group : 'u:' + f['with'];
-    var page = { messages: Array.isArray(f.messages) ? f.messages : [], more: f.more === true };
-    for (var i = 0; i < this._requests.length; i++) {
-      var req = this._requests[i];
-      if (req.written && req.key === key) {
-        this._requests.splice(i, 1);
-        req.resolve(page);
-        break;
-      }
-    }
-    this._emit('history', { 'with': f['with'], group: f.group, messages: page.messages, more: page.more });
-  };
-
   // _requestFailed rejects the request an error frame's cid names; false if
   // it names none.
   ChatClient.prototype._requestFailed = function (f) {
@@ -844,11 +980,14 @@
     this._setState('online');
     this._emit('open', { reconnected: reconnected });
     this._scheduleRefresh();
-    // History requests not answered on the last connection go again.
+    this._pump();
+    // Requests not answered on the last connection go again.
     for (var i = 0; i < this._requests.length; i++) {
       if (!this._requests[i].written) this._requests[i].written = this._write(this._requests[i].frame);
     }
-    this._pump();
+    // The unread counts; asking also subscribes this connection to read
+    // receipts. A server without read state refuses it: nothing to report.
+    if (this.readState) this.unread().then(null, function () {});
   };
 
   // _unackedIndex finds a written record by its cid.

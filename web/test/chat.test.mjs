@@ -302,3 +302,101 @@ test('history asked while offline goes once online; one unanswered when the link
   c.close();
   await assert.rejects(q, (e) => e.code === 'closed');
 });
+
+// The read state, recalls and edits: written against the frames of the
+// README's Protocol section ({"flag":"read"|"unread"|"conversations"|"recall"|"edit"}).
+
+test('after every init the client asks for the unread counts (which subscribes it to receipts) and reports them', async () => {
+  const server = fakeServer();
+  const { c } = client(server);
+  const counts = [];
+  c.on('unread', (u) => counts.push(u));
+  const errors = [];
+  c.on('error', (e) => errors.push(e));
+  const s = online(server, c);
+  const [q] = s.frames('unread');
+  assert.ok(q && q.cid, 'no unread frame after init');
+  s.deliver({ flag: 'unread', conversations: [{ with: 'alice', unread: 3, read: 'a1' }, { group: 'team', unread: 1 }], total: 4 });
+  assert.equal(counts.length, 1);
+  assert.equal(counts[0].total, 4);
+  assert.deepEqual(counts[0].conversations.map((x) => (x.with || x.group) + '=' + x.unread), ['alice=3', 'team=1']);
+  c.close();
+
+  // A server without read state refuses the frame: no error event.
+  const old = fakeServer();
+  const o = client(old);
+  o.c.on('error', (e) => errors.push(e));
+  const s2 = online(old, o.c);
+  s2.deliver({ flag: 'error', code: 'unknown_flag', message: 'unknown flag "unread"', cid: s2.frames('unread')[0].cid });
+  await new Promise((r) => setImmediate(r));
+  assert.equal(errors.length, 0, 'a refused unread frame surfaced as an error event');
+  o.c.close();
+
+  const quiet = fakeServer();
+  const n = client(quiet, { readState: false });
+  assert.equal(online(quiet, n.c).frames('unread').length, 0);
+  n.c.close();
+});
+
+test('markRead sends a read frame once per id and resolves on the server\'s ok; a refusal rejects and allows a retry', async () => {
+  const server = fakeServer();
+  const { c } = client(server, { readState: false });
+  const s = online(server, c);
+  const p = c.markRead('alice', 'a2');
+  const [r] = s.frames('read');
+  assert.deepEqual([r.to, r.id, typeof r.cid], ['alice', 'a2', 'string']);
+  s.deliver({ flag: 'read', to: 'alice', id: 'a2', ok: true });
+  assert.deepEqual(await p, { id: 'a2' });
+  await c.markRead('alice', 'a2');
+  assert.equal(s.frames('read').length, 1, 'the same id marked twice was sent twice');
+
+  const g = c.markReadGroup('team', 'g9');
+  const rg = s.frames('read')[1];
+  assert.deepEqual([rg.group, rg.id, rg.to], ['team', 'g9', undefined]);
+  s.deliver({ flag: 'error', code: 'bad_field', message: 'the cursor is already past', cid: rg.cid });
+  await assert.rejects(g, (e) => e.code === 'bad_field');
+  c.markReadGroup('team', 'g9').catch(() => {}); // rejected by close() below
+  assert.equal(s.frames('read').length, 3, 'a refused read could not be tried again');
+  c.close();
+});
+
+test('receipts arrive as read events: the peer read mine, I read on another connection, a group count', () => {
+  const server = fakeServer();
+  const { c } = client(server, { readState: false });
+  const reads = [];
+  c.on('read', (e) => reads.push(e));
+  const s = online(server, c);
+  s.deliver({ flag: 'read', from: 'alice', to: 'bob', id: 'b7' });
+  s.deliver({ flag: 'read', from: 'bob', to: 'alice', id: 'a3' });
+  s.deliver({ flag: 'read', group: 'team', id: 'b8', count: 2 });
+  assert.deepEqual(reads.map((e) => [e.from, e.to, e.group, e.id, e.mine, e.count]), [
+    ['alice', 'bob', undefined, 'b7', false, undefined],
+    ['bob', 'alice', undefined, 'a3', true, undefined],
+    [undefined, undefined, 'team', 'b8', false, 2],
+  ]);
+  c.close();
+});
+
+test('recall and edit send their frames and resolve on the answer; others\' arrive as events', async () => {
+  const server = fakeServer();
+  const { c } = client(server, { readState: false });
+  const events = [];
+  c.on('recall', (e) => events.push(['recall', e.from, e.group || e.to, e.id, e.mine]));
+  c.on('edit', (e) => events.push(['edit', e.from, e.group || e.to, e.id, e.content]));
+  const s = online(server, c);
+  const p = c.recall('alice', 'b1');
+  const [r] = s.frames('recall');
+  assert.deepEqual([r.from, r.to, r.id], ['bob', 'alice', 'b1']);
+  s.deliver({ flag: 'recall', to: 'alice', id: 'b1', ok: true });
+  assert.deepEqual(await p, { id: 'b1' });
+  const e = c.editGroup('team', 'b2', 'fixed');
+  const [ed] = s.frames('edit');
+  assert.deepEqual([ed.group, ed.id, ed.content], ['team', 'b2', 'fixed']);
+  s.deliver({ flag: 'error', code: 'forbidden', message: 'not yours', cid: ed.cid });
+  await assert.rejects(e, (x) => x.code === 'forbidden');
+  s.deliver({ flag: 'recall', from: 'alice', id: 'a5' });
+  s.deliver({ flag: 'edit', from: 'carol', group: 'team', id: 'c1', content: 'new text' });
+  assert.deepEqual(events, [['recall', 'alice', undefined, 'a5', false], ['edit', 'carol', 'team', 'c1', 'new text']]);
+  assert.throws(() => c.recall('alice'), TypeError);
+  c.close();
+});
