@@ -84,6 +84,10 @@ function start(account, token) {
     showNotice(m.from, m.content);
   });
   client.on('online', onOnline);
+  client.on('read', onRead);
+  client.on('unread', onUnread);
+  client.on('recall', (e) => onChange('recall', e));
+  client.on('edit', (e) => onChange('edit', e));
   client.on('error', (e) => {
     if (e.record) settle(e.record);
     showError(e.code, e.message);
@@ -179,6 +183,110 @@ function received(c, m) {
   const open = c.key === active && document.visibilityState === 'visible';
   if (!open && m.dir !== 'out') c.unread++;
   add(c, m);
+  if (open) markRead(c);
+}
+
+// ---- read receipts, unread counts, recalls and edits (server read state) ----
+
+// markRead tells the server (and so the peer) that the open conversation was
+// read up to its newest message from the other side: once for a burst of
+// messages (READ_AFTER_MS after the first), not once per message.
+const READ_AFTER_MS = 300;
+let readTimer = null;
+let readUnsupported = false; // the server has no read state (unknown_flag)
+
+function markRead(c) {
+  if (!client || !c || c.kind === 'all' || readUnsupported || readTimer) return;
+  readTimer = setTimeout(() => {
+    readTimer = null;
+    const open = convs.get(active);
+    if (!client || !open || open.kind === 'all' || document.visibilityState !== 'visible') return;
+    const last = [...open.messages].reverse().find((m) => m.dir === 'in' && m.id && !m.recalled);
+    if (!last || open.readUpTo === last.id) return;
+    open.readUpTo = last.id;
+    const p = open.kind === 'group' ? client.markReadGroup(open.id, last.id) : client.markRead(open.id, last.id);
+    p.catch((e) => {
+      if (open.readUpTo === last.id) open.readUpTo = '';
+      if (e && e.code === 'unknown_flag') readUnsupported = true;
+      else if (e && e.code !== 'closed' && e.code !== 'bad_field') showError(e.code, 'read receipt: ' + e.message);
+    });
+  }, READ_AFTER_MS);
+}
+
+// convOfEvent finds the conversation a read, recall or edit event is about.
+function convOfEvent(e) {
+  if (e.group) return convs.get(keyOf('group', e.group));
+  return convs.get(keyOf('user', e.mine ? e.to : e.from));
+}
+
+// onRead: the peer read up to e.id (my messages up to it get the read mark),
+// a group's members counted, or I read it on another tab (no unread left).
+function onRead(e) {
+  const c = convOfEvent(e);
+  if (!c) return;
+  const at = c.messages.findIndex((m) => m.id === String(e.id));
+  if (e.mine) {
+    c.readUpTo = String(e.id);
+    c.unread = at < 0 ? 0 : c.messages.slice(at + 1).filter((m) => m.dir === 'in').length;
+    renderList();
+    save();
+    return;
+  }
+  const upTo = at < 0 ? c.messages.length - 1 : at;
+  let changed = false;
+  for (let i = 0; i <= upTo; i++) {
+    const m = c.messages[i];
+    if (m.dir !== 'out' || !m.id) continue;
+    if (typeof e.count === 'number') {
+      if (i === at && m.readBy !== e.count) { m.readBy = e.count; changed = true; }
+    } else if (!m.read) {
+      m.read = true;
+      changed = true;
+    }
+  }
+  if (changed) {
+    if (c.key === active) renderConversation(true);
+    save();
+  }
+}
+
+// onUnread: the server's unread counts (after each init); conversations this
+// tab did not know are listed with theirs.
+function onUnread(u) {
+  for (const s of u.conversations) {
+    const c = s.group ? conversation('group', s.group) : s.with ? conversation('user', s.with) : null;
+    if (!c) continue;
+    const open = c.key === active && document.visibilityState === 'visible';
+    c.unread = open ? 0 : Number(s.unread) || 0;
+    if (s.read) c.readUpTo = String(s.read);
+  }
+  renderList();
+  markRead(convs.get(active));
+  save();
+}
+
+// onChange applies a recall or an edit to the message it names.
+function onChange(kind, e) {
+  const c = convOfEvent(e);
+  const m = c && c.messages.find((x) => x.id === String(e.id));
+  if (!m) return;
+  if (kind === 'recall') {
+    m.recalled = true;
+    m.text = '';
+  } else {
+    m.text = String(e.content ?? '');
+    m.edited = true;
+  }
+  if (c.key === active) renderConversation(true);
+  renderList();
+  save();
+}
+
+function recallMessage(c, m) {
+  if (!client || !m.id) return;
+  const p = c.kind === 'group' ? client.recallGroup(c.id, m.id) : client.recall(c.id, m.id);
+  p.then(() => onChange('recall', { id: m.id, group: c.kind === 'group' ? c.id : undefined, mine: true, to: c.id }),
+    (e) => showError(e.code || 'error', 'recall: ' + e.message));
 }
 
 function add(c, m) {
@@ -234,15 +342,17 @@ function settle(rec) {
 function fromHistory(h) {
   const mine = String(h.from) === me;
   return {
-    dir: mine ? 'out' : 'in', from: String(h.from ?? ''), text: String(h.content ?? ''),
+    dir: mine ? 'out' : 'in', from: String(h.from ?? ''), text: h.recalled ? '' : String(h.content ?? ''),
     at: (Number(h.time) || 0) * 1000, id: String(h.id), seq: Number(h.seq) || 0, history: true,
+    recalled: !!h.recalled, edited: !!h.edited,
   };
 }
 
 // mergeHistory puts the messages of a page (oldest first) that c does not
 // have into c.messages, each next to its neighbours of the page that c has;
 // where it has none, before the first message with a higher seq (one from
-// history) or not older (one received live); returns how many it added.
+// history) or not older (one received live); returns how many it added or
+// changed (recalled or edited since).
 function mergeHistory(c, page) {
   const byId = new Map();
   for (const m of c.messages) if (m.id) byId.set(m.id, m);
@@ -252,6 +362,16 @@ function mergeHistory(c, page) {
     const have = byId.get(String(h.id));
     if (have) {
       after = have;
+      // Recalled or edited since this tab got it.
+      if (h.recalled && !have.recalled) {
+        have.recalled = true;
+        have.text = '';
+        added++;
+      } else if (h.edited && !h.recalled && have.text !== String(h.content ?? '')) {
+        have.text = String(h.content ?? '');
+        have.edited = true;
+        added++;
+      }
       return;
     }
     const m = fromHistory(h);
@@ -291,6 +411,7 @@ async function loadOlder(c, retry) {
         renderConversation(false);
         ui.messages.scrollTop = ui.messages.scrollHeight - atTop.height + atTop.top; // keep what was in view
       }
+      if (added) markRead(c);
       if (!page.more) {
         older.set(c.key, { state: 'done' });
         break;
@@ -350,6 +471,15 @@ function bubble(c, m) {
   if (m.rid) li.dataset.rid = String(m.rid);
   if (m.id) li.dataset.id = m.id;
   if (m.history) li.dataset.history = 'true';
+  if (m.read) li.dataset.read = 'true';
+  if (m.recalled) {
+    li.dataset.recalled = 'true';
+    li.classList.add('recalled');
+    if (m.dir === 'announce' || (c.kind === 'group' && m.dir === 'in')) li.append(el('span', 'who', m.from));
+    li.append(el('span', 'body', m.dir === 'out' ? 'You recalled this message' : 'This message was recalled'));
+    li.append(el('span', 'meta', timeOf(m.at)));
+    return li;
+  }
   if (m.offline) li.dataset.offline = 'true';
   if (m.dir === 'announce' || (c.kind === 'group' && m.dir === 'in')) li.append(el('span', 'who', m.from));
   li.append(el('span', 'body', m.text));
@@ -358,8 +488,18 @@ function bubble(c, m) {
   if (m.status === 'failed') meta += ' · not sent';
   if (m.status === 'pushed') meta += ' · delivered';
   if (m.status === 'stored') meta += ' · saved for when they connect';
+  if (m.read) meta += ' · read';
+  if (typeof m.readBy === 'number') meta += ' · read by ' + m.readBy;
+  if (m.edited) meta += ' · edited';
   if (m.offline) meta += ' · received while you were away';
-  li.append(el('span', 'meta', meta));
+  const line = el('span', 'meta', meta);
+  if (m.dir === 'out' && m.id && c.kind !== 'all') {
+    const b = el('button', 'link recall', 'Recall');
+    b.type = 'button';
+    b.addEventListener('click', () => recallMessage(c, m));
+    line.append(' ', b);
+  }
+  li.append(line);
   return li;
 }
 
@@ -434,6 +574,7 @@ function openConversation(key) {
   render();
   pollPresence();
   if (c) loadOlder(c, true);
+  markRead(c);
   save();
   if (!ui.composer.hidden && window.matchMedia('(min-width: 701px)').matches) ui.text.focus();
 }
@@ -468,6 +609,7 @@ function save() {
       kind: c.kind, id: c.id, unread: c.unread, last: c.last,
       messages: c.messages.slice(-KEEP).map((m) => ({
         dir: m.dir, from: m.from, text: m.text, at: m.at, status: m.status, offline: m.offline, id: m.id, seq: m.seq, history: m.history,
+        read: m.read, readBy: m.readBy, recalled: m.recalled, edited: m.edited,
       })),
     }));
     try {
@@ -495,6 +637,7 @@ function restore() {
       // A message still queued when the tab reloaded was never written.
       status: m.status === 'queued' ? 'failed' : m.status, offline: !!m.offline,
       id: typeof m.id === 'string' && m.id ? m.id : undefined, seq: Number(m.seq) || undefined, history: !!m.history,
+      read: !!m.read, readBy: typeof m.readBy === 'number' ? m.readBy : undefined, recalled: !!m.recalled, edited: !!m.edited,
     }));
   }
   if (typeof saved.active === 'string' && convs.has(saved.active)) active = saved.active;
@@ -561,6 +704,7 @@ document.addEventListener('visibilitychange', () => {
     renderList();
     save();
   }
+  markRead(c);
 });
 
 setInterval(pollPresence, ONLINE_POLL_MS);
