@@ -86,7 +86,7 @@ func TestBrowser(t *testing.T) {
 	t.Cleanup(func() { _ = proxy.Close() })
 
 	shots := browserArtifacts(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, "browser.mjs", "http://"+addr+"/", shots)
 	cmd.Dir = filepath.Join("..", "web", "test")

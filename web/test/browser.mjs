@@ -28,9 +28,9 @@ mkdirSync(shots, { recursive: true });
 
 const WAIT = 10000;
 const deadline = setTimeout(() => {
-  console.log('FAIL: the browser test did not finish within 105 s');
+  console.log('FAIL: the browser test did not finish within 150 s');
   process.exit(1);
-}, 105000);
+}, 150000);
 deadline.unref();
 
 const stdin = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
