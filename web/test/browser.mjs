@@ -302,6 +302,22 @@ try {
     c.close();
     out.states = states.join(',');
 
+    // The ids seen are in localStorage: a new client for zed (a reload)
+    // drops m1 when it comes again, and acknowledges it; init asked for acks.
+    out.initAck = sockets[0].sent[0].ack === true;
+    const again = new window.ChatClient({ url: 'ws://fake/', account: 'zed', ackDelayMs: 0, transport: fake });
+    const gotAgain = [];
+    again.on('message', (m) => gotAgain.push(m.content));
+    again.connect();
+    const sa = sockets[sockets.length - 1];
+    sa.open();
+    sa.deliver({ flag: 'pong' });
+    sa.deliver({ from: 'bob', content: 'stored', id: 'm1' });
+    sa.deliver({ from: 'bob', content: 'new', id: 'm2' });
+    out.storedIds = gotAgain.join(',') === 'new' && sa.sent.filter((f) => f.flag === 'ack').map((f) => f.id).join(',') === 'm1,m2' &&
+      JSON.parse(localStorage.getItem('chatclient.seen.zed.u%3Abob') || '[]').join(',') === 'm1,m2';
+    again.close();
+
     // An init refused (bad token): closed for good, no reconnect loop.
     const refusedSockets = [];
     const r = new window.ChatClient({ url: 'ws://fake/', account: 'zed', token: 'bad', reconnectMinMs: 10, transport: (u) => { const s = fake(u); refusedSockets.push(s); return s; } });
@@ -357,7 +373,8 @@ try {
   check(libResult.heartbeats >= 2 && libResult.s1alive, `heartbeats ${libResult.heartbeats}, alive ${libResult.s1alive}`);
   check(/^connecting,online,reconnecting,connecting,online,closed$/.test(libResult.states), 'states: ' + libResult.states);
   check(libResult.refused, 'a refused init did not stop the client');
-  ok('library-protocol', 'init with token, queue sent in order after the init, cids and acks, unacknowledged messages written again after a redial, drained messages marked, duplicate ids dropped, heartbeat, dead-link redial, re-init, refused init stops');
+  check(libResult.initAck && libResult.storedIds, 'init without ack:true, or the ids seen not kept in localStorage for the next client: ' + libResult.initAck + ' ' + libResult.storedIds);
+  ok('library-protocol', 'init with token and receiver acks, queue sent in order after the init, cids and acks, unacknowledged messages written again after a redial, drained messages marked, duplicate ids dropped (also by a new client, through localStorage), heartbeat, dead-link redial, re-init, refused init stops');
   check(libResult.carolOnline && libResult.carolSent, 'the mini-program adapter did not connect or send');
   check(libResult.carolAck === 'pushed|id', 'the server did not acknowledge carol\'s message as pushed: ' + libResult.carolAck);
   await badge(alice, 'user:carol', 1);
