@@ -25,7 +25,8 @@ func TestClientLibrary(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "--test", "--test-reporter=spec", "chat.test.mjs")
+	// --test-force-exit: a failed assertion leaves its client's timers behind.
+	cmd := exec.CommandContext(ctx, node, "--test", "--test-force-exit", "--test-reporter=spec", "chat.test.mjs")
 	cmd.Dir = filepath.Join("..", "web", "test")
 	out, err := cmd.CombinedOutput()
 	t.Logf("node --test chat.test.mjs:\n%s", out)
