@@ -265,10 +265,18 @@ function onUnread(u) {
   save();
 }
 
-// onChange applies a recall or an edit to the message it names.
+// onChange applies a recall or an edit to the message it names (the
+// sender's own other tabs get it without the conversation: ids are unique).
 function onChange(kind, e) {
-  const c = convOfEvent(e);
-  const m = c && c.messages.find((x) => x.id === String(e.id));
+  let c = convOfEvent(e);
+  let m = c && c.messages.find((x) => x.id === String(e.id));
+  for (const other of m ? [] : convs.values()) {
+    m = other.messages.find((x) => x.id === String(e.id));
+    if (m) {
+      c = other;
+      break;
+    }
+  }
   if (!m) return;
   if (kind === 'recall') {
     m.recalled = true;

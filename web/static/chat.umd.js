@@ -265,6 +265,9 @@
    * readState     ask for the unread counts after every init ("unread" event),
    *               which also subscribes the connection to read receipts
    *               ("read" events), default true
+   * recall        init with "recall":true: this connection takes recall and
+   *               edit frames ("recall", "edit" events), also those owed while
+   *               none of the account's connections took them; default true
    */
   function ChatClient(options) {
     if (!(this instanceof ChatClient)) return new ChatClient(options);
@@ -327,6 +330,7 @@
     this._cursors = Object.create(null); // conversation -> {before, more, loading} for loadOlder
     this._lastRead = Object.create(null); // conversation -> the id last marked read
     this.readState = o.readState !== false;
+    this.recallFrames = o.recall !== false;
     this._unacked = [];        // records written, not yet acknowledged by the server, oldest first
     // cids must not repeat across page loads (the server remembers a sender's
     // recent cids): a random prefix per client object.
@@ -595,6 +599,7 @@
     if (this.peer) init.to = this.peer;
     if (this.token) init.token = this.token;
     if (this.ack) init.ack = true;
+    if (this.recallFrames) init.recall = true;
     this._syncing = true;
     if (this._write(init)) {
       this._lastPing = now();
@@ -658,6 +663,9 @@
       case 'conversations':
         this._answer(f);
         this._emit('conversations', { conversations: Array.isArray(f.conversations) ? f.conversations : [] });
+        return;
+      case 'sync':
+        this._answer(f);
         return;
       case 'read':
       case 'recall':
@@ -873,6 +881,17 @@
     }).then(function () { return { id: frame.id }; });
   };
 
+  /** What the conversations got since the seqs given ({"flag":"sync"}):
+   *  since maps an account, or "g:" and a group, to the last seq seen there.
+   *  A promise of {conversations: [{with | group, since, messages, more}]}. */
+  ChatClient.prototype.sync = function (since, options) {
+    var frame = { flag: 'sync', since: since || {} };
+    if (options && typeof options.limit === 'number' && options.limit > 0) frame.limit = Math.floor(options.limit);
+    return this._request(frame, function (f) { return f.flag === 'sync'; }).then(function (f) {
+      return { conversations: Array.isArray(f.conversations) ? f.conversations : [] };
+    });
+  };
+
   // _event handles a read, recall or edit frame: the answer to a request of
   // ours ("ok"), or news for the page (an event), or both.
   ChatClient.prototype._event = function (f) {
@@ -885,7 +904,10 @@
       e.mine = f.from !== undefined && String(f.from) === this.account;
     } else {
       e.mine = f.from !== undefined && String(f.from) === this.account;
-      if (f.flag === 'edit') e.content = f.content;
+      if (f.flag === 'edit') {
+        e.content = f.content;
+        e.edited = f.edited;
+      }
     }
     this._emit(f.flag, e);
   };

@@ -77,6 +77,7 @@ test('receiver acks are on by default: init asks for them and the last id receiv
   const s = online(server, c);
   assert.equal(s.sent[0].flag, 'init');
   assert.equal(s.sent[0].ack, true);
+  assert.equal(s.sent[0].recall, true, 'init does not take recall and edit frames');
   s.deliver({ from: 'alice', content: 'one', id: 'a1' });
   s.deliver({ from: 'alice', content: 'two', id: 'a2' });
   assert.deepEqual(s.frames('ack').map((f) => f.id), ['a1', 'a2']);
@@ -102,6 +103,10 @@ test('ack: false keeps the legacy init and sends no ack', () => {
   const { c, got } = client(server, { ack: false, ackDelayMs: 0 });
   const s = online(server, c);
   assert.equal(s.sent[0].ack, undefined);
+  const r = fakeServer();
+  const noRecall = client(r, { recall: false });
+  assert.equal(online(r, noRecall.c).sent[0].recall, undefined);
+  noRecall.c.close();
   s.deliver({ from: 'alice', content: 'one', id: 'a1' });
   assert.equal(s.frames('ack').length, 0);
   assert.equal(got.length, 1);
@@ -387,7 +392,7 @@ test('recall and edit send their frames and resolve on the answer; others\' arri
   const p = c.recall('alice', 'b1');
   const [r] = s.frames('recall');
   assert.deepEqual([r.from, r.to, r.id], ['bob', 'alice', 'b1']);
-  s.deliver({ flag: 'recall', to: 'alice', id: 'b1', ok: true });
+  s.deliver({ flag: 'recall', ok: true, id: 'b1', cid: r.cid });
   assert.deepEqual(await p, { id: 'b1' });
   const e = c.editGroup('team', 'b2', 'fixed');
   const [ed] = s.frames('edit');
@@ -395,8 +400,20 @@ test('recall and edit send their frames and resolve on the answer; others\' arri
   s.deliver({ flag: 'error', code: 'forbidden', message: 'not yours', cid: ed.cid });
   await assert.rejects(e, (x) => x.code === 'forbidden');
   s.deliver({ flag: 'recall', from: 'alice', id: 'a5' });
-  s.deliver({ flag: 'edit', from: 'carol', group: 'team', id: 'c1', content: 'new text' });
+  s.deliver({ flag: 'edit', from: 'carol', group: 'team', id: 'c1', content: 'new text', edited: 1700000000 });
   assert.deepEqual(events, [['recall', 'alice', undefined, 'a5', false], ['edit', 'carol', 'team', 'c1', 'new text']]);
   assert.throws(() => c.recall('alice'), TypeError);
+  c.close();
+});
+
+test('sync asks what conversations got since the seqs given', async () => {
+  const server = fakeServer();
+  const { c } = client(server, { readState: false });
+  const s = online(server, c);
+  const p = c.sync({ alice: 41, 'g:team': 7 }, { limit: 20 });
+  const [q] = s.frames('sync');
+  assert.deepEqual([q.since, q.limit], [{ alice: 41, 'g:team': 7 }, 20]);
+  s.deliver({ flag: 'sync', conversations: [{ with: 'alice', since: 41, messages: [{ id: 'a9', seq: 42 }], more: false }] });
+  assert.equal((await p).conversations[0].messages[0].seq, 42);
   c.close();
 });
