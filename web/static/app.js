@@ -250,9 +250,11 @@ function onRead(e) {
   }
 }
 
-// onUnread: the server's unread counts (after each init); conversations this
-// tab did not know are listed with theirs.
+// onUnread: the server's unread counts (after each init): it lists the
+// conversations with unread messages, so the others have none (read on
+// another tab or device meanwhile); those this tab did not know are added.
 function onUnread(u) {
+  for (const c of convs.values()) if (c.kind !== 'all') c.unread = 0;
   for (const s of u.conversations) {
     const c = s.group ? conversation('group', s.group) : s.with ? conversation('user', s.with) : null;
     if (!c) continue;
