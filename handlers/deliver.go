@@ -159,10 +159,15 @@ func (h *Handler) fanout(from, content, group, id string, accounts []string, now
 			store := part.store
 			settle := func(out []cluster.Outcome) {
 				for i, o := range out {
-					h.settleRemote(copies[i], o, frame)
-					if store {
-						h.order.answered(copies[i].m.To, o == cluster.Stored)
+					if !store {
+						// Another connection of an account that is here,
+						// or whose copy with the duty went elsewhere: that
+						// copy covers it, whatever this node did.
+						copies[i].report(false, 0)
+						continue
 					}
+					h.settleRemote(copies[i], o, frame)
+					h.order.answered(copies[i].m.To, o == cluster.Stored)
 				}
 			}
 			env := cluster.Envelope{Kind: envKind(group), From: from, To: part.to, Group: group, Content: content, ID: id, AddTime: now, Store: part.store}
