@@ -38,9 +38,9 @@ type Result struct {
 
 	FaultsByKind map[string]int
 
-	Sent, Acked, Received, Lost, OutOfOrder, Duplicates int
-	LegacySent, LegacyReceived, LegacyLost, LegacyOutOfOrder   int
-	LegacyDuplicates                                           int // of Duplicates: received twice by a legacy client
+	Sent, Acked, Received, Lost, OutOfOrder, Duplicates      int
+	LegacySent, LegacyReceived, LegacyLost, LegacyOutOfOrder int
+	LegacyDuplicates                                         int // of Duplicates: received twice by a legacy client
 
 	Failures []Finding
 	// Documented: order findings the README documents (an init that got
@@ -80,7 +80,6 @@ type faultSpan struct {
 }
 
 var forever = time.Unix(math.MaxInt32, 0)
-
 
 // history is the indexed form of the events.
 type history struct {
