@@ -31,6 +31,10 @@ import (
 )
 
 // Envelope is one message between nodes.
+// KindDrain is the kind of an envelope that only asks the node to read its
+// accounts' backlog again (handlers' crossOrder).
+const KindDrain = "drain"
+
 type Envelope struct {
 	Kind    string   `json:"k"`           // "msg", "group", "all", "drain", "outcome" or "disconnect"
 	Origin  string   `json:"o"`           // the sending node

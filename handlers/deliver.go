@@ -296,7 +296,7 @@ func (h *Handler) Receive(env cluster.Envelope, reply *cluster.Reply) {
 	for _, a := range env.Drain {
 		h.redrain(a)
 	}
-	if env.Kind == "drain" {
+	if env.Kind == cluster.KindDrain {
 		for i, a := range env.To {
 			h.redrain(a)
 			reply.Report(i, cluster.Pushed)
