@@ -68,13 +68,14 @@ type Notifier struct {
 	mu      sync.Mutex
 	pending map[string]*batch // guarded by mu
 	stopped bool              // guarded by mu: Stop was called
-	// writing counts the events between leaving pending and the outbox, so
-	// that Stop returns only once none is left to touch the database.
-	writing sync.WaitGroup
+	ops     []op              // guarded by mu: outbox writes in order (writer.go)
+	busy    bool              // guarded by mu: the writer holds ops taken off the list
+	opsIn   chan struct{}     // ops were added
 }
 
 // batch is one account's event while it waits. Guarded by Notifier.mu.
 type batch struct {
+	id          string // the event id, also of its row in the outbox
 	first, last time.Time
 	count       int
 	senders     []string // in the order they first wrote
@@ -111,6 +112,7 @@ func New(cfg Config, out *Outbox, online OnlineFunc, reg prometheus.Registerer, 
 	n := &Notifier{
 		cfg: cfg, out: out, online: online, log: log, now: time.Now,
 		wake:    make(chan struct{}, 1),
+		opsIn:   make(chan struct{}, 1),
 		pending: make(map[string]*batch),
 		sent: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chat_notify_sent_total", Help: "Notification events the site answered 2xx.",
@@ -132,9 +134,17 @@ func New(cfg Config, out *Outbox, online OnlineFunc, reg prometheus.Registerer, 
 	return n, nil
 }
 
+// takeover is how late a node may be in writing out an event it holds (a
+// busy node, a slow database) before another node sends the row as it is,
+// taking the node for dead.
+const takeover = 5 * time.Second
+
 // Stored notes a message stored for m.To because no connection took it. It
 // runs under the hub's account lock, so it only takes mu (never held while
-// calling out) and starts a timer.
+// calling out), queues the outbox write and starts a timer. The first message
+// of an account's event makes its row at once (the writer batches the rows of
+// many accounts in one INSERT): a node that dies before the event is due
+// leaves it to the others.
 func (n *Notifier) Stored(m offline.Message) {
 	now := n.now()
 	n.mu.Lock()
@@ -143,8 +153,14 @@ func (n *Notifier) Stored(m offline.Message) {
 		return
 	}
 	b := n.pending[m.To]
-	if b == nil {
-		b = &batch{first: now}
+	first := b == nil
+	if first {
+		id, err := newEventID()
+		if err != nil {
+			n.log.Error().Err(err).Str("account", m.To).Msg("notify: event lost")
+			return
+		}
+		b = &batch{id: id, first: now}
 		n.pending[m.To] = b
 		time.AfterFunc(n.cfg.Grace, func() { n.due(m.To, b) })
 	}
@@ -157,29 +173,50 @@ func (n *Notifier) Stored(m offline.Message) {
 	if n.cfg.PreviewBytes > 0 {
 		b.preview = &Preview{From: m.From, Group: m.Group, Content: truncate(m.Content, n.cfg.PreviewBytes)}
 	}
-}
-
-// Online cancels account's pending event: it connected here.
-func (n *Notifier) Online(account string) {
-	n.mu.Lock()
-	_, ok := n.pending[account]
-	delete(n.pending, account)
-	n.mu.Unlock()
-	if ok {
-		n.cancelled.Inc()
+	if first {
+		n.addLocked(op{kind: opHold, account: m.To, ev: b.event(m.To), at: now,
+			nextAt: now.Add(n.cfg.Grace + n.cfg.BatchWindow + takeover)})
 	}
 }
 
-// Stop drops the events still in their grace period (they live in memory
-// until then) and returns how many; the outbox keeps the rest for any node.
+// Online cancels account's pending event: it connected here. The row of an
+// event another node holds for it goes too (the writer drops the account's
+// rows not yet written out, in one DELETE with other accounts'). With no
+// grace period only a local event is looked for: a DELETE per init would buy
+// little then.
+func (n *Notifier) Online(account string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	_, held := n.pending[account]
+	delete(n.pending, account)
+	if (held || n.cfg.Grace > 0) && !n.stopped {
+		n.addLocked(op{kind: opCancel, account: account, at: n.now()})
+	}
+}
+
+// Stop writes the newest batch of each event still in its grace period into
+// its row, which any node sends once due (unless the account connected), and
+// returns how many there were.
 func (n *Notifier) Stop() int {
 	n.mu.Lock()
 	n.stopped = true
-	dropped := len(n.pending)
+	left := len(n.pending)
+	for account, b := range n.pending {
+		n.addLocked(op{kind: opRewrite, account: account, ev: b.event(account)})
+	}
 	clear(n.pending)
 	n.mu.Unlock()
-	n.writing.Wait()
-	return dropped
+	n.flush(5 * time.Second)
+	return left
+}
+
+// event is b as the site gets it. Caller holds mu.
+func (b *batch) event(account string) Event {
+	return Event{
+		EventID: b.id, Type: "offline_messages", Account: account, Count: b.count,
+		Senders: append([]string(nil), b.senders...), Groups: append([]string(nil), b.groups...),
+		FirstAt: b.first.Unix(), LastAt: b.last.Unix(), Preview: b.preview,
+	}
 }
 
 // dueAt is when b is written out: the grace period after its first message,
@@ -197,58 +234,21 @@ func (n *Notifier) dueAt(b *batch) time.Time {
 }
 
 // due runs when b's timer fires: again later if messages kept coming, else
-// the event goes to the outbox unless the account is online on some node.
+// the event's row gets its final batch and is due at once. The sender asks
+// whether the account is connected anywhere before the first post (an init
+// on another node may not have reached the row).
 func (n *Notifier) due(account string, b *batch) {
 	n.mu.Lock()
+	defer n.mu.Unlock()
 	if n.pending[account] != b {
-		n.mu.Unlock() // cancelled
-		return
+		return // cancelled, or stopping
 	}
 	if wait := n.dueAt(b).Sub(n.now()); wait > 0 {
-		n.mu.Unlock()
 		time.AfterFunc(wait, func() { n.due(account, b) })
 		return
 	}
 	delete(n.pending, account)
-	n.writing.Add(1)
-	defer n.writing.Done()
-	ev := Event{
-		Type: "offline_messages", Account: account, Count: b.count,
-		Senders: b.senders, Groups: b.groups, FirstAt: b.first.Unix(), LastAt: b.last.Unix(), Preview: b.preview,
-	}
-	n.mu.Unlock()
-
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	// An init on another node cannot reach this node's pending map: ask the
-	// account map instead (Redis with several nodes).
-	if on, err := n.online(ctx, account); err == nil && on {
-		n.cancelled.Inc()
-		return
-	}
-	if err := n.enqueue(ctx, ev); err != nil {
-		n.log.Error().Err(err).Str("account", account).Int("count", ev.Count).Msg("notify: event lost")
-	}
-}
-
-func (n *Notifier) enqueue(ctx context.Context, ev Event) error {
-	id, err := newEventID()
-	if err != nil {
-		return err
-	}
-	ev.EventID = id
-	body, err := encodeEvent(ev)
-	if err != nil {
-		return err
-	}
-	if err := n.out.Add(ctx, id, ev.Account, body, n.now()); err != nil {
-		return err
-	}
-	select {
-	case n.wake <- struct{}{}:
-	default:
-	}
-	return nil
+	n.addLocked(op{kind: opRelease, account: account, ev: b.event(account), at: n.now()})
 }
 
 func newEventID() (string, error) {

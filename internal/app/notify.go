@@ -42,8 +42,8 @@ func (a *App) openNotify(ctx context.Context, node string) (*notify.Notifier, er
 		n.Run(sctx)
 	}()
 	a.stopNotify = func() {
-		if dropped := n.Stop(); dropped > 0 {
-			a.log.Info().Int("accounts", dropped).Msg("notify: events still in their grace period dropped at shutdown")
+		if left := n.Stop(); left > 0 {
+			a.log.Info().Int("accounts", left).Msg("notify: events still in their grace period left in the outbox for any node to send once due")
 		}
 		cancel()
 		<-done
