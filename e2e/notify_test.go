@@ -334,3 +334,27 @@ func TestNotifyCancelledByInitOnAnotherNode(t *testing.T) {
 		t.Fatalf("bob's heart answered with %v", f)
 	}
 }
+
+// A message written to a connection that acknowledges what it receives, and
+// stored again because that connection dropped before the receiver's ack,
+// makes an event like a message stored at once.
+func TestNotifyRequeuedMessage(t *testing.T) {
+	t.Parallel()
+	rcv := newReceiver(t, 0)
+	ts := startServer(t, "embedded", notifyConfig(rcv, 200*time.Millisecond, 50*time.Millisecond))
+	alice, _ := login(t, ts, "alice", "")
+	bob := dial(t, ts.url)
+	bob.send(`{"flag":"init","from":"bob","ack":true}`)
+	bob.sync()
+	alice.send(`{"flag":"msg","from":"alice","to":"bob","content":"unread"}`)
+	if f := bob.next(5 * time.Second); f["content"] != "unread" {
+		t.Fatalf("bob got %v", f)
+	}
+	bob.drop()
+	eventually(t, "the message stored again", func() bool { return ts.unsent("bob", "") == 1 })
+	eventually(t, "bob's event", func() bool { return len(rcv.taken()) >= 1 })
+	got := rcv.taken()
+	if len(got) != 1 || got[0].Account != "bob" || got[0].Count != 1 {
+		t.Fatalf("events = %+v; want one for bob, count 1", got)
+	}
+}
