@@ -84,6 +84,12 @@ type Notify struct {
 	RetryBase time.Duration `yaml:"retry_base"`
 	// MaxAttempts posts of one event, then it is given up (chat_notify_dead_total).
 	MaxAttempts int `yaml:"max_attempts"`
+	// Presence also posts "presence" events to url: an account online or
+	// offline across all nodes, for a site's "last seen".
+	Presence bool `yaml:"presence"`
+	// PresenceDebounce: a change is reported once it held this long, so that
+	// a quick reconnect reports nothing.
+	PresenceDebounce time.Duration `yaml:"presence_debounce"`
 }
 
 // Cluster runs several nodes behind one address, sharing Redis and MySQL.
@@ -346,7 +352,7 @@ func Default() Config {
 		TLS:     TLS{MinVersion: "1.2"},
 		Cluster: Cluster{ConfirmTimeout: cluster.DefaultConfirmTimeout},
 		Notify: Notify{Grace: 10 * time.Second, BatchWindow: 2 * time.Second, Table: "app_notify_outbox",
-			RetryBase: time.Second, MaxAttempts: 12},
+			RetryBase: time.Second, MaxAttempts: 12, PresenceDebounce: 5 * time.Second},
 	}
 }
 
@@ -465,6 +471,8 @@ func (c Config) Validate() error {
 	check(c.Notify.PreviewBytes >= 0, "notify.preview_bytes (%d) must not be negative (0: no preview)", c.Notify.PreviewBytes)
 	check(c.Notify.RetryBase > 0, "notify.retry_base (%v) must be positive", c.Notify.RetryBase)
 	check(c.Notify.MaxAttempts > 0, "notify.max_attempts (%d) must be positive", c.Notify.MaxAttempts)
+	check(!c.Notify.Presence || c.Notify.URL != "", "notify.presence needs notify.url: the presence events go there")
+	check(c.Notify.PresenceDebounce > 0, "notify.presence_debounce (%v) must be positive", c.Notify.PresenceDebounce)
 	check(c.Notify.Table != c.Offline.Table && c.Notify.Table != c.Groups.Table && c.Notify.Table != c.History.Table,
 		"notify.table %q must differ from offline.table, groups.table and history.table", c.Notify.Table)
 	switch c.Log.Format {

@@ -8,7 +8,7 @@ import (
 
 // notifyProc starts a server process joining first's cluster, with
 // notifications on: a node that can be SIGKILLed.
-func notifyProc(t *testing.T, first *testServer, bin, node string, rcv *receiver, grace time.Duration) (*proc, string) {
+func notifyProc(t *testing.T, first *testServer, bin, node string, rcv *receiver, grace time.Duration, extra ...string) (*proc, string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -24,6 +24,7 @@ func notifyProc(t *testing.T, first *testServer, bin, node string, rcv *receiver
 		"CHAT_NOTIFY_URL=" + rcv.srv.URL, "CHAT_NOTIFY_SECRET=" + notifySecret,
 		"CHAT_NOTIFY_GRACE=" + grace.String(), "CHAT_NOTIFY_BATCH_WINDOW=100ms", "CHAT_NOTIFY_RETRY_BASE=50ms",
 	}
+	env = append(env, extra...)
 	return startProc(t, bin, env, addr), "ws://" + addr + "/"
 }
 

@@ -31,6 +31,9 @@ type Config struct {
 	RetryBase    time.Duration // first retry after a failed post; doubles each time
 	MaxAttempts  int           // posts of one event before it is given up (dead-lettered)
 	Node         string        // this node, recorded on the rows it claims
+
+	Presence         bool          // post presence events too (presence.go)
+	PresenceDebounce time.Duration // a presence change is reported once it held this long
 }
 
 func (c Config) withDefaults() Config {
@@ -45,6 +48,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 12
+	}
+	if c.PresenceDebounce == 0 {
+		c.PresenceDebounce = 5 * time.Second
 	}
 	return c
 }
@@ -71,6 +77,12 @@ type Notifier struct {
 	ops     []op              // guarded by mu: outbox writes in order (writer.go)
 	busy    bool              // guarded by mu: the writer holds ops taken off the list
 	opsIn   chan struct{}     // ops were added
+
+	states    States // the shared record of presence (presence.go); nil: presence off
+	pmu       sync.Mutex
+	changes   map[string]*presenceChange // guarded by pmu: changes waiting out the debounce
+	pstopped  bool                       // guarded by pmu
+	psettling sync.WaitGroup             // changes being settled
 }
 
 // batch is one account's event while it waits. Guarded by Notifier.mu.
@@ -103,14 +115,19 @@ type Event struct {
 	Preview *Preview `json:"preview,omitempty"`
 }
 
-// New returns a notifier over out; reg (may be nil) gets its counters.
-func New(cfg Config, out *Outbox, online OnlineFunc, reg prometheus.Registerer, log zerolog.Logger) (*Notifier, error) {
+// New returns a notifier over out; reg (may be nil) gets its counters;
+// states keeps the presence record (required with cfg.Presence).
+func New(cfg Config, out *Outbox, online OnlineFunc, states States, reg prometheus.Registerer, log zerolog.Logger) (*Notifier, error) {
 	cfg = cfg.withDefaults()
 	if cfg.URL == "" || cfg.Secret == "" {
 		return nil, fmt.Errorf("notify: url and secret are both required")
 	}
+	if cfg.Presence && states == nil {
+		return nil, fmt.Errorf("notify: presence needs a record of the states")
+	}
 	n := &Notifier{
-		cfg: cfg, out: out, online: online, log: log, now: time.Now,
+		cfg: cfg, out: out, online: online, states: states, log: log, now: time.Now,
+		changes: make(map[string]*presenceChange),
 		wake:    make(chan struct{}, 1),
 		opsIn:   make(chan struct{}, 1),
 		pending: make(map[string]*batch),
@@ -179,12 +196,14 @@ func (n *Notifier) Stored(m offline.Message) {
 	}
 }
 
-// Online cancels account's pending event: it connected here. The row of an
+// Online cancels account's pending event: it connected here (and is a
+// presence change with notify.presence). The row of an
 // event another node holds for it goes too (the writer drops the account's
 // rows not yet written out, in one DELETE with other accounts'). With no
 // grace period only a local event is looked for: a DELETE per init would buy
 // little then.
 func (n *Notifier) Online(account string) {
+	n.presenceChanged(account)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	_, held := n.pending[account]
@@ -194,10 +213,12 @@ func (n *Notifier) Online(account string) {
 	}
 }
 
-// Stop writes the newest batch of each event still in its grace period into
-// its row, which any node sends once due (unless the account connected), and
-// returns how many there were.
+// Stop drops the presence changes still in their debounce, writes the newest
+// batch of each event still in its grace period into its row, which any node
+// sends once due (unless the account connected), and returns how many there
+// were.
 func (n *Notifier) Stop() int {
+	n.stopPresence()
 	n.mu.Lock()
 	n.stopped = true
 	left := len(n.pending)

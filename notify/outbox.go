@@ -26,6 +26,7 @@ type Outbox struct {
 type Row struct {
 	ID       int64
 	EventID  string
+	Kind     string
 	Account  string
 	Payload  []byte
 	Attempts int
@@ -53,11 +54,18 @@ func (o *Outbox) Migrate(ctx context.Context, migrations fs.FS) error {
 	return nil
 }
 
-// Add keeps an event until it is sent; it is due at once.
-func (o *Outbox) Add(ctx context.Context, eventID, account string, payload []byte, now time.Time) error {
+// The kinds of rows: an offline_messages row is posted only if its account
+// is still not connected, a presence row as it is.
+const (
+	KindMessages = "offline_messages"
+	KindPresence = "presence"
+)
+
+// Add keeps an event of kind until it is sent; it is due at once.
+func (o *Outbox) Add(ctx context.Context, eventID, kind, account string, payload []byte, now time.Time) error {
 	ms := now.UnixMilli()
-	_, err := o.db.ExecContext(ctx, "INSERT INTO `"+o.table+"` (`event_id`, `account`, `payload`, `attempts`, `next_at`, `claimed_by`, `created`) VALUES (?, ?, ?, 0, ?, '', ?)",
-		eventID, account, string(payload), ms, ms)
+	_, err := o.db.ExecContext(ctx, "INSERT INTO `"+o.table+"` (`event_id`, `kind`, `account`, `payload`, `attempts`, `next_at`, `claimed_by`, `created`) VALUES (?, ?, ?, ?, 0, ?, '', ?)",
+		eventID, kind, account, string(payload), ms, ms)
 	if err != nil {
 		return fmt.Errorf("notify: add event for %q: %w", account, err)
 	}
@@ -99,8 +107,8 @@ func (o *Outbox) Claim(ctx context.Context, node string, now time.Time, lease ti
 		}
 		var r Row
 		var payload string
-		err = o.db.QueryRowContext(ctx, "SELECT `id`, `event_id`, `account`, `payload`, `attempts` FROM `"+o.table+"` WHERE `id` = ?", id).
-			Scan(&r.ID, &r.EventID, &r.Account, &payload, &r.Attempts)
+		err = o.db.QueryRowContext(ctx, "SELECT `id`, `event_id`, `kind`, `account`, `payload`, `attempts` FROM `"+o.table+"` WHERE `id` = ?", id).
+			Scan(&r.ID, &r.EventID, &r.Kind, &r.Account, &payload, &r.Attempts)
 		if err != nil {
 			return out, fmt.Errorf("notify: read event %d: %w", id, err)
 		}
@@ -147,14 +155,14 @@ func (o *Outbox) Hold(ctx context.Context, evs []Held) error {
 	if o.dialect == "sqlite" {
 		ignore = "INSERT OR IGNORE INTO `"
 	}
-	b.WriteString(ignore + o.table + "` (`event_id`, `account`, `payload`, `attempts`, `next_at`, `claimed_by`, `created`) VALUES ")
-	args := make([]any, 0, 5*len(evs))
+	b.WriteString(ignore + o.table + "` (`event_id`, `kind`, `account`, `payload`, `attempts`, `next_at`, `claimed_by`, `created`) VALUES ")
+	args := make([]any, 0, 6*len(evs))
 	for i, e := range evs {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("(?, ?, ?, 0, ?, '', ?)")
-		args = append(args, e.EventID, e.Account, string(e.Payload), e.NextAt.UnixMilli(), e.Created.UnixMilli())
+		b.WriteString("(?, ?, ?, ?, 0, ?, '', ?)")
+		args = append(args, e.EventID, KindMessages, e.Account, string(e.Payload), e.NextAt.UnixMilli(), e.Created.UnixMilli())
 	}
 	if _, err := o.db.ExecContext(ctx, b.String(), args...); err != nil {
 		return fmt.Errorf("notify: keep %d held events: %w", len(evs), err)
@@ -196,7 +204,7 @@ func (o *Outbox) Cancel(ctx context.Context, accounts []string, now time.Time) (
 	for _, a := range accounts {
 		args = append(args, a)
 	}
-	q := "DELETE FROM `" + o.table + "` WHERE `next_at` > ? AND `attempts` = 0 AND `claimed_by` = '' AND `account` IN (?" +
+	q := "DELETE FROM `" + o.table + "` WHERE `next_at` > ? AND `kind` = '" + KindMessages + "' AND `attempts` = 0 AND `claimed_by` = '' AND `account` IN (?" +
 		strings.Repeat(", ?", len(accounts)-1) + ")"
 	res, err := o.db.ExecContext(ctx, q, args...)
 	if err != nil {

@@ -55,7 +55,7 @@ func TestOutboxClaim(t *testing.T) {
 			now := time.Now()
 			const rows = 40
 			for i := 0; i < rows; i++ {
-				if err := out.Add(ctx, fmt.Sprint("ev", i), "acct", []byte(`{}`), now); err != nil {
+				if err := out.Add(ctx, fmt.Sprint("ev", i), KindMessages, "acct", []byte(`{}`), now); err != nil {
 					t.Fatal(err)
 				}
 			}

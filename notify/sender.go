@@ -27,7 +27,7 @@ const (
 	maxBackoff  = 10 * time.Minute
 )
 
-func encodeEvent(ev Event) ([]byte, error) {
+func encodeEvent(ev any) ([]byte, error) {
 	body, err := json.Marshal(ev)
 	if err != nil {
 		return nil, fmt.Errorf("notify: encode event: %w", err)
@@ -86,7 +86,7 @@ func (n *Notifier) sendDue(ctx context.Context, client *http.Client) {
 				rows = rows[:i]
 				break
 			}
-			if r.Attempts == 0 && n.connected(ctx, r.Account) {
+			if r.Kind == KindMessages && r.Attempts == 0 && n.connected(ctx, r.Account) {
 				n.cancelled.Inc()
 				if err := n.out.Done(ctx, r.ID); err != nil {
 					n.log.Warn().Err(err).Str("event", r.EventID).Msg("notify: outbox not updated")
@@ -98,6 +98,14 @@ func (n *Notifier) sendDue(ctx context.Context, client *http.Client) {
 		if err != nil || len(rows) < claimBatch {
 			return
 		}
+	}
+}
+
+// wakeSender makes the sender look at the outbox at once.
+func (n *Notifier) wakeSender() {
+	select {
+	case n.wake <- struct{}{}:
+	default:
 	}
 }
 

@@ -136,10 +136,7 @@ func (n *Notifier) writeRun(ctx context.Context, ops []op) (int, error) {
 		if o.kind == opRelease {
 			// Gone: an init dropped it, or another node sent it as left
 			// behind. Either way it is not this node's to send.
-			select {
-			case n.wake <- struct{}{}:
-			default:
-			}
+			n.wakeSender()
 		}
 		return 1, nil
 	}

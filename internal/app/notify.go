@@ -28,10 +28,17 @@ func (a *App) openNotify(ctx context.Context, node string) (*notify.Notifier, er
 		// Set before the server accepts a connection, so before any message.
 		return a.handler.Online(ctx, account)
 	}
+	// The presence record is shared through Redis when there is one (several
+	// nodes); a node alone keeps it in memory.
+	var states notify.States = notify.NewMemoryStates()
+	if a.rdb != nil {
+		states = notify.NewRedisStates(a.rdb, a.cfg.Redis.KeyPrefix)
+	}
 	n, err := notify.New(notify.Config{
 		URL: c.URL, Secret: c.Secret, Grace: c.Grace, BatchWindow: c.BatchWindow, PreviewBytes: c.PreviewBytes,
 		Table: c.Table, RetryBase: c.RetryBase, MaxAttempts: c.MaxAttempts, Node: node,
-	}, out, online, a.metrics.Registry, a.log.With().Str("component", "notify").Logger())
+		Presence: c.Presence, PresenceDebounce: c.PresenceDebounce,
+	}, out, online, states, a.metrics.Registry, a.log.With().Str("component", "notify").Logger())
 	if err != nil {
 		return nil, err
 	}
