@@ -78,7 +78,8 @@ type Notifier struct {
 	busy    bool              // guarded by mu: the writer holds ops taken off the list
 	opsIn   chan struct{}     // ops were added
 
-	states    States // the shared record of presence (presence.go); nil: presence off
+	stream    Streamer // nil: no stream copy
+	states    States   // the shared record of presence (presence.go); nil: presence off
 	pmu       sync.Mutex
 	changes   map[string]*presenceChange // guarded by pmu: changes waiting out the debounce
 	pstopped  bool                       // guarded by pmu
@@ -115,18 +116,28 @@ type Event struct {
 	Preview *Preview `json:"preview,omitempty"`
 }
 
-// New returns a notifier over out; reg (may be nil) gets its counters;
-// states keeps the presence record (required with cfg.Presence).
-func New(cfg Config, out *Outbox, online OnlineFunc, states States, reg prometheus.Registerer, log zerolog.Logger) (*Notifier, error) {
+// Deps are what a Notifier works with.
+type Deps struct {
+	Outbox   *Outbox
+	Online   OnlineFunc
+	States   States                // the presence record; required with Config.Presence
+	Stream   Streamer              // nil: no stream copy of the events (notify.stream)
+	Registry prometheus.Registerer // nil: the counters are not registered
+	Log      zerolog.Logger
+}
+
+// New returns a notifier over d.Outbox.
+func New(cfg Config, d Deps) (*Notifier, error) {
 	cfg = cfg.withDefaults()
 	if cfg.URL == "" || cfg.Secret == "" {
 		return nil, fmt.Errorf("notify: url and secret are both required")
 	}
-	if cfg.Presence && states == nil {
+	if cfg.Presence && d.States == nil {
 		return nil, fmt.Errorf("notify: presence needs a record of the states")
 	}
+	reg := d.Registry
 	n := &Notifier{
-		cfg: cfg, out: out, online: online, states: states, log: log, now: time.Now,
+		cfg: cfg, out: d.Outbox, online: d.Online, states: d.States, stream: d.Stream, log: d.Log, now: time.Now,
 		changes: make(map[string]*presenceChange),
 		wake:    make(chan struct{}, 1),
 		opsIn:   make(chan struct{}, 1),

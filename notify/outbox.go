@@ -216,3 +216,13 @@ func (o *Outbox) Cancel(ctx context.Context, accounts []string, now time.Time) (
 	}
 	return n, nil
 }
+
+// Delay makes a row due again at next without counting an attempt (its post
+// was not tried).
+func (o *Outbox) Delay(ctx context.Context, id int64, next time.Time) error {
+	_, err := o.db.ExecContext(ctx, "UPDATE `"+o.table+"` SET `next_at` = ?, `claimed_by` = '' WHERE `id` = ?", next.UnixMilli(), id)
+	if err != nil {
+		return fmt.Errorf("notify: delay event %d: %w", id, err)
+	}
+	return nil
+}

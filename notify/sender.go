@@ -93,6 +93,17 @@ func (n *Notifier) sendDue(ctx context.Context, client *http.Client) {
 				}
 				continue
 			}
+			if n.stream != nil && r.Attempts == 0 {
+				if err := n.stream.Add(ctx, r.EventID, r.Payload); err != nil {
+					// Not posted either: the row comes again, still at
+					// its first attempt, and is added then.
+					n.log.Warn().Err(err).Str("event", r.EventID).Msg("notify: stream unreachable; trying again")
+					if err := n.out.Delay(ctx, r.ID, n.now().Add(n.cfg.RetryBase)); err != nil {
+						n.log.Warn().Err(err).Str("event", r.EventID).Msg("notify: outbox not updated")
+					}
+					continue
+				}
+			}
 			n.settle(ctx, r, n.post(ctx, client, r))
 		}
 		if err != nil || len(rows) < claimBatch {

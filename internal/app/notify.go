@@ -34,11 +34,18 @@ func (a *App) openNotify(ctx context.Context, node string) (*notify.Notifier, er
 	if a.rdb != nil {
 		states = notify.NewRedisStates(a.rdb, a.cfg.Redis.KeyPrefix)
 	}
+	var stream notify.Streamer
+	if c.Stream != "" {
+		stream = notify.NewRedisStream(a.rdb, c.Stream, c.StreamMaxLen)
+	}
 	n, err := notify.New(notify.Config{
 		URL: c.URL, Secret: c.Secret, Grace: c.Grace, BatchWindow: c.BatchWindow, PreviewBytes: c.PreviewBytes,
 		Table: c.Table, RetryBase: c.RetryBase, MaxAttempts: c.MaxAttempts, Node: node,
 		Presence: c.Presence, PresenceDebounce: c.PresenceDebounce,
-	}, out, online, states, a.metrics.Registry, a.log.With().Str("component", "notify").Logger())
+	}, notify.Deps{
+		Outbox: out, Online: online, States: states, Stream: stream, Registry: a.metrics.Registry,
+		Log: a.log.With().Str("component", "notify").Logger(),
+	})
 	if err != nil {
 		return nil, err
 	}
