@@ -108,7 +108,10 @@ func (n *Notifier) writeRun(ctx context.Context, ops []op) (int, error) {
 			}
 			rows = append(rows, Held{EventID: o.ev.EventID, Account: o.account, Payload: body, NextAt: o.nextAt, Created: o.at})
 		}
-		return k, n.out.Hold(wctx, rows)
+		if err := n.out.Hold(wctx, rows); err != nil {
+			return 0, err
+		}
+		return k, nil
 	case opCancel:
 		accounts := make([]string, 0, k)
 		for _, o := range ops[:k] {
