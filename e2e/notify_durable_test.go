@@ -63,6 +63,9 @@ func TestNotifyHeldEventOutlivesKilledNode(t *testing.T) {
 		t.Skipf("bob's init came %v after the kill, past the grace period: nothing to check", time.Since(start))
 	}
 
+	// The row is anyone's after the grace period, a batch window and the 5 s
+	// given to its holder: wait most of that before polling.
+	time.Sleep(time.Until(start.Add(grace + 4*time.Second)))
 	eventually(t, "carol's event sent by the surviving node", func() bool { return len(rcv.taken()) >= 1 })
 	eventually(t, "the outbox emptied", func() bool { return survivor.outboxRows() == 0 })
 	got := rcv.taken()
@@ -85,6 +88,7 @@ func TestNotifyHeldEventSentAfterRestart(t *testing.T) {
 	const grace = 2 * time.Second
 	ts := startServer(t, "redis+mariadb", notifyConfig(rcv, grace, 100*time.Millisecond))
 	alice, _ := login(t, ts, "alice", "")
+	stored := time.Now()
 	for _, c := range []string{"one", "two", "three"} {
 		alice.send(`{"flag":"msg","from":"alice","to":"bob","content":"` + c + `"}`)
 	}
@@ -95,6 +99,7 @@ func TestNotifyHeldEventSentAfterRestart(t *testing.T) {
 		t.Fatalf("close: %v", err)
 	}
 	again := runServer(t, cfg)
+	time.Sleep(time.Until(stored.Add(grace + 4*time.Second))) // as above
 	eventually(t, "bob's event after the restart", func() bool { return len(rcv.taken()) >= 1 })
 	eventually(t, "the outbox emptied", func() bool { return again.outboxRows() == 0 })
 	got := rcv.taken()
