@@ -260,6 +260,9 @@ func TestNotifyRetriedUntilTaken(t *testing.T) {
 			if n := ts.metric("chat_notify_dead_total"); n != 0 {
 				t.Errorf("chat_notify_dead_total = %v; want 0", n)
 			}
+			if s := ts.metric("chat_notify_failing_seconds"); s != 0 {
+				t.Errorf("chat_notify_failing_seconds = %v; want 0 once the site took a post", s)
+			}
 		})
 	}
 }
@@ -283,6 +286,9 @@ func TestNotifyDeadLetter(t *testing.T) {
 	}
 	if posts, _ := rcv.stats(); posts != 3 {
 		t.Fatalf("posts = %d; want 3 (notify.max_attempts)", posts)
+	}
+	if s := ts.metric("chat_notify_failing_seconds"); s <= 0 {
+		t.Fatalf("chat_notify_failing_seconds = %v; want above 0 while the site refuses every post", s)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -70,6 +71,9 @@ type Notifier struct {
 	wake   chan struct{} // an event was added: the sender looks at once
 
 	sent, dead, cancelled prometheus.Counter
+	// failingSince is when this node's posts began failing (unix ms), 0
+	// after a 2xx: chat_notify_failing_seconds, for an alert.
+	failingSince atomic.Int64
 
 	mu      sync.Mutex
 	pending map[string]*batch // guarded by mu
@@ -152,8 +156,18 @@ func New(cfg Config, d Deps) (*Notifier, error) {
 			Name: "chat_notify_cancelled_total", Help: "Pending notification events dropped because the account connected within notify.grace.",
 		}),
 	}
+	failing := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "chat_notify_failing_seconds",
+		Help: "How long this node's posts to notify.url have been failing (0 once the site answered 2xx).",
+	}, func() float64 {
+		since := n.failingSince.Load()
+		if since == 0 {
+			return 0
+		}
+		return float64(n.now().UnixMilli()-since) / 1000
+	})
 	if reg != nil {
-		for _, c := range []prometheus.Collector{n.sent, n.dead, n.cancelled} {
+		for _, c := range []prometheus.Collector{n.sent, n.dead, n.cancelled, failing} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("notify: register metrics: %w", err)
 			}

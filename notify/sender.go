@@ -138,6 +138,11 @@ func (n *Notifier) settle(ctx context.Context, r Row, postErr error) {
 	if ctx.Err() != nil {
 		return // stopping: the claim runs out and the row is due again
 	}
+	if postErr == nil {
+		n.failingSince.Store(0)
+	} else {
+		n.failingSince.CompareAndSwap(0, n.now().UnixMilli())
+	}
 	var err error
 	switch {
 	case postErr == nil:
