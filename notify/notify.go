@@ -80,6 +80,7 @@ type Notifier struct {
 	stopped bool              // guarded by mu: Stop was called
 	ops     []op              // guarded by mu: outbox writes in order (writer.go)
 	busy    bool              // guarded by mu: the writer holds ops taken off the list
+	full    bool              // guarded by mu: ops reached maxOps (logged once until drained)
 	opsIn   chan struct{}     // ops were added
 
 	stream    Streamer // nil: no stream copy

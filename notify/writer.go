@@ -36,7 +36,13 @@ const (
 // addLocked queues o. Caller holds mu.
 func (n *Notifier) addLocked(o op) {
 	if len(n.ops) >= maxOps {
-		n.log.Error().Str("account", o.account).Int("queued", len(n.ops)).Msg("notify: outbox unreachable for long; event lost")
+		// Logged once per outage, not per write: an init storm would
+		// flood the log. A cancel lost is covered by the sender's online
+		// check; a held row lost is an event lost.
+		if !n.full {
+			n.full = true
+			n.log.Error().Int("queued", len(n.ops)).Msg("notify: outbox unreachable for long; events dropped until it answers")
+		}
 		return
 	}
 	n.ops = append(n.ops, o)
@@ -83,6 +89,8 @@ func (n *Notifier) writeQueued(ctx context.Context) (failed bool) {
 	if err != nil {
 		n.ops = append(ops[done:len(ops):len(ops)], n.ops...)
 		n.log.Warn().Err(err).Int("queued", len(n.ops)).Msg("notify: outbox write failed; trying again")
+	} else if len(n.ops) == 0 {
+		n.full = false
 	}
 	n.busy = false
 	n.mu.Unlock()
