@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"net"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -105,5 +106,38 @@ func TestNotifyHeldEventSentAfterRestart(t *testing.T) {
 	got := rcv.taken()
 	if len(got) != 1 || got[0].Account != "bob" || got[0].Count != 3 {
 		t.Fatalf("events = %+v; want one for bob with count 3", got)
+	}
+}
+
+// A message to an account connected on a node that does not answer (frozen)
+// is stored by the sender's node once the confirmation times out, and makes an
+// event there: once the frozen node's liveness key has expired, the account
+// map no longer counts its connection, and the event is posted.
+func TestNotifyMessageStoredAfterRemoteTimeout(t *testing.T) {
+	t.Parallel()
+	rcv := newReceiver(t, 0)
+	const grace = 8 * time.Second // past the frozen node's 6 s liveness TTL
+	nodes := startCluster(t, 1, notifyConfig(rcv, grace, 100*time.Millisecond))
+	n1 := nodes[0]
+	frozen, url := notifyProc(t, n1, buildServer(t), "n7", rcv, grace)
+
+	carol := dial(t, url)
+	carol.send(`{"flag":"init","from":"carol"}`)
+	carol.sync()
+	eventually(t, "carol online on the other node", func() bool { return n1.online("carol") })
+	if err := frozen.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	alice, _ := login(t, n1, "alice", "")
+	alice.send(`{"flag":"msg","from":"alice","to":"carol","content":"are you there","cid":"1"}`)
+	if f := alice.next(10 * time.Second); f["status"] != "stored" {
+		t.Fatalf("ack of the message to carol on the frozen node: %v; want stored", f)
+	}
+	stored := time.Now()
+	time.Sleep(time.Until(stored.Add(grace - time.Second)))
+	eventually(t, "carol's event", func() bool { return len(rcv.taken()) >= 1 })
+	got := rcv.taken()
+	if len(got) != 1 || got[0].Account != "carol" || got[0].Count != 1 {
+		t.Fatalf("events = %+v; want one for carol, count 1", got)
 	}
 }
