@@ -278,6 +278,9 @@ func (h *Handler) Closed(c *hub.Conn, r hub.Removal) {
 	}
 	if r.Account != "" {
 		h.presence.Unregister(r.Account, h.table.ConnID(c), r.Last)
+		if r.Last && h.notifier != nil {
+			h.notifier.Offline(r.Account)
+		}
 	}
 }
 
