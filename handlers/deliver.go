@@ -281,6 +281,9 @@ func (h *Handler) Receive(env cluster.Envelope, reply *cluster.Reply) {
 		n := h.table.Broadcast(hub.TextFrame(announcePayload(env.From, env.Content)), h.cfg.AnnounceToUnbound)
 		h.metrics.FramesOut("all", n)
 		return
+	case "read":
+		h.receiveReceipt(env)
+		return
 	case "disconnect":
 		for _, a := range env.To {
 			n := h.closeAccount(a, env.Content)

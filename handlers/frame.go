@@ -81,7 +81,7 @@ func Decode(data []byte) (Frame, *Error) {
 	if f.ID, _, e = account(raw.id, "id"); e != nil {
 		return f, e
 	}
-	if f.Flag == "history" { // read for this flag only: other frames stay as legacy clients send them
+	if f.Flag == "history" || f.Flag == "read" { // read for these flags only: other frames stay as legacy clients send them
 		if e = historyFields(&f, raw); e != nil {
 			return f, e
 		}

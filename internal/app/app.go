@@ -60,6 +60,7 @@ type App struct {
 	spoolHeld int // rows a previous run left in the spool
 	writer    *offline.Writer
 	history   *history.Writer    // nil: history off
+	convs     *history.ConvIndex // the conversation list's writer; nil: history off
 	stopKeep  context.CancelFunc // stops history retention
 	// stopNotify stops the notification sender (notify.url set); nil: off.
 	stopNotify func()
@@ -105,6 +106,11 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, assets As
 			if a.history != nil {
 				cctx, cancel := context.WithTimeout(context.Background(), time.Second)
 				_ = a.history.Close(cctx)
+				cancel()
+			}
+			if a.convs != nil {
+				cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				_ = a.convs.Close(cctx)
 				cancel()
 			}
 			if a.srv != nil {
@@ -194,10 +200,15 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, assets As
 		if err != nil {
 			return nil, err
 		}
+		reads, recorders, err := a.openReads()
+		if err != nil {
+			return nil, err
+		}
 		deps.History = struct {
-			*history.Writer
+			history.Recorders
 			*history.Store
-		}{a.history, hs}
+		}{recorders, hs}
+		deps.Reads = reads
 	}
 	if cfg.Notify.URL != "" {
 		n, err := a.openNotify(ctx, node)
@@ -386,7 +397,7 @@ func (a *App) startAPI() error {
 		acfg.TLS = a.certs.StdConfig(v)
 	}
 	a.api = api.New(acfg, api.Deps{
-		Chat: a.handler, Unread: a.store, Members: a.groups, Probes: a.probes,
+		Chat: a.handler, Unread: a.store, Reads: a.handler, Members: a.groups, Probes: a.probes,
 		Metrics: promhttp.HandlerFor(a.metrics.Registry, promhttp.HandlerOpts{}), Errors: a.metrics, Log: alog,
 		Successor: &handoverSide{a: a},
 	})
@@ -625,6 +636,12 @@ func (a *App) Close(ctx context.Context) error {
 	if a.history != nil {
 		if err := a.stage(ctx, "history writer", plan.writer, a.history.Close); err != nil {
 			a.log.Error().Err(err).Msg("history rows lost at shutdown")
+			errs = append(errs, err)
+		}
+	}
+	if a.convs != nil {
+		if err := a.stage(ctx, "conversation index", plan.writer, a.convs.Close); err != nil {
+			a.log.Error().Err(err).Msg("conversation list rows lost at shutdown")
 			errs = append(errs, err)
 		}
 	}
