@@ -1,0 +1,233 @@
+package history_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"chatserver/history"
+	"chatserver/internal/servicetest"
+	"chatserver/offline"
+)
+
+// openReads migrates a history table on a fresh database of dialect and
+// returns its store, the read state over it and the database.
+func openReads(t *testing.T, dialect offline.Dialect, dsn string) (*history.Store, *history.Reads, *sql.DB) {
+	t.Helper()
+	db, err := offline.Open(context.Background(), dialect, dsn, "app_offline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	s, err := history.NewStore(db.DB(), history.Dialect(dialect), "app_message")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := s.Migrate(context.Background(), migrations); err != nil {
+			t.Fatalf("migrate: %v", err)
+		}
+	}
+	groupsOf := func(_ context.Context, account string) ([]string, error) {
+		if account == "alice" {
+			return []string{"team"}, nil
+		}
+		return nil, nil
+	}
+	r, err := history.NewReads(db.DB(), history.Dialect(dialect), "app_message", groupsOf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, r, db.DB()
+}
+
+var readEngines = []struct {
+	name    string
+	dialect offline.Dialect
+	dsn     func(t *testing.T) string
+}{
+	{"sqlite", offline.SQLite, func(t *testing.T) string { return filepath.Join(t.TempDir(), "chat.db") }},
+	{"mariadb", offline.MySQL, func(t *testing.T) string { return servicetest.MySQLDSN(t) }},
+}
+
+func TestReads(t *testing.T) {
+	for _, e := range readEngines {
+		t.Run(e.name, func(t *testing.T) {
+			t.Run("the cursor only moves forward", func(t *testing.T) {
+				s, r, _ := openReads(t, e.dialect, e.dsn(t))
+				testCursor(t, s, r)
+			})
+			t.Run("unread counts others' messages past the cursor", func(t *testing.T) {
+				s, r, _ := openReads(t, e.dialect, e.dsn(t))
+				testUnread(t, s, r)
+			})
+			t.Run("readers of a group message", func(t *testing.T) {
+				s, r, _ := openReads(t, e.dialect, e.dsn(t))
+				testReaders(t, s, r)
+			})
+			t.Run("conversations of an account", func(t *testing.T) {
+				s, r, db := openReads(t, e.dialect, e.dsn(t))
+				testConversations(t, s, r, db, history.Dialect(e.dialect))
+			})
+		})
+	}
+}
+
+// seqs inserts entries and returns their seqs by id.
+func seqs(t *testing.T, s *history.Store, r *history.Reads, entries []history.Entry) map[string]int64 {
+	t.Helper()
+	ctx := context.Background()
+	if err := s.Insert(ctx, entries); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int64{}
+	for _, e := range entries {
+		seq, from, err := r.Find(ctx, e.Conv(), e.ID)
+		if err != nil || from != e.From {
+			t.Fatalf("find %s = %d %q %v", e.ID, seq, from, err)
+		}
+		out[e.ID] = seq
+	}
+	return out
+}
+
+func testCursor(t *testing.T, s *history.Store, r *history.Reads) {
+	ctx := context.Background()
+	var batch []history.Entry
+	for i := range 3 {
+		batch = append(batch, history.Entry{ID: fmt.Sprint("m", i), From: "alice", To: "bob", Content: "x", Time: 1})
+	}
+	seq := seqs(t, s, r, batch)
+	conv := history.PairConv("alice", "bob")
+	if _, _, err := r.Find(ctx, history.PairConv("bob", "carol"), "m1"); err != history.ErrUnknownMessage {
+		t.Fatalf("another conversation's message: %v; want ErrUnknownMessage", err)
+	}
+	for _, step := range []struct {
+		id    string
+		moved bool
+		at    string
+	}{
+		{"m1", true, "m1"},  // first read
+		{"m1", false, "m1"}, // again: where it is
+		{"m0", false, "m1"}, // back: refused, stays
+		{"m2", true, "m2"},  // forward
+	} {
+		moved, cur, err := r.Move(ctx, "bob", conv, seq[step.id], step.id, 5)
+		if err != nil || moved != step.moved || cur.ID != step.at || cur.Seq != seq[step.at] {
+			t.Fatalf("move to %s = %v %+v %v; want moved %v, at %s", step.id, moved, cur, err, step.moved, step.at)
+		}
+		if got, _ := r.Cursor(ctx, "bob", conv); got.ID != step.at {
+			t.Fatalf("after %s the cursor is at %+v; want %s", step.id, got, step.at)
+		}
+	}
+	if got, _ := r.Cursor(ctx, "alice", conv); got != (history.Cursor{}) {
+		t.Fatalf("alice's cursor = %+v; want none: cursors are per reader", got)
+	}
+}
+
+func testUnread(t *testing.T, s *history.Store, r *history.Reads) {
+	ctx := context.Background()
+	var batch []history.Entry
+	for i := range history.MaxUnread + 20 {
+		from, to := "alice", "bob"
+		if i%100 == 7 {
+			from, to = "bob", "alice" // bob's own: never unread for him
+		}
+		batch = append(batch, history.Entry{ID: fmt.Sprint("m", i), From: from, To: to, Content: "x", Time: 1})
+		if i%10 == 0 {
+			batch = append(batch, history.Entry{ID: fmt.Sprint("o", i), From: "alice", To: "carol", Content: "other", Time: 1})
+		}
+	}
+	if err := s.Insert(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	conv := history.PairConv("alice", "bob")
+	if n, cur, err := r.Unread(ctx, "bob", conv); err != nil || n != history.MaxUnread || cur.ID != "" {
+		t.Fatalf("unread of %d, nothing read = %d %+v %v; want the cap %d", history.MaxUnread+20, n, cur, err, history.MaxUnread)
+	}
+	last := fmt.Sprint("m", history.MaxUnread-1) // 20 more after it, one of them (m1007) bob's
+	seq, _, err := r.Find(ctx, conv, last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.Move(ctx, "bob", conv, seq, last, 1); err != nil {
+		t.Fatal(err)
+	}
+	if n, cur, err := r.Unread(ctx, "bob", conv); err != nil || n != 19 || cur.ID != last {
+		t.Fatalf("unread past %s = %d %+v %v; want 19 (bob's own not counted)", last, n, cur, err)
+	}
+	if n, _, _ := r.Unread(ctx, "carol", history.PairConv("alice", "carol")); n != (history.MaxUnread+20+9)/10 {
+		t.Fatalf("carol's unread = %d; want her conversation's own %d", n, (history.MaxUnread+20+9)/10)
+	}
+}
+
+func testReaders(t *testing.T, s *history.Store, r *history.Reads) {
+	ctx := context.Background()
+	var batch []history.Entry
+	for i := range 3 {
+		batch = append(batch, history.Entry{ID: fmt.Sprint("g", i), From: "alice", Group: "team", Content: "x", Time: 1})
+	}
+	seq := seqs(t, s, r, batch)
+	conv := history.GroupConv("team")
+	for reader, id := range map[string]string{"bob": "g2", "carol": "g1", "dave": "g0", "alice": "g2"} {
+		if _, _, err := r.Move(ctx, reader, conv, seq[id], id, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id, want := range map[string]int{"g0": 3, "g1": 2, "g2": 1} {
+		if n, err := r.Readers(ctx, conv, seq[id], "alice"); err != nil || n != want {
+			t.Fatalf("readers of %s = %d %v; want %d (its sender not counted)", id, n, err, want)
+		}
+	}
+}
+
+func testConversations(t *testing.T, s *history.Store, r *history.Reads, db *sql.DB, dialect history.Dialect) {
+	ctx := context.Background()
+	idx := history.NewConvIndex(db, dialect, "app_message", history.WriterConfig{BatchSize: 2, QueueLimit: 100}, 2, zerolog.Nop())
+	entries := []history.Entry{
+		{ID: "1", From: "alice", To: "bob", Time: 1},
+		{ID: "2", From: "bob", To: "alice", Time: 1}, // the same conversation
+		{ID: "3", From: "carol", To: "alice", Time: 1},
+		{ID: "4", From: "alice", Group: "team", Time: 1}, // a group: from its members
+		{ID: "5", From: "dave", To: "erin", Time: 1},     // past the remembered 2: the set starts again
+		{ID: "6", From: "alice", To: "bob", Time: 1},     // written again, kept once
+	}
+	for _, e := range entries {
+		idx.Record(e)
+	}
+	if err := idx.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	names := func(account string) string {
+		cs, err := r.Conversations(ctx, account)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, c := range cs {
+			out = append(out, c.Conv+">"+c.With+c.Group)
+		}
+		sort.Strings(out)
+		return fmt.Sprint(out)
+	}
+	if got := names("alice"); got != "[alice|bob>bob alice|carol>carol g:team>team]" {
+		t.Fatalf("alice's conversations = %s", got)
+	}
+	if got := names("erin"); got != "[dave|erin>dave]" {
+		t.Fatalf("erin's conversations = %s", got)
+	}
+	if err := s.Insert(ctx, entries[:2]); err != nil {
+		t.Fatal(err)
+	}
+	if e, ok, err := r.Last(ctx, history.PairConv("alice", "bob")); err != nil || !ok || e.ID != "2" || e.From != "bob" {
+		t.Fatalf("last of alice|bob = %+v %v %v; want 2 from bob", e, ok, err)
+	}
+	if _, ok, err := r.Last(ctx, history.PairConv("alice", "carol")); err != nil || ok {
+		t.Fatalf("last of a conversation with no rows = %v %v; want none", ok, err)
+	}
+}
