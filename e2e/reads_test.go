@@ -163,6 +163,9 @@ func TestReadReceipts(t *testing.T) {
 			if code, out := ts.api("GET", "/api/conversations", nil); code != http.StatusBadRequest || errCode(out) != "missing_field" {
 				t.Fatalf("GET /api/conversations without account = %d %v", code, out)
 			}
+			if code, out := ts.api("GET", "/api/unread?account=bob&by=sender", nil); code != http.StatusBadRequest || errCode(out) != "bad_field" {
+				t.Fatalf("GET /api/unread with an unknown by = %d %v", code, out)
+			}
 		})
 	}
 }
@@ -236,5 +239,28 @@ func TestReadReceiptAcrossNodes(t *testing.T) {
 	}
 	if f := alice.next(5 * time.Second); f["flag"] != "read" || f["from"] != "bob" || f["id"] != id {
 		t.Fatalf("alice on n1 got %v; want bob's receipt", f)
+	}
+}
+
+// TestReadStateOffWithoutHistory: with history off (MySQL, no setting) the
+// new frames and calls say so and change nothing.
+func TestReadStateOffWithoutHistory(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, "redis+mariadb", nil)
+	alice, _ := login(t, ts, "alice", "")
+	for _, frame := range []string{`{"flag":"read","to":"bob","id":"x"}`, `{"flag":"unread"}`, `{"flag":"conversations"}`} {
+		alice.send(frame)
+		if f := alice.next(5 * time.Second); f["code"] != "unavailable" {
+			t.Fatalf("%s with history off -> %v; want unavailable", frame, f)
+		}
+	}
+	for _, path := range []string{"/api/conversations?account=alice", "/api/unread?account=alice&by=conversation"} {
+		if code, out := ts.api("GET", path, nil); code != http.StatusServiceUnavailable || errCode(out) != "unavailable" {
+			t.Fatalf("GET %s with history off = %d %v; want 503 unavailable", path, code, out)
+		}
+	}
+	var n int
+	if err := ts.db().QueryRow("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'app\\_message%'").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("app_message tables = %d, %v; want none", n, err)
 	}
 }

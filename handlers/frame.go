@@ -22,7 +22,8 @@ type Frame struct {
 	ReceiverAcks bool   // init "ack": this connection acknowledges what it receives
 	ID           string // ack (a receiver ack): the id of the last message received
 	// history: the conversation (With an account, or Group), the id of the
-	// message to page back from ("" for the newest) and the page size (0: default).
+	// message to page back from ("" for the newest) and the page size (0:
+	// default). read: Group (or To) and ID, the newest message read.
 	With, Group, Before string
 	Limit               int
 

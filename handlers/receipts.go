@@ -40,8 +40,12 @@ type groupRead struct {
 	id  string
 }
 
-// want marks c as a connection that gets receipts.
-func (r *receipts) want(c *hub.Conn) { r.wanting.LoadOrStore(c, struct{}{}) }
+// want marks c as a connection that gets receipts (until it closes).
+func (r *receipts) want(c *hub.Conn) {
+	if _, had := r.wanting.LoadOrStore(c, struct{}{}); !had && c.Removed() {
+		r.wanting.Delete(c) // closed meanwhile: Closed has forgotten it already
+	}
+}
 
 // forget drops a closed connection.
 func (r *receipts) forget(c *hub.Conn) { r.wanting.Delete(c) }

@@ -16,10 +16,12 @@ import (
 // message path); after that its messages cost a map lookup. A group message
 // writes nothing: the group's members are its conversation's parties.
 type ConvIndex struct {
-	w    *Writer
-	max  int
-	mu   sync.Mutex
-	seen map[string]struct{}
+	w   *Writer
+	max int
+	// seen: the conversations (the two accounts, sorted) written or queued.
+	// A message of a known one takes the read lock only and allocates nothing.
+	mu   sync.RWMutex
+	seen map[[2]string]struct{}
 }
 
 // convRows is ConvIndex's inserter: two rows for each entry's conversation.
@@ -39,7 +41,7 @@ func NewConvIndex(db *sql.DB, dialect Dialect, table string, cfg WriterConfig, r
 	}
 	rows := &convRows{db: db, prefix: ins + "`" + table + "_conv` (`account`, `conv`, `peer`) VALUES ", row: "(?, ?, ?)", suffix: suffix}
 	cfg.TrackConversations = 0
-	return &ConvIndex{w: NewWriter(rows, cfg, log), max: remember, seen: make(map[string]struct{})}
+	return &ConvIndex{w: NewWriter(rows, cfg, log), max: remember, seen: make(map[[2]string]struct{})}
 }
 
 // Record notes e's conversation if it is a one-to-one one not seen yet. It
@@ -48,14 +50,23 @@ func (x *ConvIndex) Record(e Entry) {
 	if e.Group != "" {
 		return
 	}
-	conv := e.Conv()
+	key := [2]string{e.From, e.To}
+	if key[1] < key[0] {
+		key[0], key[1] = key[1], key[0]
+	}
+	x.mu.RLock()
+	_, known := x.seen[key]
+	x.mu.RUnlock()
+	if known {
+		return
+	}
 	x.mu.Lock()
-	_, known := x.seen[conv]
+	_, known = x.seen[key]
 	if !known {
 		if len(x.seen) >= x.max {
-			x.seen = make(map[string]struct{})
+			x.seen = make(map[[2]string]struct{})
 		}
-		x.seen[conv] = struct{}{}
+		x.seen[key] = struct{}{}
 	}
 	x.mu.Unlock()
 	if !known {
