@@ -222,23 +222,35 @@ func TestGroupReadReceiptsAreAggregated(t *testing.T) {
 }
 
 // TestReadReceiptAcrossNodes: the peer connected to another node hears the
-// receipt, and the read finds a message another node's writer kept.
+// receipt, and so does the reader's other device there; the read finds a
+// message another node's writer kept.
 func TestReadReceiptAcrossNodes(t *testing.T) {
 	t.Parallel()
 	nodes := startCluster(t, 2, historyOn)
 	alice, _ := login(t, nodes[0], "alice", "")
 	bob, _ := login(t, nodes[1], "bob", "")
+	bobPhone, _ := login(t, nodes[0], "bob", "")
 	eventually(t, "bob seen from alice's node", func() bool { return nodes[0].online("bob") })
-	alice.send(`{"flag":"unread"}`)
-	alice.next(5 * time.Second)
+	for _, c := range []*client{alice, bobPhone} {
+		c.send(`{"flag":"unread"}`)
+		c.next(5 * time.Second)
+	}
 	alice.send(`{"flag":"msg","from":"alice","to":"bob","content":"cross"}`)
 	id := bob.next(5 * time.Second)["id"].(string)
+	bobPhone.next(5 * time.Second)
 	bob.sendJSON(map[string]string{"flag": "read", "to": "alice", "id": id})
 	if f := bob.next(5 * time.Second); f["ok"] != true {
 		t.Fatalf("bob's read on n2 -> %v", f)
 	}
 	if f := alice.next(5 * time.Second); f["flag"] != "read" || f["from"] != "bob" || f["id"] != id {
 		t.Fatalf("alice on n1 got %v; want bob's receipt", f)
+	}
+	if f := bobPhone.next(5 * time.Second); f["flag"] != "read" || f["from"] != "bob" || f["to"] != "alice" || f["id"] != id {
+		t.Fatalf("bob's other device on n1 got %v; want his own read, to clear its badge", f)
+	}
+	bobPhone.send(`{"flag":"unread"}`)
+	if f := bobPhone.next(5 * time.Second); total(f) != 0 {
+		t.Fatalf("bob's unread seen from n1 = %v; want 0", f)
 	}
 }
 
