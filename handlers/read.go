@@ -15,8 +15,13 @@ import (
 // taken from it, and each account's conversations. nil in Deps: off (history
 // off), and the read, unread and conversations flags say so.
 type Reads interface {
-	Find(ctx context.Context, conv, id string) (seq int64, from string, err error)
-	Move(ctx context.Context, account, conv string, seq int64, id string, now int64) (moved bool, cur history.Cursor, err error)
+	// FindFor returns message id of conv and reader's cursor there (moves
+	// still queued included), or history.ErrUnknownMessage.
+	FindFor(ctx context.Context, reader, conv, id string) (seq int64, from string, cur history.Cursor, err error)
+	// Queue moves a cursor (forward only) in the next batch; FlushCursors
+	// waits for the moves queued so far.
+	Queue(m history.CursorMove)
+	FlushCursors(ctx context.Context) error
 	Unread(ctx context.Context, account, conv string) (int, history.Cursor, error)
 	Readers(ctx context.Context, conv string, seq int64, author string) (int, error)
 	Last(ctx context.Context, conv string) (history.Entry, bool, error)
@@ -82,49 +87,47 @@ func (h *Handler) Read(ctx context.Context, r ReadRequest) (moved bool, author s
 	case len(r.ID) > 64:
 		return false, "", 0, newError(CodeBadField, "id must be a message id")
 	}
-	seq, author, err = h.findMessage(ctx, conv, r.ID)
-	if err != nil {
+	seq, author, cur, err := h.findMessage(ctx, r.Reader, conv, r.ID)
+	switch {
+	case err != nil:
 		return false, "", 0, err
-	}
-	start := time.Now()
-	moved, cur, err := h.reads.Move(ctx, r.Reader, conv, seq, r.ID, h.now().Unix())
-	h.metrics.SQL("read_cursor", time.Since(start))
-	if err != nil {
-		h.log.Error().Err(err).Str("conv", conv).Msg("read cursor not moved")
-		return false, "", 0, newError(CodeUnavailable, "the read state cannot be written right now; try again")
-	}
-	if !moved && cur.Seq > seq {
+	case seq < cur.Seq:
 		return false, "", 0, newError(CodeBadField, "the cursor is already past "+quote(r.ID)+" (at "+quote(cur.ID)+"); it only moves forward")
+	case seq == cur.Seq:
+		return false, author, seq, nil
 	}
-	return moved, author, seq, nil
+	h.reads.Queue(history.CursorMove{Account: r.Reader, Conv: conv, Seq: seq, ID: r.ID, Time: h.now().Unix()})
+	return true, author, seq, nil
 }
 
-// findMessage returns the seq and sender of message id in conv. A message
-// accepted a moment ago may still wait in a history writer: this node's is
-// flushed, another node's is given lateWrite, before the id is refused.
-func (h *Handler) findMessage(ctx context.Context, conv, id string) (int64, string, error) {
+// findMessage returns the seq and sender of message id in conv, and
+// reader's cursor there. A message accepted a moment ago may still wait in a
+// history writer: this node's is flushed, another node's is given lateWrite,
+// before the id is refused.
+func (h *Handler) findMessage(ctx context.Context, reader, conv, id string) (int64, string, history.Cursor, error) {
+	var none history.Cursor
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
-		seq, from, err := h.reads.Find(ctx, conv, id)
+		seq, from, cur, err := h.reads.FindFor(ctx, reader, conv, id)
 		h.metrics.SQL("read_find", time.Since(start))
 		switch {
 		case err == nil:
-			return seq, from, nil
+			return seq, from, cur, nil
 		case !errors.Is(err, history.ErrUnknownMessage):
 			h.log.Error().Err(err).Str("conv", conv).Msg("read: message not looked up")
-			return 0, "", newError(CodeUnavailable, "the read state cannot be read right now; try again")
+			return 0, "", none, newError(CodeUnavailable, "the read state cannot be read right now; try again")
 		case attempt == 0:
 			if err := h.reads.Flush(ctx); err != nil {
-				return 0, "", newError(CodeUnavailable, "the history is not written yet; try again")
+				return 0, "", none, newError(CodeUnavailable, "the history is not written yet; try again")
 			}
 		case attempt == 1:
 			select {
 			case <-time.After(lateWrite):
 			case <-ctx.Done():
-				return 0, "", newError(CodeUnavailable, "the history is not written yet; try again")
+				return 0, "", none, newError(CodeUnavailable, "the history is not written yet; try again")
 			}
 		default:
-			return 0, "", newError(CodeNotFound, "id "+quote(id)+" is not a message of this conversation")
+			return 0, "", none, newError(CodeNotFound, "id "+quote(id)+" is not a message of this conversation")
 		}
 	}
 }

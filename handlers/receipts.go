@@ -125,7 +125,11 @@ func (r *receipts) countGroups(h *Handler) {
 	for group, bySender := range pending {
 		for sender, g := range bySender {
 			ctx, cancel := context.WithTimeout(context.Background(), h.cfg.QueryTimeout)
-			n, err := h.reads.Readers(ctx, history.GroupConv(group), g.seq, sender)
+			err := h.reads.FlushCursors(ctx)
+			n := 0
+			if err == nil {
+				n, err = h.reads.Readers(ctx, history.GroupConv(group), g.seq, sender)
+			}
 			cancel()
 			if err != nil {
 				h.log.Warn().Err(err).Str("group", group).Msg("group read receipt not counted")

@@ -111,6 +111,9 @@ func (h *Handler) Conversations(ctx context.Context, account string, countsOnly 
 	}
 	start := time.Now()
 	defer func() { h.metrics.SQL("conversations", time.Since(start)) }()
+	if err := h.reads.FlushCursors(ctx); err != nil { // this node's reads count
+		return l, newError(CodeUnavailable, "the read state is not written yet; try again")
+	}
 	convs, err := h.reads.Conversations(ctx, account)
 	if err != nil {
 		h.log.Error().Err(err).Str("account", account).Msg("conversations not read")

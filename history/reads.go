@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Reads keeps what each account has read: one cursor per account and
@@ -20,7 +21,8 @@ type Reads struct {
 }
 
 type readQueries struct {
-	find, move, cursor, unread, last, convs, readers string
+	find, findFor, cursor, unread, last, convs, readers string
+	movePrefix, moveRow, moveSuffix                     string
 }
 
 // MaxUnread is where an unread count stops: a conversation with more unread
@@ -39,20 +41,22 @@ func NewReads(db *sql.DB, dialect Dialect, table string, groupsOf func(ctx conte
 		return nil, fmt.Errorf("history: table name %q: want letters, digits and _, at most 59", table)
 	}
 	t, r, c := "`"+table+"`", "`"+table+"_read`", "`"+table+"_conv`"
-	// Forward only: the row changes only for a higher seq, and the affected
-	// row count says whether it moved (MySQL counts an unchanged row as 0;
-	// the driver does not ask for found rows).
-	move := "INSERT INTO " + r + " (`account`, `conv`, `seq`, `msg_id`, `updated`) VALUES (?, ?, ?, ?, ?)" +
-		" ON DUPLICATE KEY UPDATE `msg_id` = IF(VALUES(`seq`) > `seq`, VALUES(`msg_id`), `msg_id`)," +
+	// Forward only: a row changes only for a higher seq, whatever order the
+	// moves of several devices and nodes land in.
+	prefix, row := "INSERT INTO "+r+" (`account`, `conv`, `seq`, `msg_id`, `updated`) VALUES ", "(?, ?, ?, ?, ?)"
+	suffix := " ON DUPLICATE KEY UPDATE `msg_id` = IF(VALUES(`seq`) > `seq`, VALUES(`msg_id`), `msg_id`)," +
 		" `updated` = IF(VALUES(`seq`) > `seq`, VALUES(`updated`), `updated`), `seq` = GREATEST(`seq`, VALUES(`seq`))"
 	if dialect == SQLite {
-		move = "INSERT INTO " + r + " (`account`, `conv`, `seq`, `msg_id`, `updated`) VALUES (?, ?, ?, ?, ?)" +
-			" ON CONFLICT (`account`, `conv`) DO UPDATE SET `seq` = excluded.`seq`, `msg_id` = excluded.`msg_id`," +
+		suffix = " ON CONFLICT (`account`, `conv`) DO UPDATE SET `seq` = excluded.`seq`, `msg_id` = excluded.`msg_id`," +
 			" `updated` = excluded.`updated` WHERE excluded.`seq` > " + r + ".`seq`"
 	}
 	return &Reads{db: db, groupsOf: groupsOf, q: readQueries{
-		find:   "SELECT `id`, `from` FROM " + t + " WHERE `conv` = ? AND `msg_id` = ?",
-		move:   move,
+		find: "SELECT `id`, `from` FROM " + t + " WHERE `conv` = ? AND `msg_id` = ?",
+		// The message by the unique key (conv, msg_id) and the reader's
+		// cursor by its primary key, in one round trip.
+		findFor: "SELECT m.`id`, m.`from`, COALESCE(c.`seq`, 0), COALESCE(c.`msg_id`, '') FROM " + t + " m" +
+			" LEFT JOIN " + r + " c ON c.`account` = ? AND c.`conv` = m.`conv` WHERE m.`conv` = ? AND m.`msg_id` = ?",
+		movePrefix: prefix, moveRow: row, moveSuffix: suffix,
 		cursor: "SELECT `seq`, `msg_id` FROM " + r + " WHERE `account` = ? AND `conv` = ?",
 		// One range of idx_conv_id past the cursor, stopped at MaxUnread rows;
 		// the account's own messages are not unread.
@@ -74,25 +78,46 @@ func (r *Reads) Find(ctx context.Context, conv, id string) (seq int64, from stri
 	return seq, from, nil
 }
 
+// FindFor returns the seq and the sender of message id in conv and reader's
+// cursor there, or ErrUnknownMessage.
+func (r *Reads) FindFor(ctx context.Context, reader, conv, id string) (seq int64, from string, cur Cursor, err error) {
+	switch err := r.db.QueryRowContext(ctx, r.q.findFor, reader, conv, id).Scan(&seq, &from, &cur.Seq, &cur.ID); {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, "", cur, ErrUnknownMessage
+	case err != nil:
+		return 0, "", cur, fmt.Errorf("history: find %q in %q: %w", id, conv, err)
+	}
+	return seq, from, cur, nil
+}
+
+// MoveAll applies moves (one per account and conversation) in one statement;
+// each cursor changes only if its move is past it.
+func (r *Reads) MoveAll(ctx context.Context, moves []CursorMove) error {
+	if len(moves) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString(r.q.movePrefix)
+	args := make([]any, 0, len(moves)*5)
+	for i, m := range moves {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(r.q.moveRow)
+		args = append(args, m.Account, m.Conv, m.Seq, m.ID, m.Time)
+	}
+	b.WriteString(r.q.moveSuffix)
+	if _, err := r.db.ExecContext(ctx, b.String(), args...); err != nil {
+		return fmt.Errorf("history: move %d cursors: %w", len(moves), err)
+	}
+	return nil
+}
+
 // Cursor is how far an account has read a conversation: the seq and id of
 // the newest message read; zero values: nothing read.
 type Cursor struct {
 	Seq int64
 	ID  string
-}
-
-// Move moves account's cursor in conv to the message (seq, id) if that is
-// past it, and says whether it moved; if not, cur is where the cursor is.
-func (r *Reads) Move(ctx context.Context, account, conv string, seq int64, id string, now int64) (moved bool, cur Cursor, err error) {
-	res, err := r.db.ExecContext(ctx, r.q.move, account, conv, seq, id, now)
-	if err != nil {
-		return false, cur, fmt.Errorf("history: move the cursor of %q in %q: %w", account, conv, err)
-	}
-	if n, err := res.RowsAffected(); err == nil && n > 0 {
-		return true, Cursor{Seq: seq, ID: id}, nil
-	}
-	cur, err = r.Cursor(ctx, account, conv)
-	return false, cur, err
 }
 
 // Cursor returns account's cursor in conv.

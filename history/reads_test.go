@@ -70,6 +70,10 @@ func TestReads(t *testing.T) {
 				s, r, _ := openReads(t, e.dialect, e.dsn(t))
 				testReaders(t, s, r)
 			})
+			t.Run("the cursor writer keeps the furthest move", func(t *testing.T) {
+				s, r, _ := openReads(t, e.dialect, e.dsn(t))
+				testCursorWriter(t, s, r)
+			})
 			t.Run("conversations of an account", func(t *testing.T) {
 				s, r, db := openReads(t, e.dialect, e.dsn(t))
 				testConversations(t, s, r, db, history.Dialect(e.dialect))
@@ -107,23 +111,37 @@ func testCursor(t *testing.T, s *history.Store, r *history.Reads) {
 	if _, _, err := r.Find(ctx, history.PairConv("bob", "carol"), "m1"); err != history.ErrUnknownMessage {
 		t.Fatalf("another conversation's message: %v; want ErrUnknownMessage", err)
 	}
+	// One statement, several moves of several accounts: each cursor only
+	// moves forward, whatever order the moves come in.
 	for _, step := range []struct {
-		id    string
-		moved bool
-		at    string
+		moves []history.CursorMove
+		bob   string
 	}{
-		{"m1", true, "m1"},  // first read
-		{"m1", false, "m1"}, // again: where it is
-		{"m0", false, "m1"}, // back: refused, stays
-		{"m2", true, "m2"},  // forward
+		{[]history.CursorMove{{Account: "bob", Conv: conv, Seq: seq["m1"], ID: "m1"}}, "m1"},
+		{[]history.CursorMove{{Account: "bob", Conv: conv, Seq: seq["m0"], ID: "m0"}, {Account: "carol", Conv: conv, Seq: seq["m0"], ID: "m0"}}, "m1"},
+		{[]history.CursorMove{{Account: "bob", Conv: conv, Seq: seq["m2"], ID: "m2"}}, "m2"},
+		{[]history.CursorMove{{Account: "bob", Conv: conv, Seq: seq["m1"], ID: "m1"}}, "m2"},
 	} {
-		moved, cur, err := r.Move(ctx, "bob", conv, seq[step.id], step.id, 5)
-		if err != nil || moved != step.moved || cur.ID != step.at || cur.Seq != seq[step.at] {
-			t.Fatalf("move to %s = %v %+v %v; want moved %v, at %s", step.id, moved, cur, err, step.moved, step.at)
+		if err := r.MoveAll(ctx, step.moves); err != nil {
+			t.Fatal(err)
 		}
-		if got, _ := r.Cursor(ctx, "bob", conv); got.ID != step.at {
-			t.Fatalf("after %s the cursor is at %+v; want %s", step.id, got, step.at)
+		got, err := r.Cursor(ctx, "bob", conv)
+		if err != nil || got.ID != step.bob || got.Seq != seq[step.bob] {
+			t.Fatalf("after %+v bob's cursor is at %+v %v; want %s", step.moves, got, err, step.bob)
 		}
+		at, from, cur, err := r.FindFor(ctx, "bob", conv, "m1")
+		if err != nil || at != seq["m1"] || from != "alice" || cur.ID != step.bob {
+			t.Fatalf("FindFor m1 = %d %q %+v %v; want its seq and bob's cursor at %s", at, from, cur, err, step.bob)
+		}
+	}
+	if got, _ := r.Cursor(ctx, "carol", conv); got.ID != "m0" {
+		t.Fatalf("carol's cursor = %+v; want m0", got)
+	}
+	if _, _, cur, err := r.FindFor(ctx, "dave", conv, "m1"); err != nil || cur != (history.Cursor{}) {
+		t.Fatalf("FindFor a reader with no cursor = %+v %v; want none", cur, err)
+	}
+	if _, _, _, err := r.FindFor(ctx, "bob", conv, "nope"); err != history.ErrUnknownMessage {
+		t.Fatalf("FindFor an unknown id: %v; want ErrUnknownMessage", err)
 	}
 	if got, _ := r.Cursor(ctx, "alice", conv); got != (history.Cursor{}) {
 		t.Fatalf("alice's cursor = %+v; want none: cursors are per reader", got)
@@ -155,7 +173,7 @@ func testUnread(t *testing.T, s *history.Store, r *history.Reads) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := r.Move(ctx, "bob", conv, seq, last, 1); err != nil {
+	if err := r.MoveAll(ctx, []history.CursorMove{{Account: "bob", Conv: conv, Seq: seq, ID: last}}); err != nil {
 		t.Fatal(err)
 	}
 	if n, cur, err := r.Unread(ctx, "bob", conv); err != nil || n != 19 || cur.ID != last {
@@ -175,7 +193,7 @@ func testReaders(t *testing.T, s *history.Store, r *history.Reads) {
 	seq := seqs(t, s, r, batch)
 	conv := history.GroupConv("team")
 	for reader, id := range map[string]string{"bob": "g2", "carol": "g1", "dave": "g0", "alice": "g2"} {
-		if _, _, err := r.Move(ctx, reader, conv, seq[id], id, 1); err != nil {
+		if err := r.MoveAll(ctx, []history.CursorMove{{Account: reader, Conv: conv, Seq: seq[id], ID: id}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -251,4 +269,41 @@ func BenchmarkConvIndexKnown(b *testing.B) {
 			idx.Record(e)
 		}
 	})
+}
+
+func testCursorWriter(t *testing.T, s *history.Store, r *history.Reads) {
+	ctx := context.Background()
+	var batch []history.Entry
+	for i := range 5 {
+		batch = append(batch, history.Entry{ID: fmt.Sprint("m", i), From: "alice", To: "bob", Content: "x", Time: 1})
+	}
+	seq := seqs(t, s, r, batch)
+	conv := history.PairConv("alice", "bob")
+	w := history.NewCursorWriter(r, 2, 3, zerolog.Nop())
+	state := history.ReadState{Reads: r, W: w}
+	for _, id := range []string{"m3", "m1", "m4", "m2"} { // out of order, as two devices might
+		state.Queue(history.CursorMove{Account: "bob", Conv: conv, Seq: seq[id], ID: id, Time: 9})
+	}
+	for _, a := range []string{"carol", "dave"} {
+		state.Queue(history.CursorMove{Account: a, Conv: conv, Seq: seq["m0"], ID: "m0", Time: 9})
+	}
+	if _, _, cur, err := state.FindFor(ctx, "bob", conv, "m2"); err != nil || cur.ID != "m4" {
+		t.Fatalf("FindFor with moves waiting = %+v %v; want the furthest, m4", cur, err)
+	}
+	if err := state.FlushCursors(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := r.Cursor(ctx, "bob", conv); got.ID != "m4" {
+		t.Fatalf("bob's cursor written = %+v; want m4", got)
+	}
+	if got, _ := r.Cursor(ctx, "carol", conv); got.ID != "m0" {
+		t.Fatalf("carol's cursor written = %+v; want m0", got)
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	state.Queue(history.CursorMove{Account: "bob", Conv: conv, Seq: seq["m4"] + 100, ID: "late", Time: 9}) // closed: dropped
+	if got, _ := r.Cursor(ctx, "bob", conv); got.ID != "m4" {
+		t.Fatalf("a move after Close moved bob to %+v", got)
+	}
 }

@@ -59,9 +59,10 @@ type App struct {
 	spool     *offline.Store
 	spoolHeld int // rows a previous run left in the spool
 	writer    *offline.Writer
-	history   *history.Writer    // nil: history off
-	convs     *history.ConvIndex // the conversation list's writer; nil: history off
-	stopKeep  context.CancelFunc // stops history retention
+	history   *history.Writer       // nil: history off
+	convs     *history.ConvIndex    // the conversation list's writer; nil: history off
+	cursors   *history.CursorWriter // the read cursors' writer; nil: history off
+	stopKeep  context.CancelFunc    // stops history retention
 	// stopNotify stops the notification sender (notify.url set); nil: off.
 	stopNotify func()
 	rdb        redis.UniversalClient
@@ -108,11 +109,9 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, assets As
 				_ = a.history.Close(cctx)
 				cancel()
 			}
-			if a.convs != nil {
-				cctx, cancel := context.WithTimeout(context.Background(), time.Second)
-				_ = a.convs.Close(cctx)
-				cancel()
-			}
+			cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = a.closeReads(cctx)
+			cancel()
 			if a.srv != nil {
 				_ = a.srv.Shutdown(context.Background())
 			}
@@ -639,11 +638,9 @@ func (a *App) Close(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	if a.convs != nil {
-		if err := a.stage(ctx, "conversation index", plan.writer, a.convs.Close); err != nil {
-			a.log.Error().Err(err).Msg("conversation list rows lost at shutdown")
-			errs = append(errs, err)
-		}
+	if err := a.stage(ctx, "read state", plan.writer, a.closeReads); err != nil {
+		a.log.Error().Err(err).Msg("read cursors or conversation list rows lost at shutdown")
+		errs = append(errs, err)
 	}
 	if a.presence != nil {
 		errs = append(errs, a.stage(ctx, "account map", plan.end, a.presence.Close))

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"chatserver/groups"
@@ -17,7 +18,7 @@ const rememberedConversations = 200_000
 // readState is the read cursors with the flush of this node's history
 // writers (a message just accepted may still wait in one).
 type readState struct {
-	*history.Reads
+	history.ReadState
 	flush func(context.Context) error
 }
 
@@ -34,13 +35,27 @@ func (a *App) openReads() (handlers.Reads, history.Recorders, error) {
 		return nil, nil, fmt.Errorf("read state: %w", err)
 	}
 	hc := a.cfg.History
+	rlog := a.log.With().Str("component", "read_state").Logger()
 	a.convs = history.NewConvIndex(db, dialect, table, history.WriterConfig{BatchSize: hc.BatchSize, QueueLimit: hc.QueueLimit},
-		rememberedConversations, a.log.With().Str("component", "conversations").Logger())
+		rememberedConversations, rlog)
+	a.cursors = history.NewCursorWriter(reads, hc.BatchSize, hc.QueueLimit, rlog)
 	flush := func(ctx context.Context) error {
 		if err := a.history.Flush(ctx); err != nil {
 			return err
 		}
 		return a.convs.Flush(ctx)
 	}
-	return readState{reads, flush}, history.Recorders{a.history, a.convs}, nil
+	return readState{history.ReadState{Reads: reads, W: a.cursors}, flush}, history.Recorders{a.history, a.convs}, nil
+}
+
+// closeReads writes what the read state's writers hold, until ctx ends.
+func (a *App) closeReads(ctx context.Context) error {
+	var errs []error
+	if a.cursors != nil {
+		errs = append(errs, a.cursors.Close(ctx))
+	}
+	if a.convs != nil {
+		errs = append(errs, a.convs.Close(ctx))
+	}
+	return errors.Join(errs...)
 }
