@@ -68,6 +68,9 @@ func TestReadStateUsesIndexes(t *testing.T) {
 		"cursor":  {r.q.cursor, "app_message_read", "PRIMARY", []any{"raa", "g:team"}},
 		"convs":   {r.q.convs, "app_message_conv", "PRIMARY", []any{"raa"}},
 		"find":    {r.q.find, "app_message", "uniq_conv_msg", []any{"u7|v7", "m25007"}},
+		// The read frame's query: the message (alias m), the cursor (c).
+		"findFor message": {r.q.findFor, "m", "uniq_conv_msg", []any{"raa", "u7|v7", "m25007"}},
+		"findFor cursor":  {r.q.findFor, "c", "PRIMARY", []any{"raa", "u7|v7", "m25007"}},
 	} {
 		found := false
 		for _, p := range explain(t, s.db, q.sql, q.args...) {
