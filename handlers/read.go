@@ -40,8 +40,14 @@ type ReadRequest struct {
 }
 
 // lateWrite is how long a read frame waits, once, for a message that is not
-// in the history yet: another node's writer may still hold it.
-const lateWrite = 300 * time.Millisecond
+// in the history yet: another node's writer (or, during a handover, the other
+// process's) may still hold it. At most maxLateWaits frames wait at once, so
+// that frames with made-up ids cannot hold the handler pool; the others are
+// answered not_found at once.
+const (
+	lateWrite    = 300 * time.Millisecond
+	maxLateWaits = 64
+)
 
 // readFrame serves {"flag":"read","to"|"group","id"}: the reader's cursor
 // moves to id, the reader hears {"flag":"read",...,"ok":true}, and the peer's
@@ -120,12 +126,14 @@ func (h *Handler) findMessage(ctx context.Context, reader, conv, id string) (int
 			if err := h.reads.Flush(ctx); err != nil {
 				return 0, "", none, newError(CodeUnavailable, "the history is not written yet; try again")
 			}
-		case attempt == 1:
+		case attempt == 1 && h.remoteNow() != nil && h.receipts.lateWait.tryAcquire():
+			t := time.NewTimer(lateWrite)
 			select {
-			case <-time.After(lateWrite):
+			case <-t.C:
 			case <-ctx.Done():
-				return 0, "", none, newError(CodeUnavailable, "the history is not written yet; try again")
 			}
+			t.Stop()
+			h.receipts.lateWait.release()
 		default:
 			return 0, "", none, newError(CodeNotFound, "id "+quote(id)+" is not a message of this conversation")
 		}

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"chatserver/cluster"
@@ -29,6 +30,10 @@ const groupReceiptEvery = time.Second
 // receipts is the read frames' state in the handler.
 type receipts struct {
 	wanting sync.Map // *hub.Conn -> struct{}: connections that get receipts
+
+	// lateWait bounds the read frames waiting for another node's history
+	// writer (read.go's lateWrite).
+	lateWait lateWaits
 
 	mu      sync.Mutex
 	pending map[string]map[string]groupRead // group -> sender -> their newest message read
@@ -139,3 +144,16 @@ func (r *receipts) countGroups(h *Handler) {
 		}
 	}
 }
+
+// lateWaits is a count of waiting read frames, at most maxLateWaits.
+type lateWaits struct{ n atomic.Int32 }
+
+func (l *lateWaits) tryAcquire() bool {
+	if l.n.Add(1) > maxLateWaits {
+		l.n.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (l *lateWaits) release() { l.n.Add(-1) }
