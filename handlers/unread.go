@@ -9,6 +9,10 @@ import (
 	"chatserver/hub"
 )
 
+// historyCatchUp bounds the wait of an unread or conversations answer for
+// this node's history writers.
+const historyCatchUp = time.Second
+
 // MaxConversations bounds the conversations one unread or conversations
 // answer reads (each costs a few index lookups).
 const MaxConversations = 1000
@@ -114,6 +118,11 @@ func (h *Handler) Conversations(ctx context.Context, account string, countsOnly 
 	if err := h.reads.FlushCursors(ctx); err != nil { // this node's reads count
 		return l, newError(CodeUnavailable, "the read state is not written yet; try again")
 	}
+	// And, if they come soon, the messages this node accepted so far (a list
+	// drawn right after a send shows it); under a backlog, the list as written.
+	fctx, cancel := context.WithTimeout(ctx, historyCatchUp)
+	_ = h.reads.Flush(fctx)
+	cancel()
 	convs, err := h.reads.Conversations(ctx, account)
 	if err != nil {
 		h.log.Error().Err(err).Str("account", account).Msg("conversations not read")
