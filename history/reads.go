@@ -25,9 +25,8 @@ type readQueries struct {
 	movePrefix, moveRow, moveSuffix                     string
 }
 
-// MaxUnread is where an unread count stops: a conversation with more unread
-// messages than this counts this many, so a count reads at most this many
-// index entries.
+// MaxUnread bounds an unread count: it counts others' messages among the
+// newest this many past the cursor, so it reads at most this many rows.
 const MaxUnread = 1000
 
 // ErrUnknownMessage is Find's answer when the id is no message of the conversation.
@@ -58,9 +57,10 @@ func NewReads(db *sql.DB, dialect Dialect, table string, groupsOf func(ctx conte
 			" LEFT JOIN " + r + " c ON c.`account` = ? AND c.`conv` = m.`conv` WHERE m.`conv` = ? AND m.`msg_id` = ?",
 		movePrefix: prefix, moveRow: row, moveSuffix: suffix,
 		cursor: "SELECT `seq`, `msg_id` FROM " + r + " WHERE `account` = ? AND `conv` = ?",
-		// One range of idx_conv_id past the cursor, stopped at MaxUnread rows;
-		// the account's own messages are not unread.
-		unread:  "SELECT COUNT(*) FROM (SELECT 1 FROM " + t + " WHERE `conv` = ? AND `id` > ? AND `from` <> ? LIMIT " + fmt.Sprint(MaxUnread) + ") u",
+		// The newest MaxUnread rows past the cursor, one range of idx_conv_id
+		// however many the account itself wrote; its own messages are not
+		// unread.
+		unread:  "SELECT COUNT(*) FROM (SELECT `from` FROM " + t + " WHERE `conv` = ? AND `id` > ? ORDER BY `id` DESC LIMIT " + fmt.Sprint(MaxUnread) + ") u WHERE u.`from` <> ?",
 		last:    "SELECT `id`, `msg_id`, `from`, `to`, `group`, `content`, `addtime` FROM " + t + " WHERE `conv` = ? ORDER BY `id` DESC LIMIT 1",
 		convs:   "SELECT `conv`, `peer` FROM " + c + " WHERE `account` = ?",
 		readers: "SELECT COUNT(*) FROM " + r + " WHERE `conv` = ? AND `seq` >= ? AND `account` <> ?",
@@ -133,7 +133,7 @@ func (r *Reads) Cursor(ctx context.Context, account, conv string) (Cursor, error
 }
 
 // Unread counts the messages of conv past account's cursor that others sent,
-// up to MaxUnread.
+// among the newest MaxUnread past it.
 func (r *Reads) Unread(ctx context.Context, account, conv string) (int, Cursor, error) {
 	cur, err := r.Cursor(ctx, account, conv)
 	if err != nil {

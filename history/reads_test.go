@@ -165,8 +165,10 @@ func testUnread(t *testing.T, s *history.Store, r *history.Reads) {
 		t.Fatal(err)
 	}
 	conv := history.PairConv("alice", "bob")
-	if n, cur, err := r.Unread(ctx, "bob", conv); err != nil || n != history.MaxUnread || cur.ID != "" {
-		t.Fatalf("unread of %d, nothing read = %d %+v %v; want the cap %d", history.MaxUnread+20, n, cur, err, history.MaxUnread)
+	// Nothing read: alice's among the newest 1000 (m20..m1019, of which 10
+	// are bob's own: m107, m207, ... m1007).
+	if n, cur, err := r.Unread(ctx, "bob", conv); err != nil || n != history.MaxUnread-10 || cur.ID != "" {
+		t.Fatalf("unread of %d, nothing read = %d %+v %v; want %d, alice's among the newest %d", history.MaxUnread+20, n, cur, err, history.MaxUnread-10, history.MaxUnread)
 	}
 	last := fmt.Sprint("m", history.MaxUnread-1) // 20 more after it, one of them (m1007) bob's
 	seq, _, err := r.Find(ctx, conv, last)

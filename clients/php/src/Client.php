@@ -239,7 +239,7 @@ final class Client
      * The conversation list of $account as a new device draws it: its
      * one-to-one conversations and its groups, newest message first, each with
      * its last message, its unread count (others' messages past the account's
-     * read cursor, up to 1000) and the id it has read up to. Needs
+     * read cursor, among the newest 1000 past it) and the id it has read up to. Needs
      * history.enabled on the server (503 unavailable otherwise).
      *
      * Wire: GET /api/conversations?account= ->
