@@ -87,11 +87,9 @@ type Server struct {
 
 // Deps are the API's collaborators.
 type Deps struct {
-	Chat   Chat
-	Unread Unreader
-	// Reads answers unread counts and conversations from the read cursors;
-	// nil: off (history off).
-	Reads   ReadState
+	Chat    Chat
+	Unread  Unreader
+	Reads   ReadState // unread counts and conversations from the read cursors (nil: 503)
 	Members Members
 	Probes  *health.Probes // /healthz and /readyz; nil: ready with nothing checked
 	Metrics http.Handler   // Prometheus exposition
