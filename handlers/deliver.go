@@ -276,8 +276,9 @@ func envKind(group string) string {
 }
 
 // Receive handles a message from another node: an announcement for every
-// connection here, an order to close an account's connections here, or a
-// message for the listed accounts' connections here.
+// connection here, an order to close an account's connections here, a read
+// receipt for the listed accounts' connections here that take it
+// (receipts.go), or a message for the listed accounts' connections here.
 // reply, when the sending node waits for the outcome, hears each copy's:
 // pushed once written to a connection, stored once committed.
 func (h *Handler) Receive(env cluster.Envelope, reply *cluster.Reply) {
@@ -285,6 +286,9 @@ func (h *Handler) Receive(env cluster.Envelope, reply *cluster.Reply) {
 	case "all":
 		n := h.table.Broadcast(hub.TextFrame(announcePayload(env.From, env.Content)), h.cfg.AnnounceToUnbound)
 		h.metrics.FramesOut("all", n)
+		return
+	case "read":
+		h.receiveReceipt(env)
 		return
 	case "disconnect":
 		for _, a := range env.To {
