@@ -72,6 +72,7 @@ type Server struct {
 	cfg     Config
 	chat    Chat
 	unread  Unreader
+	reads   ReadState // nil: read state off
 	members Members
 	errs    Errors
 	log     zerolog.Logger
@@ -88,6 +89,7 @@ type Server struct {
 type Deps struct {
 	Chat    Chat
 	Unread  Unreader
+	Reads   ReadState // unread counts and conversations from the read cursors (nil: 503)
 	Members Members
 	Probes  *health.Probes // /healthz and /readyz; nil: ready with nothing checked
 	Metrics http.Handler   // Prometheus exposition
@@ -108,7 +110,7 @@ const maxHeaderBytes = 16 << 10
 
 // New builds the API; Start listens.
 func New(cfg Config, d Deps) *Server {
-	s := &Server{cfg: cfg, chat: d.Chat, unread: d.Unread, members: d.Members, errs: d.Errors, log: d.Log, successor: d.Successor}
+	s := &Server{cfg: cfg, chat: d.Chat, unread: d.Unread, reads: d.Reads, members: d.Members, errs: d.Errors, log: d.Log, successor: d.Successor}
 	mux := http.NewServeMux()
 	s.handoverRoutes(mux)
 	mux.HandleFunc("POST /api/push", s.push)
@@ -116,7 +118,8 @@ func New(cfg Config, d Deps) *Server {
 	mux.HandleFunc("POST /api/broadcast", s.broadcast)
 	mux.HandleFunc("POST /api/disconnect", s.disconnect)
 	mux.HandleFunc("GET /api/online", s.online)
-	mux.HandleFunc("GET /api/unread", s.unreadCounts)
+	mux.HandleFunc("GET /api/unread", s.unreadAny)
+	mux.HandleFunc("GET /api/conversations", s.conversations)
 	mux.HandleFunc("GET /api/history", s.history)
 	mux.HandleFunc("GET /api/group/{id}/members", s.listMembers)
 	mux.HandleFunc("PUT /api/group/{id}/members", s.changeMembers(true))

@@ -179,6 +179,39 @@ func TestLateEnvelopeLeftToItsSender(t *testing.T) {
 	}
 }
 
+// TestLateDrainRequestIsTaken: once an envelope of a live sender was left
+// (read after its sender's timeout), the next ones it sent within that
+// timeout are left too, each holding back those sent within its own; but a
+// drain request among them is delivered, and holds back nothing: what the
+// sender sends after the first one's window is delivered.
+func TestLateDrainRequestIsTaken(t *testing.T) {
+	admin, prefix := servicetest.Redis(t)
+	ctx := context.Background()
+	const confirm = 4 * time.Second
+	n2 := runNode(t, prefix, "n2", Options{ConfirmTimeout: confirm})
+	now := time.Now()
+	at := func(d time.Duration) int64 { return now.Add(d).UnixMilli() }
+	add := func(env Envelope) {
+		payload, _ := json.Marshal(env)
+		if err := admin.XAdd(ctx, &redis.XAddArgs{Stream: prefix + "inbox:{n2}", Values: []any{"e", payload}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := admin.Set(ctx, prefix+"alive:n1", "1", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Left until -6 s + 4 s = -2 s.
+	add(Envelope{Kind: "msg", Origin: "n1", Seq: 1, Sent: at(-6 * time.Second), From: "late", To: []string{"bob"}})
+	add(Envelope{Kind: KindDrain, Origin: "n1", Seq: 2, Sent: at(-2500 * time.Millisecond), To: []string{"bob"}})
+	add(Envelope{Kind: "msg", Origin: "n1", Seq: 4, Sent: at(-time.Second), From: "after", To: []string{"bob"}})
+	if got := n2.next(t); got.Kind != KindDrain {
+		t.Fatalf("n2 delivered %+v first; want the drain request (the late message and none other before it)", got)
+	}
+	if got := n2.next(t); got.From != "after" {
+		t.Fatalf("n2 delivered %+v; want the message sent after the left one's window", got)
+	}
+}
+
 // TestControlReachesEveryOtherNode: an order published with Control reaches
 // every node but the one that sent it, on a channel of its own (not the
 // announcement channel, where a node of an earlier version would take it for

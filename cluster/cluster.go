@@ -31,8 +31,12 @@ import (
 )
 
 // Envelope is one message between nodes.
+// KindDrain is the kind of an envelope that only asks the node to read its
+// accounts' backlog again (handlers' crossOrder).
+const KindDrain = "drain"
+
 type Envelope struct {
-	Kind    string   `json:"k"`           // "msg", "group", "all", "drain", "outcome" or "disconnect"
+	Kind    string   `json:"k"`           // "msg", "group", "all", "drain", "outcome", "disconnect" or "read"
 	Origin  string   `json:"o"`           // the sending node
 	From    string   `json:"f,omitempty"` // sender account
 	To      []string `json:"t,omitempty"` // recipient accounts on the target node
@@ -54,6 +58,10 @@ type Envelope struct {
 	// again before this message is delivered to them (a message to them was
 	// stored elsewhere; see handlers' crossOrder). Kind "drain" asks only that.
 	Drain []string `json:"x,omitempty"`
+	// Receivers, in a "read" order, are the accounts whose connections get
+	// Content, a read receipt (kept out of To, which a node of an earlier
+	// version would deliver to as a message).
+	Receivers []string `json:"rv,omitempty"`
 }
 
 // Bus publishes to and receives from other nodes.

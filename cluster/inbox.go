@@ -288,8 +288,14 @@ func (b *Bus) take(ctx context.Context, m redis.XMessage, handle func(Envelope, 
 // leaves it to us. And once one is left, so is every later one from that
 // sender that it may also time out (sent within a timeout of it): delivering
 // those would put them ahead of the one the sender stores.
+//
+// A drain request is never left, and does not make later envelopes left: it
+// carries no message, reading a backlog again is harmless whenever it comes,
+// and the sender resends it while it fails. Leaving them let a sender that
+// retried its requests to a node every second keep every envelope to that
+// node left for as long as it went on, long after the node was back.
 func (b *Bus) late(ctx context.Context, env Envelope) bool {
-	if env.Seq == 0 {
+	if env.Seq == 0 || env.Kind == KindDrain {
 		return false
 	}
 	age := time.Since(time.UnixMilli(env.Sent))

@@ -84,6 +84,17 @@ type Notify struct {
 	RetryBase time.Duration `yaml:"retry_base"`
 	// MaxAttempts posts of one event, then it is given up (chat_notify_dead_total).
 	MaxAttempts int `yaml:"max_attempts"`
+	// Presence also posts "presence" events to url: an account online or
+	// offline across all nodes, for a site's "last seen".
+	Presence bool `yaml:"presence"`
+	// PresenceDebounce: a change is reported once it held this long, so that
+	// a quick reconnect reports nothing.
+	PresenceDebounce time.Duration `yaml:"presence_debounce"`
+	// Stream, if set, is a Redis Stream that gets every event as well (field
+	// "event", the JSON body), for sites that prefer to consume.
+	Stream string `yaml:"stream"`
+	// StreamMaxLen bounds the stream (XADD MAXLEN ~).
+	StreamMaxLen int64 `yaml:"stream_maxlen"`
 }
 
 // Cluster runs several nodes behind one address, sharing Redis and MySQL.
@@ -346,7 +357,7 @@ func Default() Config {
 		TLS:     TLS{MinVersion: "1.2"},
 		Cluster: Cluster{ConfirmTimeout: cluster.DefaultConfirmTimeout},
 		Notify: Notify{Grace: 10 * time.Second, BatchWindow: 2 * time.Second, Table: "app_notify_outbox",
-			RetryBase: time.Second, MaxAttempts: 12},
+			RetryBase: time.Second, MaxAttempts: 12, PresenceDebounce: 5 * time.Second, StreamMaxLen: 100000},
 	}
 }
 
@@ -465,6 +476,11 @@ func (c Config) Validate() error {
 	check(c.Notify.PreviewBytes >= 0, "notify.preview_bytes (%d) must not be negative (0: no preview)", c.Notify.PreviewBytes)
 	check(c.Notify.RetryBase > 0, "notify.retry_base (%v) must be positive", c.Notify.RetryBase)
 	check(c.Notify.MaxAttempts > 0, "notify.max_attempts (%d) must be positive", c.Notify.MaxAttempts)
+	check(!c.Notify.Presence || c.Notify.URL != "", "notify.presence needs notify.url: the presence events go there")
+	check(c.Notify.PresenceDebounce > 0, "notify.presence_debounce (%v) must be positive", c.Notify.PresenceDebounce)
+	check(c.Notify.Stream == "" || (c.Notify.URL != "" && c.Redis.Addr != ""),
+		"notify.stream %q needs notify.url and redis.addr: it copies the events into a Redis Stream", c.Notify.Stream)
+	check(c.Notify.StreamMaxLen > 0, "notify.stream_maxlen (%d) must be positive", c.Notify.StreamMaxLen)
 	check(c.Notify.Table != c.Offline.Table && c.Notify.Table != c.Groups.Table && c.Notify.Table != c.History.Table,
 		"notify.table %q must differ from offline.table, groups.table and history.table", c.Notify.Table)
 	switch c.Log.Format {

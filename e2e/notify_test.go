@@ -260,6 +260,9 @@ func TestNotifyRetriedUntilTaken(t *testing.T) {
 			if n := ts.metric("chat_notify_dead_total"); n != 0 {
 				t.Errorf("chat_notify_dead_total = %v; want 0", n)
 			}
+			if s := ts.metric("chat_notify_failing_seconds"); s != 0 {
+				t.Errorf("chat_notify_failing_seconds = %v; want 0 once the site took a post", s)
+			}
 		})
 	}
 }
@@ -283,6 +286,9 @@ func TestNotifyDeadLetter(t *testing.T) {
 	}
 	if posts, _ := rcv.stats(); posts != 3 {
 		t.Fatalf("posts = %d; want 3 (notify.max_attempts)", posts)
+	}
+	if s := ts.metric("chat_notify_failing_seconds"); s <= 0 {
+		t.Fatalf("chat_notify_failing_seconds = %v; want above 0 while the site refuses every post", s)
 	}
 }
 
@@ -332,5 +338,29 @@ func TestNotifyCancelledByInitOnAnotherNode(t *testing.T) {
 	bob.send(`{"type":"heart"}`) // bob stayed connected throughout
 	if f := bob.next(5 * time.Second); f["flag"] != "pong" {
 		t.Fatalf("bob's heart answered with %v", f)
+	}
+}
+
+// A message written to a connection that acknowledges what it receives, and
+// stored again because that connection dropped before the receiver's ack,
+// makes an event like a message stored at once.
+func TestNotifyRequeuedMessage(t *testing.T) {
+	t.Parallel()
+	rcv := newReceiver(t, 0)
+	ts := startServer(t, "embedded", notifyConfig(rcv, 200*time.Millisecond, 50*time.Millisecond))
+	alice, _ := login(t, ts, "alice", "")
+	bob := dial(t, ts.url)
+	bob.send(`{"flag":"init","from":"bob","ack":true}`)
+	bob.sync()
+	alice.send(`{"flag":"msg","from":"alice","to":"bob","content":"unread"}`)
+	if f := bob.next(5 * time.Second); f["content"] != "unread" {
+		t.Fatalf("bob got %v", f)
+	}
+	bob.drop()
+	eventually(t, "the message stored again", func() bool { return ts.unsent("bob", "") == 1 })
+	eventually(t, "bob's event", func() bool { return len(rcv.taken()) >= 1 })
+	got := rcv.taken()
+	if len(got) != 1 || got[0].Account != "bob" || got[0].Count != 1 {
+		t.Fatalf("events = %+v; want one for bob, count 1", got)
 	}
 }

@@ -39,15 +39,24 @@ func TestPHPClient(t *testing.T) {
 		c.History.Enabled = "true"
 		c.Notify.URL, c.Notify.Secret = hook.url, "php-webhook-secret"
 		c.Notify.Grace, c.Notify.BatchWindow = 100*time.Millisecond, 50*time.Millisecond
+		c.Notify.Presence, c.Notify.PresenceDebounce = true, 100*time.Millisecond
 	})
 	w := newWitness(t, ts)
 	// A real notification event, for the client's webhook check.
 	if code, out := ts.api("POST", "/api/push", map[string]string{"from": "alice", "to": "webhookprobe", "content": "hi"}); code != 200 {
 		t.Fatalf("push to an offline account: %d %v", code, out)
 	}
-	event := hook.first(t)
+	event := hook.first(t, "offline_messages", "webhookprobe")
 	bodyFile := filepath.Join(t.TempDir(), "event.json")
 	if err := os.WriteFile(bodyFile, event.body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// And a presence event (notify.presence): an account that connected.
+	probe, _ := login(t, ts, "presenceprobe", "")
+	defer probe.ws.Close()
+	presence := hook.first(t, "presence", "presenceprobe")
+	presenceFile := filepath.Join(t.TempDir(), "presence.json")
+	if err := os.WriteFile(presenceFile, presence.body, 0o600); err != nil {
 		t.Fatal(err)
 	}
 
@@ -69,6 +78,9 @@ func TestPHPClient(t *testing.T) {
 		"CHAT_WEBHOOK_TIMESTAMP="+event.header.Get("X-Chat-Timestamp"),
 		"CHAT_WEBHOOK_SIGNATURE="+event.header.Get("X-Chat-Signature"),
 		"CHAT_WEBHOOK_SECRET=php-webhook-secret",
+		"CHAT_WEBHOOK_PRESENCE_BODY_FILE="+presenceFile,
+		"CHAT_WEBHOOK_PRESENCE_TIMESTAMP="+presence.header.Get("X-Chat-Timestamp"),
+		"CHAT_WEBHOOK_PRESENCE_SIGNATURE="+presence.header.Get("X-Chat-Signature"),
 	)
 	out, err := cmd.CombinedOutput()
 	t.Logf("phpunit:\n%s", out)
@@ -300,11 +312,12 @@ func (w *witness) fault(rw http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// hookCapture is the site's notify.url: it keeps the first event posted, as
-// it came (body and headers), and takes every event.
+// hookCapture is the site's notify.url: it keeps the first event of each type
+// and account posted, as it came (body and headers), and takes every event.
 type hookCapture struct {
 	url string
-	got chan capturedEvent
+	mu  sync.Mutex
+	got map[string]capturedEvent // guarded by mu: by the body's "type" and "account"
 }
 
 type capturedEvent struct {
@@ -313,13 +326,19 @@ type capturedEvent struct {
 }
 
 func newHookCapture(t *testing.T) *hookCapture {
-	h := &hookCapture{got: make(chan capturedEvent, 1)}
+	h := &hookCapture{got: make(map[string]capturedEvent)}
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		select {
-		case h.got <- capturedEvent{body: body, header: r.Header.Clone()}:
-		default:
+		var ev struct {
+			Type    string `json:"type"`
+			Account string `json:"account"`
 		}
+		_ = json.Unmarshal(body, &ev)
+		h.mu.Lock()
+		if _, ok := h.got[ev.Type+"/"+ev.Account]; !ok {
+			h.got[ev.Type+"/"+ev.Account] = capturedEvent{body: body, header: r.Header.Clone()}
+		}
+		h.mu.Unlock()
 		rw.WriteHeader(http.StatusNoContent)
 	}))
 	t.Cleanup(srv.Close)
@@ -327,13 +346,20 @@ func newHookCapture(t *testing.T) *hookCapture {
 	return h
 }
 
-func (h *hookCapture) first(t *testing.T) capturedEvent {
+// first returns the first event of type typ for account, waiting up to 15 s
+// for one.
+func (h *hookCapture) first(t *testing.T, typ, account string) capturedEvent {
 	t.Helper()
-	select {
-	case e := <-h.got:
-		return e
-	case <-time.After(15 * time.Second):
-		t.Fatal("no notification event within 15 s")
-		return capturedEvent{}
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		h.mu.Lock()
+		e, ok := h.got[typ+"/"+account]
+		h.mu.Unlock()
+		if ok {
+			return e
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
+	t.Fatalf("no %s event for %s within 15 s", typ, account)
+	return capturedEvent{}
 }

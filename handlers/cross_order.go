@@ -312,7 +312,7 @@ func (o *crossOrder) nudge(account string) {
 	failed := false
 	for _, n := range nodes {
 		wg.Add(1)
-		env := cluster.Envelope{Kind: "drain", To: []string{account}}
+		env := cluster.Envelope{Kind: cluster.KindDrain, To: []string{account}}
 		err := remote.Send(ctx, n, env, func(out []cluster.Outcome) {
 			defer wg.Done()
 			if len(out) == 0 || out[0] == cluster.NotTaken {

@@ -360,3 +360,65 @@ func TestCrossOrderFoundNowhereThenSomewhere(t *testing.T) {
 		t.Fatalf("envelopes %+v; want m2 to n2 carrying a drain request for bob", sent)
 	}
 }
+
+// TestCrossOrderOtherConnectionNotTakenIsNotDeliveredAgain: bob is here and,
+// as far as the account map says, on n2 too (an entry of a node that has just
+// died). m1 is pushed to bob here and a copy without the storing duty goes to
+// n2; m2 follows. n2 does not answer m1's copy: bob must not get m1 a second
+// time, after m2.
+func TestCrossOrderOtherConnectionNotTakenIsNotDeliveredAgain(t *testing.T) {
+	table := hub.NewTable(100)
+	st := newMemStore()
+	remote := &fakeRemote{where: map[string][]string{}}
+	h := New(Config{Node: "n1", Broadcasters: []string{"*"}}, Deps{
+		Table: table, Queue: st, Backlog: st, Presence: presence.NewLocal("n1"), Remote: remote,
+		Groups: memGroups{}, Log: zerolog.New(zerolog.NewTestWriter(t)),
+	})
+	fx := &fixture{h: h, table: table, store: st}
+	alice, ac := fx.conn("alice")
+	fx.send(alice, `{"flag":"init","from":"alice"}`)
+	bob, bc := fx.conn("bob")
+	fx.send(bob, `{"flag":"init","from":"bob"}`)
+	deadline := time.Now().Add(5 * time.Second)
+	for !table.Online("bob") && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	remote.set("bob", "n2")
+	fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"m1","cid":"1"}`)
+	fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"m2","cid":"2"}`)
+	sent := remote.envelopes()
+	if len(sent) != 2 || sent[0].env.Store || sent[0].env.Content != "m1" {
+		t.Fatalf("envelopes %+v; want m1 and m2 to n2, without the storing duty", sent)
+	}
+	sent[0].done([]cluster.Outcome{cluster.NotTaken})
+	sent[1].done([]cluster.Outcome{cluster.NotTaken})
+	acks := 0
+	for acks < 2 && time.Now().Before(deadline) {
+		acks = 0
+		for _, p := range ac.payloads(t) {
+			if p["flag"] == "ack" {
+				if p["status"] != "pushed" {
+					t.Fatalf("alice got %v; want pushed (bob is here)", p)
+				}
+				acks++
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if acks != 2 {
+		t.Fatalf("alice got %d acks; want 2", acks)
+	}
+	time.Sleep(50 * time.Millisecond)
+	var got []string
+	for _, p := range bc.payloads(t) {
+		if c, ok := p["content"].(string); ok {
+			got = append(got, c)
+		}
+	}
+	if len(got) != 2 || got[0] != "m1" || got[1] != "m2" {
+		t.Fatalf("bob got %v; want m1, m2 once each", got)
+	}
+	if n := st.unsent(); n != 0 {
+		t.Fatalf("%d rows stored; want none", n)
+	}
+}

@@ -159,10 +159,15 @@ func (h *Handler) fanout(from, content, group, id string, accounts []string, now
 			store := part.store
 			settle := func(out []cluster.Outcome) {
 				for i, o := range out {
-					h.settleRemote(copies[i], o, frame)
-					if store {
-						h.order.answered(copies[i].m.To, o == cluster.Stored)
+					if !store {
+						// Another connection of an account that is here,
+						// or whose copy with the duty went elsewhere: that
+						// copy covers it, whatever this node did.
+						copies[i].report(false, 0)
+						continue
 					}
+					h.settleRemote(copies[i], o, frame)
+					h.order.answered(copies[i].m.To, o == cluster.Stored)
 				}
 			}
 			env := cluster.Envelope{Kind: envKind(group), From: from, To: part.to, Group: group, Content: content, ID: id, AddTime: now, Store: part.store}
@@ -271,8 +276,9 @@ func envKind(group string) string {
 }
 
 // Receive handles a message from another node: an announcement for every
-// connection here, an order to close an account's connections here, or a
-// message for the listed accounts' connections here.
+// connection here, an order to close an account's connections here, a read
+// receipt for the listed accounts' connections here that take it
+// (receipts.go), or a message for the listed accounts' connections here.
 // reply, when the sending node waits for the outcome, hears each copy's:
 // pushed once written to a connection, stored once committed.
 func (h *Handler) Receive(env cluster.Envelope, reply *cluster.Reply) {
@@ -280,6 +286,9 @@ func (h *Handler) Receive(env cluster.Envelope, reply *cluster.Reply) {
 	case "all":
 		n := h.table.Broadcast(hub.TextFrame(announcePayload(env.From, env.Content)), h.cfg.AnnounceToUnbound)
 		h.metrics.FramesOut("all", n)
+		return
+	case "read":
+		h.receiveReceipt(env)
 		return
 	case "disconnect":
 		for _, a := range env.To {
@@ -291,7 +300,7 @@ func (h *Handler) Receive(env cluster.Envelope, reply *cluster.Reply) {
 	for _, a := range env.Drain {
 		h.redrain(a)
 	}
-	if env.Kind == "drain" {
+	if env.Kind == cluster.KindDrain {
 		for i, a := range env.To {
 			h.redrain(a)
 			reply.Report(i, cluster.Pushed)

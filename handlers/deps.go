@@ -83,4 +83,6 @@ type Remote interface {
 type Notifier interface {
 	Stored(m offline.Message)
 	Online(account string)
+	// Offline: account's last connection on this node closed.
+	Offline(account string)
 }

@@ -116,6 +116,8 @@ type Handler struct {
 	groups       Groups
 	remote       atomic.Pointer[remoteRef] // nil: one node (a successor is set during a handover, successor.go)
 	history      History                   // nil: history off
+	reads        Reads                     // nil: read state off (read.go)
+	receipts     receipts                  // who gets read receipts, groups' counts (receipts.go)
 	notifier     Notifier                  // nil: notifications off
 	metrics      *metrics.Metrics
 	log          zerolog.Logger
@@ -156,6 +158,8 @@ type Deps struct {
 	RowMarks RowMarks
 	// History keeps the messages accepted here (history.enabled); nil: off.
 	History History
+	// Reads is the read state beside the history; nil: off.
+	Reads Reads
 	// Notifier hears of messages stored for accounts not connected; nil: off.
 	Notifier Notifier
 	Metrics  *metrics.Metrics
@@ -168,7 +172,7 @@ func New(cfg Config, d Deps) *Handler {
 	cfg = cfg.withDefaults()
 	h := &Handler{
 		cfg: cfg, table: d.Table, queue: d.Queue, backlog: d.Backlog, presence: d.Presence, groups: d.Groups,
-		rowMarks: d.RowMarks, history: d.History, notifier: d.Notifier,
+		rowMarks: d.RowMarks, history: d.History, reads: d.Reads, notifier: d.Notifier,
 		metrics: d.Metrics, log: d.Log, now: time.Now, started: time.Now(),
 		broadcasters: make(map[string]bool, len(cfg.Broadcasters)),
 		sentCIDs:     newSentCIDs(cfg.AckMemory),
@@ -270,6 +274,7 @@ func (h *Handler) serve(c *hub.Conn, f *Frame) {
 func (h *Handler) Closed(c *hub.Conn, r hub.Removal) {
 	h.closedWithDelayed(c)
 	h.held.drop(c)
+	h.receipts.forget(c)
 	if r.Err != nil {
 		h.log.Error().Err(r.Err).Str("account", r.Account).Int("requeued", r.Requeued).
 			Msg("unacknowledged messages of a closed connection could not all be stored again")
@@ -278,6 +283,9 @@ func (h *Handler) Closed(c *hub.Conn, r hub.Removal) {
 	}
 	if r.Account != "" {
 		h.presence.Unregister(r.Account, h.table.ConnID(c), r.Last)
+		if r.Last && h.notifier != nil {
+			h.notifier.Offline(r.Account)
+		}
 	}
 }
 

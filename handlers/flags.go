@@ -31,6 +31,9 @@ func flagSpecs() []flagSpec {
 		{"ping", (*Handler).ping, true},
 		{"auth", (*Handler).auth, true},
 		{"history", (*Handler).historyFrame, true},
+		{"read", (*Handler).readFrame, true},
+		{"unread", (*Handler).unreadFrame, true},
+		{"conversations", (*Handler).conversationsFrame, true},
 		{"pong", (*Handler).pong, false},
 		{"ack", (*Handler).receiverAck, false},
 	}

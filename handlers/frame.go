@@ -22,7 +22,8 @@ type Frame struct {
 	ReceiverAcks bool   // init "ack": this connection acknowledges what it receives
 	ID           string // ack (a receiver ack): the id of the last message received
 	// history: the conversation (With an account, or Group), the id of the
-	// message to page back from ("" for the newest) and the page size (0: default).
+	// message to page back from ("" for the newest) and the page size (0:
+	// default). read: Group (or To) and ID, the newest message read.
 	With, Group, Before string
 	Limit               int
 
@@ -81,7 +82,7 @@ func Decode(data []byte) (Frame, *Error) {
 	if f.ID, _, e = account(raw.id, "id"); e != nil {
 		return f, e
 	}
-	if f.Flag == "history" { // read for this flag only: other frames stay as legacy clients send them
+	if f.Flag == "history" || f.Flag == "read" { // read for these flags only: other frames stay as legacy clients send them
 		if e = historyFields(&f, raw); e != nil {
 			return f, e
 		}

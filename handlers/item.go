@@ -58,6 +58,12 @@ func (it *message) Store() error {
 func (it *message) Requeue() error {
 	t, err := it.h.queue.EnqueueAccepted(it.m)
 	if err == nil {
+		if it.h.notifier != nil {
+			// Its connection closed without the receiver's ack: stored for
+			// an account that may have no live connection left (the sender
+			// asks the account map before posting).
+			it.h.notifier.Stored(it.m)
+		}
 		if it.stored != nil {
 			it.stored(it.m.To, t, func() { it.report(true, t) })
 		} else {

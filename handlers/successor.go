@@ -82,7 +82,7 @@ func (h *Handler) Here(accounts []string) []bool {
 func (h *Handler) Take(env cluster.Envelope) <-chan []cluster.Outcome {
 	got := make(chan []cluster.Outcome, 1)
 	switch {
-	case env.Kind == "all" || env.Kind == "disconnect":
+	case env.Kind == "all" || env.Kind == "disconnect" || env.Kind == "read":
 		h.Receive(env, nil)
 	case len(env.To) > 0:
 		h.Receive(env, cluster.NewReply(len(env.To), func(out []cluster.Outcome) { got <- out }))

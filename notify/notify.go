@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -31,6 +32,9 @@ type Config struct {
 	RetryBase    time.Duration // first retry after a failed post; doubles each time
 	MaxAttempts  int           // posts of one event before it is given up (dead-lettered)
 	Node         string        // this node, recorded on the rows it claims
+
+	Presence         bool          // post presence events too (presence.go)
+	PresenceDebounce time.Duration // a presence change is reported once it held this long
 }
 
 func (c Config) withDefaults() Config {
@@ -45,6 +49,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 12
+	}
+	if c.PresenceDebounce == 0 {
+		c.PresenceDebounce = 5 * time.Second
 	}
 	return c
 }
@@ -64,17 +71,29 @@ type Notifier struct {
 	wake   chan struct{} // an event was added: the sender looks at once
 
 	sent, dead, cancelled prometheus.Counter
+	// failingSince is when this node's posts began failing (unix ms), 0
+	// after a 2xx: chat_notify_failing_seconds, for an alert.
+	failingSince atomic.Int64
 
 	mu      sync.Mutex
 	pending map[string]*batch // guarded by mu
 	stopped bool              // guarded by mu: Stop was called
-	// writing counts the events between leaving pending and the outbox, so
-	// that Stop returns only once none is left to touch the database.
-	writing sync.WaitGroup
+	ops     []op              // guarded by mu: outbox writes in order (writer.go)
+	busy    bool              // guarded by mu: the writer holds ops taken off the list
+	full    bool              // guarded by mu: ops reached maxOps (logged once until drained)
+	opsIn   chan struct{}     // ops were added
+
+	stream    Streamer // nil: no stream copy
+	states    States   // the shared record of presence (presence.go); nil: presence off
+	pmu       sync.Mutex
+	changes   map[string]*presenceChange // guarded by pmu: changes waiting out the debounce
+	pstopped  bool                       // guarded by pmu
+	psettling sync.WaitGroup             // changes being settled
 }
 
 // batch is one account's event while it waits. Guarded by Notifier.mu.
 type batch struct {
+	id          string // the event id, also of its row in the outbox
 	first, last time.Time
 	count       int
 	senders     []string // in the order they first wrote
@@ -102,15 +121,31 @@ type Event struct {
 	Preview *Preview `json:"preview,omitempty"`
 }
 
-// New returns a notifier over out; reg (may be nil) gets its counters.
-func New(cfg Config, out *Outbox, online OnlineFunc, reg prometheus.Registerer, log zerolog.Logger) (*Notifier, error) {
+// Deps are what a Notifier works with.
+type Deps struct {
+	Outbox   *Outbox
+	Online   OnlineFunc
+	States   States                // the presence record; required with Config.Presence
+	Stream   Streamer              // nil: no stream copy of the events (notify.stream)
+	Registry prometheus.Registerer // nil: the counters are not registered
+	Log      zerolog.Logger
+}
+
+// New returns a notifier over d.Outbox.
+func New(cfg Config, d Deps) (*Notifier, error) {
 	cfg = cfg.withDefaults()
 	if cfg.URL == "" || cfg.Secret == "" {
 		return nil, fmt.Errorf("notify: url and secret are both required")
 	}
+	if cfg.Presence && d.States == nil {
+		return nil, fmt.Errorf("notify: presence needs a record of the states")
+	}
+	reg := d.Registry
 	n := &Notifier{
-		cfg: cfg, out: out, online: online, log: log, now: time.Now,
+		cfg: cfg, out: d.Outbox, online: d.Online, states: d.States, stream: d.Stream, log: d.Log, now: time.Now,
+		changes: make(map[string]*presenceChange),
 		wake:    make(chan struct{}, 1),
+		opsIn:   make(chan struct{}, 1),
 		pending: make(map[string]*batch),
 		sent: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chat_notify_sent_total", Help: "Notification events the site answered 2xx.",
@@ -122,8 +157,18 @@ func New(cfg Config, out *Outbox, online OnlineFunc, reg prometheus.Registerer, 
 			Name: "chat_notify_cancelled_total", Help: "Pending notification events dropped because the account connected within notify.grace.",
 		}),
 	}
+	failing := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "chat_notify_failing_seconds",
+		Help: "How long this node's posts to notify.url have been failing (0 once the site answered 2xx).",
+	}, func() float64 {
+		since := n.failingSince.Load()
+		if since == 0 {
+			return 0
+		}
+		return float64(n.now().UnixMilli()-since) / 1000
+	})
 	if reg != nil {
-		for _, c := range []prometheus.Collector{n.sent, n.dead, n.cancelled} {
+		for _, c := range []prometheus.Collector{n.sent, n.dead, n.cancelled, failing} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("notify: register metrics: %w", err)
 			}
@@ -132,9 +177,17 @@ func New(cfg Config, out *Outbox, online OnlineFunc, reg prometheus.Registerer, 
 	return n, nil
 }
 
+// takeover is how late a node may be in writing out an event it holds (a
+// busy node, a slow database) before another node sends the row as it is,
+// taking the node for dead.
+const takeover = 5 * time.Second
+
 // Stored notes a message stored for m.To because no connection took it. It
 // runs under the hub's account lock, so it only takes mu (never held while
-// calling out) and starts a timer.
+// calling out), queues the outbox write and starts a timer. The first message
+// of an account's event makes its row at once (the writer batches the rows of
+// many accounts in one INSERT): a node that dies before the event is due
+// leaves it to the others.
 func (n *Notifier) Stored(m offline.Message) {
 	now := n.now()
 	n.mu.Lock()
@@ -143,8 +196,14 @@ func (n *Notifier) Stored(m offline.Message) {
 		return
 	}
 	b := n.pending[m.To]
-	if b == nil {
-		b = &batch{first: now}
+	first := b == nil
+	if first {
+		id, err := newEventID()
+		if err != nil {
+			n.log.Error().Err(err).Str("account", m.To).Msg("notify: event lost")
+			return
+		}
+		b = &batch{id: id, first: now}
 		n.pending[m.To] = b
 		time.AfterFunc(n.cfg.Grace, func() { n.due(m.To, b) })
 	}
@@ -157,29 +216,54 @@ func (n *Notifier) Stored(m offline.Message) {
 	if n.cfg.PreviewBytes > 0 {
 		b.preview = &Preview{From: m.From, Group: m.Group, Content: truncate(m.Content, n.cfg.PreviewBytes)}
 	}
-}
-
-// Online cancels account's pending event: it connected here.
-func (n *Notifier) Online(account string) {
-	n.mu.Lock()
-	_, ok := n.pending[account]
-	delete(n.pending, account)
-	n.mu.Unlock()
-	if ok {
-		n.cancelled.Inc()
+	if first {
+		n.addLocked(op{kind: opHold, account: m.To, ev: b.event(m.To), at: now,
+			nextAt: now.Add(n.cfg.Grace + n.cfg.BatchWindow + takeover)})
 	}
 }
 
-// Stop drops the events still in their grace period (they live in memory
-// until then) and returns how many; the outbox keeps the rest for any node.
+// Online cancels account's pending event: it connected here (and is a
+// presence change with notify.presence). The row of an
+// event another node holds for it goes too (the writer drops the account's
+// rows not yet written out, in one DELETE with other accounts'). With no
+// grace period only a local event is looked for: a DELETE per init would buy
+// little then.
+func (n *Notifier) Online(account string) {
+	n.presenceChanged(account)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	_, held := n.pending[account]
+	delete(n.pending, account)
+	if (held || n.cfg.Grace > 0) && !n.stopped {
+		n.addLocked(op{kind: opCancel, account: account, at: n.now()})
+	}
+}
+
+// Stop drops the presence changes still in their debounce, writes the newest
+// batch of each event still in its grace period into its row, which any node
+// sends once due (unless the account connected), and returns how many there
+// were.
 func (n *Notifier) Stop() int {
+	n.stopPresence()
 	n.mu.Lock()
 	n.stopped = true
-	dropped := len(n.pending)
+	left := len(n.pending)
+	for account, b := range n.pending {
+		n.addLocked(op{kind: opRewrite, account: account, ev: b.event(account)})
+	}
 	clear(n.pending)
 	n.mu.Unlock()
-	n.writing.Wait()
-	return dropped
+	n.flush(5 * time.Second)
+	return left
+}
+
+// event is b as the site gets it. Caller holds mu.
+func (b *batch) event(account string) Event {
+	return Event{
+		EventID: b.id, Type: "offline_messages", Account: account, Count: b.count,
+		Senders: append([]string(nil), b.senders...), Groups: append([]string(nil), b.groups...),
+		FirstAt: b.first.Unix(), LastAt: b.last.Unix(), Preview: b.preview,
+	}
 }
 
 // dueAt is when b is written out: the grace period after its first message,
@@ -197,58 +281,21 @@ func (n *Notifier) dueAt(b *batch) time.Time {
 }
 
 // due runs when b's timer fires: again later if messages kept coming, else
-// the event goes to the outbox unless the account is online on some node.
+// the event's row gets its final batch and is due at once. The sender asks
+// whether the account is connected anywhere before the first post (an init
+// on another node may not have reached the row).
 func (n *Notifier) due(account string, b *batch) {
 	n.mu.Lock()
+	defer n.mu.Unlock()
 	if n.pending[account] != b {
-		n.mu.Unlock() // cancelled
-		return
+		return // cancelled, or stopping
 	}
 	if wait := n.dueAt(b).Sub(n.now()); wait > 0 {
-		n.mu.Unlock()
 		time.AfterFunc(wait, func() { n.due(account, b) })
 		return
 	}
 	delete(n.pending, account)
-	n.writing.Add(1)
-	defer n.writing.Done()
-	ev := Event{
-		Type: "offline_messages", Account: account, Count: b.count,
-		Senders: b.senders, Groups: b.groups, FirstAt: b.first.Unix(), LastAt: b.last.Unix(), Preview: b.preview,
-	}
-	n.mu.Unlock()
-
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	// An init on another node cannot reach this node's pending map: ask the
-	// account map instead (Redis with several nodes).
-	if on, err := n.online(ctx, account); err == nil && on {
-		n.cancelled.Inc()
-		return
-	}
-	if err := n.enqueue(ctx, ev); err != nil {
-		n.log.Error().Err(err).Str("account", account).Int("count", ev.Count).Msg("notify: event lost")
-	}
-}
-
-func (n *Notifier) enqueue(ctx context.Context, ev Event) error {
-	id, err := newEventID()
-	if err != nil {
-		return err
-	}
-	ev.EventID = id
-	body, err := encodeEvent(ev)
-	if err != nil {
-		return err
-	}
-	if err := n.out.Add(ctx, id, ev.Account, body, n.now()); err != nil {
-		return err
-	}
-	select {
-	case n.wake <- struct{}{}:
-	default:
-	}
-	return nil
+	n.addLocked(op{kind: opRelease, account: account, ev: b.event(account), at: n.now()})
 }
 
 func newEventID() (string, error) {

@@ -5,11 +5,11 @@ import (
 	"database/sql"
 	"fmt"
 	"io/fs"
-	"path"
 	"regexp"
-	"sort"
 	"strings"
 	"time"
+
+	"chatserver/offline"
 )
 
 var tableName = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
@@ -26,6 +26,7 @@ type Outbox struct {
 type Row struct {
 	ID       int64
 	EventID  string
+	Kind     string
 	Account  string
 	Payload  []byte
 	Attempts int
@@ -42,59 +43,29 @@ func NewOutbox(db *sql.DB, dialect, table string) (*Outbox, error) {
 	return &Outbox{db: db, dialect: dialect, table: table}, nil
 }
 
-// Migrate runs migrations/<dialect>/*.sql in name order ({notify_table} is the
-// table's name); every file is safe to run again.
+// Migrate runs migrations/<dialect>/*.sql in name order with the offline
+// pool's runner ({notify_table} is the table's name, and the table fills each ?
+// of a file's guard); every file is safe to run again.
 func (o *Outbox) Migrate(ctx context.Context, migrations fs.FS) error {
-	files, err := fs.Glob(migrations, o.dialect+"/*.sql")
-	if err != nil {
-		return fmt.Errorf("notify: list migrations: %w", err)
-	}
-	if len(files) == 0 {
-		return fmt.Errorf("notify: no migrations under %s/", o.dialect)
-	}
-	sort.Strings(files)
-	r := strings.NewReplacer("{notify_table}", o.table)
-	for _, name := range files {
-		body, err := fs.ReadFile(migrations, name)
-		if err != nil {
-			return fmt.Errorf("notify: read %s: %w", name, err)
-		}
-		for _, st := range statements(string(body)) {
-			if _, err := o.db.ExecContext(ctx, r.Replace(st)); err != nil {
-				return fmt.Errorf("notify: migration %s: %w", path.Base(name), err)
-			}
-		}
+	if err := offline.RunMigrations(ctx, o.db, offline.Dialect(o.dialect), migrations, o.table,
+		map[string]string{"notify_table": o.table}); err != nil {
+		return fmt.Errorf("notify: %w", err)
 	}
 	return nil
 }
 
-// statements splits a file at ';' ending a line, leaving out comment lines.
-func statements(body string) []string {
-	var out []string
-	var cur strings.Builder
-	for _, line := range strings.Split(body, "\n") {
-		trimmed := strings.TrimSpace(line)
-		if trimmed == "" || strings.HasPrefix(trimmed, "--") {
-			continue
-		}
-		cur.WriteString(line)
-		cur.WriteByte('\n')
-		if strings.HasSuffix(trimmed, ";") {
-			out = append(out, strings.TrimSpace(cur.String()))
-			cur.Reset()
-		}
-	}
-	if rest := strings.TrimSpace(cur.String()); rest != "" {
-		out = append(out, rest)
-	}
-	return out
-}
+// The kinds of rows: an offline_messages row is posted only if its account
+// is still not connected, a presence row as it is.
+const (
+	KindMessages = "offline_messages"
+	KindPresence = "presence"
+)
 
-// Add keeps an event until it is sent; it is due at once.
-func (o *Outbox) Add(ctx context.Context, eventID, account string, payload []byte, now time.Time) error {
+// Add keeps an event of kind until it is sent; it is due at once.
+func (o *Outbox) Add(ctx context.Context, eventID, kind, account string, payload []byte, now time.Time) error {
 	ms := now.UnixMilli()
-	_, err := o.db.ExecContext(ctx, "INSERT INTO `"+o.table+"` (`event_id`, `account`, `payload`, `attempts`, `next_at`, `claimed_by`, `created`) VALUES (?, ?, ?, 0, ?, '', ?)",
-		eventID, account, string(payload), ms, ms)
+	_, err := o.db.ExecContext(ctx, "INSERT INTO `"+o.table+"` (`event_id`, `kind`, `account`, `payload`, `attempts`, `next_at`, `claimed_by`, `created`) VALUES (?, ?, ?, ?, 0, ?, '', ?)",
+		eventID, kind, account, string(payload), ms, ms)
 	if err != nil {
 		return fmt.Errorf("notify: add event for %q: %w", account, err)
 	}
@@ -136,8 +107,8 @@ func (o *Outbox) Claim(ctx context.Context, node string, now time.Time, lease ti
 		}
 		var r Row
 		var payload string
-		err = o.db.QueryRowContext(ctx, "SELECT `id`, `event_id`, `account`, `payload`, `attempts` FROM `"+o.table+"` WHERE `id` = ?", id).
-			Scan(&r.ID, &r.EventID, &r.Account, &payload, &r.Attempts)
+		err = o.db.QueryRowContext(ctx, "SELECT `id`, `event_id`, `kind`, `account`, `payload`, `attempts` FROM `"+o.table+"` WHERE `id` = ?", id).
+			Scan(&r.ID, &r.EventID, &r.Kind, &r.Account, &payload, &r.Attempts)
 		if err != nil {
 			return out, fmt.Errorf("notify: read event %d: %w", id, err)
 		}
@@ -160,6 +131,98 @@ func (o *Outbox) Retry(ctx context.Context, id int64, next time.Time) error {
 	_, err := o.db.ExecContext(ctx, "UPDATE `"+o.table+"` SET `attempts` = `attempts` + 1, `next_at` = ?, `claimed_by` = '' WHERE `id` = ?", next.UnixMilli(), id)
 	if err != nil {
 		return fmt.Errorf("notify: reschedule event %d: %w", id, err)
+	}
+	return nil
+}
+
+// Held is an event in its grace period, kept from its first message on.
+type Held struct {
+	EventID string
+	Account string
+	Payload []byte
+	NextAt  time.Time // when any node may send it: its holder writes it out sooner
+	Created time.Time
+}
+
+// Hold inserts held events in one statement; an event already there (the
+// statement is retried after an answer that was lost) is skipped.
+func (o *Outbox) Hold(ctx context.Context, evs []Held) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	ignore := "INSERT IGNORE INTO `"
+	if o.dialect == "sqlite" {
+		ignore = "INSERT OR IGNORE INTO `"
+	}
+	b.WriteString(ignore + o.table + "` (`event_id`, `kind`, `account`, `payload`, `attempts`, `next_at`, `claimed_by`, `created`) VALUES ")
+	args := make([]any, 0, 6*len(evs))
+	for i, e := range evs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?, 0, ?, '', ?)")
+		args = append(args, e.EventID, KindMessages, e.Account, string(e.Payload), e.NextAt.UnixMilli(), e.Created.UnixMilli())
+	}
+	if _, err := o.db.ExecContext(ctx, b.String(), args...); err != nil {
+		return fmt.Errorf("notify: keep %d held events: %w", len(evs), err)
+	}
+	return nil
+}
+
+// Release writes a held event's final payload and, with due set, makes it due
+// at due. It reports false when the row is gone or taken (an init dropped it,
+// or another node took it as left behind): the event is then not this
+// node's to send.
+func (o *Outbox) Release(ctx context.Context, eventID string, payload []byte, due time.Time) (bool, error) {
+	q := "UPDATE `" + o.table + "` SET `payload` = ? WHERE `event_id` = ? AND `attempts` = 0 AND `claimed_by` = ''"
+	args := []any{string(payload), eventID}
+	if !due.IsZero() {
+		q = "UPDATE `" + o.table + "` SET `payload` = ?, `next_at` = ? WHERE `event_id` = ? AND `attempts` = 0 AND `claimed_by` = ''"
+		args = []any{string(payload), due.UnixMilli(), eventID}
+	}
+	res, err := o.db.ExecContext(ctx, q, args...)
+	if err != nil {
+		return false, fmt.Errorf("notify: release event %s: %w", eventID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("notify: release event %s: %w", eventID, err)
+	}
+	return n == 1, nil
+}
+
+// Cancel drops the held events of accounts (they connected), on whichever
+// node they were stored, and says how many it dropped: the rows not yet
+// written out (next_at still ahead of now, never posted nor claimed).
+func (o *Outbox) Cancel(ctx context.Context, accounts []string, now time.Time) (int64, error) {
+	if len(accounts) == 0 {
+		return 0, nil
+	}
+	args := make([]any, 0, len(accounts)+1)
+	args = append(args, now.UnixMilli())
+	for _, a := range accounts {
+		args = append(args, a)
+	}
+	q := "DELETE FROM `" + o.table + "` WHERE `next_at` > ? AND `kind` = '" + KindMessages + "' AND `attempts` = 0 AND `claimed_by` = '' AND `account` IN (?" +
+		strings.Repeat(", ?", len(accounts)-1) + ")"
+	res, err := o.db.ExecContext(ctx, q, args...)
+	if err != nil {
+		return 0, fmt.Errorf("notify: drop held events of %d accounts: %w", len(accounts), err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("notify: drop held events: %w", err)
+	}
+	return n, nil
+}
+
+// Delay makes a row due again at next without counting an attempt (its post
+// was not tried).
+func (o *Outbox) Delay(ctx context.Context, id int64, next time.Time) error {
+	_, err := o.db.ExecContext(ctx, "UPDATE `"+o.table+"` SET `next_at` = ?, `claimed_by` = '' WHERE `id` = ?", next.UnixMilli(), id)
+	if err != nil {
+		return fmt.Errorf("notify: delay event %d: %w", id, err)
 	}
 	return nil
 }

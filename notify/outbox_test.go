@@ -55,7 +55,7 @@ func TestOutboxClaim(t *testing.T) {
 			now := time.Now()
 			const rows = 40
 			for i := 0; i < rows; i++ {
-				if err := out.Add(ctx, fmt.Sprint("ev", i), "acct", []byte(`{}`), now); err != nil {
+				if err := out.Add(ctx, fmt.Sprint("ev", i), KindMessages, "acct", []byte(`{}`), now); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -117,6 +117,53 @@ func TestOutboxClaim(t *testing.T) {
 			got, err = out.Claim(ctx, "x", now.Add(time.Hour), time.Minute, rows)
 			if err != nil || len(got) != 1 || got[0].EventID != r.EventID || got[0].Attempts != 1 {
 				t.Fatalf("claim once the retry is due = %+v, %v; want %s with 1 attempt", got, err, r.EventID)
+			}
+		})
+	}
+}
+
+// Held rows: an INSERT retried is skipped; nobody claims a held row before its
+// next_at; Cancel drops an account's held rows (not another's, nor one written
+// out) and Release then finds it gone; Release makes a row due at once.
+func TestOutboxHold(t *testing.T) {
+	for _, engine := range []string{"sqlite", "mariadb"} {
+		t.Run(engine, func(t *testing.T) {
+			ctx := context.Background()
+			out := openOutbox(t, engine)
+			now := time.Now()
+			held := []Held{
+				{EventID: "bob1", Account: "bob", Payload: []byte(`{"count":1}`), NextAt: now.Add(time.Minute), Created: now},
+				{EventID: "carol1", Account: "carol", Payload: []byte(`{"count":1}`), NextAt: now.Add(time.Minute), Created: now},
+				{EventID: "dave1", Account: "dave", Payload: []byte(`{"count":1}`), NextAt: now.Add(time.Minute), Created: now},
+			}
+			for i := 0; i < 2; i++ {
+				if err := out.Hold(ctx, held); err != nil {
+					t.Fatalf("hold (run %d): %v", i+1, err)
+				}
+			}
+			if got, err := out.Claim(ctx, "n", now, time.Minute, 10); err != nil || len(got) != 0 {
+				t.Fatalf("claim while held = %+v, %v; want none", got, err)
+			}
+			if ok, err := out.Release(ctx, "dave1", []byte(`{"count":4}`), now); err != nil || !ok {
+				t.Fatalf("release dave1 = %v, %v; want true", ok, err)
+			}
+			dropped, err := out.Cancel(ctx, []string{"bob", "dave", "erin"}, now)
+			if err != nil || dropped != 1 {
+				t.Fatalf("cancel = %d, %v; want bob's one held row (dave's is written out)", dropped, err)
+			}
+			if ok, err := out.Release(ctx, "bob1", []byte(`{"count":2}`), now); err != nil || ok {
+				t.Fatalf("release of a cancelled row = %v, %v; want false", ok, err)
+			}
+			if ok, err := out.Release(ctx, "carol1", []byte(`{"count":2}`), time.Time{}); err != nil || !ok {
+				t.Fatalf("rewrite of carol1 = %v, %v; want true", ok, err)
+			}
+			got, err := out.Claim(ctx, "n", now, time.Hour, 10)
+			if err != nil || len(got) != 1 || got[0].EventID != "dave1" || string(got[0].Payload) != `{"count":4}` {
+				t.Fatalf("claim = %+v, %v; want dave1 with its final payload", got, err)
+			}
+			got, err = out.Claim(ctx, "n", now.Add(time.Minute), time.Minute, 10)
+			if err != nil || len(got) != 1 || got[0].EventID != "carol1" || string(got[0].Payload) != `{"count":2}` {
+				t.Fatalf("claim past the hold = %+v, %v; want carol1, rewritten, left behind by its holder", got, err)
 			}
 		})
 	}

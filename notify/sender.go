@@ -27,7 +27,7 @@ const (
 	maxBackoff  = 10 * time.Minute
 )
 
-func encodeEvent(ev Event) ([]byte, error) {
+func encodeEvent(ev any) ([]byte, error) {
 	body, err := json.Marshal(ev)
 	if err != nil {
 		return nil, fmt.Errorf("notify: encode event: %w", err)
@@ -48,7 +48,15 @@ func Sign(secret, timestamp string, body []byte) string {
 // Run posts the outbox's due events until ctx is done. Every node runs it:
 // rows are claimed one by one, so each is posted by one node at a time, and
 // rows a dead node left are taken up by the others.
+//
+// Run also writes the queued outbox rows (writer.go) until ctx is done.
 func (n *Notifier) Run(ctx context.Context) {
+	writer := make(chan struct{})
+	go func() {
+		defer close(writer)
+		n.writeOps(ctx)
+	}()
+	defer func() { <-writer }()
 	client := &http.Client{Timeout: postTimeout}
 	tick := time.NewTicker(pollEvery)
 	defer tick.Stop()
@@ -78,6 +86,24 @@ func (n *Notifier) sendDue(ctx context.Context, client *http.Client) {
 				rows = rows[:i]
 				break
 			}
+			if r.Kind == KindMessages && r.Attempts == 0 && n.connected(ctx, r.Account) {
+				n.cancelled.Inc()
+				if err := n.out.Done(ctx, r.ID); err != nil {
+					n.log.Warn().Err(err).Str("event", r.EventID).Msg("notify: outbox not updated")
+				}
+				continue
+			}
+			if n.stream != nil && r.Attempts == 0 {
+				if err := n.stream.Add(ctx, r.EventID, r.Payload); err != nil {
+					// Not posted either: the row comes again, still at
+					// its first attempt, and is added then.
+					n.log.Warn().Err(err).Str("event", r.EventID).Msg("notify: stream unreachable; trying again")
+					if err := n.out.Delay(ctx, r.ID, n.now().Add(n.cfg.RetryBase)); err != nil {
+						n.log.Warn().Err(err).Str("event", r.EventID).Msg("notify: outbox not updated")
+					}
+					continue
+				}
+			}
 			n.settle(ctx, r, n.post(ctx, client, r))
 		}
 		if err != nil || len(rows) < claimBatch {
@@ -86,12 +112,36 @@ func (n *Notifier) sendDue(ctx context.Context, client *http.Client) {
 	}
 }
 
+// wakeSender makes the sender look at the outbox at once.
+func (n *Notifier) wakeSender() {
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+// connected says whether account is connected on some node, asked before an
+// event's first post: an init on another node may have come before the
+// event's row was written, or after its holder wrote it out. If the answer
+// cannot be had, the event is sent.
+func (n *Notifier) connected(ctx context.Context, account string) bool {
+	octx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	on, err := n.online(octx, account)
+	return err == nil && on
+}
+
 // settle removes a row the site took, gives up on one after MaxAttempts, and
 // schedules another attempt otherwise: exponential back-off with jitter, so
 // that many events failing together do not come back together.
 func (n *Notifier) settle(ctx context.Context, r Row, postErr error) {
 	if ctx.Err() != nil {
 		return // stopping: the claim runs out and the row is due again
+	}
+	if postErr == nil {
+		n.failingSince.Store(0)
+	} else {
+		n.failingSince.CompareAndSwap(0, n.now().UnixMilli())
 	}
 	var err error
 	switch {

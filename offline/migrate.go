@@ -10,19 +10,41 @@ import (
 	"strings"
 )
 
-// Migrate brings the table up to date with the files in migrations/<dialect>/*.sql,
-// in name order. A file may start with a guard line
+// Migrate brings the table up to date with the files in migrations/<dialect>/*.sql
+// (see RunMigrations; `{table}` stands for the configured table name, and
+// `{name}` for names[name], e.g. {group_table}). Migrate then reads the column
+// limits (see Limits) and prepares the drain's statements.
+func (s *Store) Migrate(ctx context.Context, migrations fs.FS, names map[string]string) error {
+	all := map[string]string{"table": s.table}
+	for k, v := range names {
+		all[k] = v
+	}
+	if err := RunMigrations(ctx, s.db, s.dialect, migrations, s.table, all); err != nil {
+		return err
+	}
+	if s.dialect == MySQL {
+		var err error
+		if s.limits, err = s.mysqlLimits(ctx); err != nil {
+			return err
+		}
+	}
+	return s.prepare(ctx)
+}
+
+// RunMigrations brings table, in db, up to date with the files in
+// migrations/<dialect>/*.sql, in name order; it serves every table kept in the
+// offline pool's database. A file may start with a guard line
 //
 //	-- when: SELECT COUNT(*) ... WHERE TABLE_NAME = ?
 //
-// and then runs only when the guard's first column is non-zero (each ? gets the
-// table name). Every file is safe to run again, so start-up is idempotent.
-// `{table}` in a file stands for the configured table name, and `{name}` for
-// names[name] (e.g. {group_table}); every name must be a plain identifier.
-// Migrate then reads the column limits (see Limits) and prepares the drain's
-// statements.
-func (s *Store) Migrate(ctx context.Context, migrations fs.FS, names map[string]string) error {
-	repl := []string{"{table}", s.table}
+// and then runs only when the guard's first column is non-zero (each ? gets
+// table). Every file is safe to run again, so start-up is idempotent.
+// `{name}` in a file stands for names[name]; every name must be a plain
+// identifier. With MySQL, a named lock per table keeps nodes starting at once
+// from running the same ALTER twice: one migrates, the others wait for it and
+// then find nothing to do.
+func RunMigrations(ctx context.Context, db *sql.DB, dialect Dialect, migrations fs.FS, table string, names map[string]string) error {
+	var repl []string
 	for k, v := range names {
 		if !tableName.MatchString(v) {
 			return fmt.Errorf("offline: table name %q for %s: want letters, digits and _", v, k)
@@ -30,16 +52,14 @@ func (s *Store) Migrate(ctx context.Context, migrations fs.FS, names map[string]
 		repl = append(repl, "{"+k+"}", v)
 	}
 	r := strings.NewReplacer(repl...)
-	if s.dialect == MySQL {
-		// Several nodes starting at once must not run the same ALTER twice:
-		// one migrates, the others wait for it and then find nothing to do.
-		unlock, err := s.lock(ctx, "chat_migrate_"+s.table)
+	if dialect == MySQL {
+		unlock, err := lock(ctx, db, "chat_migrate_"+table)
 		if err != nil {
 			return err
 		}
 		defer unlock()
 	}
-	dir := string(s.dialect)
+	dir := string(dialect)
 	files, err := fs.Glob(migrations, dir+"/*.sql")
 	if err != nil {
 		return fmt.Errorf("offline: list migrations: %w", err)
@@ -53,27 +73,22 @@ func (s *Store) Migrate(ctx context.Context, migrations fs.FS, names map[string]
 		if err != nil {
 			return fmt.Errorf("offline: read %s: %w", name, err)
 		}
-		if err := s.apply(ctx, path.Base(name), string(body), r); err != nil {
+		if err := apply(ctx, db, table, path.Base(name), string(body), r); err != nil {
 			return err
 		}
 	}
-	if s.dialect == MySQL {
-		if s.limits, err = s.mysqlLimits(ctx); err != nil {
-			return err
-		}
-	}
-	return s.prepare(ctx)
+	return nil
 }
 
-func (s *Store) apply(ctx context.Context, name, body string, r *strings.Replacer) error {
+func apply(ctx context.Context, db *sql.DB, table, name, body string, r *strings.Replacer) error {
 	guard, stmts := parseMigration(body, r)
 	if guard != "" {
 		args := make([]any, strings.Count(guard, "?"))
 		for i := range args {
-			args[i] = s.table
+			args[i] = table
 		}
 		var need sql.NullInt64
-		if err := s.db.QueryRowContext(ctx, guard, args...).Scan(&need); err != nil {
+		if err := db.QueryRowContext(ctx, guard, args...).Scan(&need); err != nil {
 			return fmt.Errorf("offline: migration %s: guard: %w", name, err)
 		}
 		if need.Int64 == 0 {
@@ -81,7 +96,7 @@ func (s *Store) apply(ctx context.Context, name, body string, r *strings.Replace
 		}
 	}
 	for _, st := range stmts {
-		if _, err := s.db.ExecContext(ctx, st); err != nil {
+		if _, err := db.ExecContext(ctx, st); err != nil {
 			return fmt.Errorf("offline: migration %s: %w", name, err)
 		}
 	}
@@ -153,8 +168,8 @@ func (s *Store) mysqlLimits(ctx context.Context) (Limits, error) {
 }
 
 // lock takes a MySQL named lock (GET_LOCK) for the length of the migrations.
-func (s *Store) lock(ctx context.Context, name string) (func(), error) {
-	conn, err := s.db.Conn(ctx)
+func lock(ctx context.Context, db *sql.DB, name string) (func(), error) {
+	conn, err := db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("offline: migration lock: %w", err)
 	}

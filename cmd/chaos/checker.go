@@ -38,9 +38,9 @@ type Result struct {
 
 	FaultsByKind map[string]int
 
-	Sent, Acked, Received, Lost, OutOfOrder, Duplicates int
-	LegacySent, LegacyReceived, LegacyLost, LegacyOutOfOrder   int
-	LegacyDuplicates                                           int // of Duplicates: received twice by a legacy client
+	Sent, Acked, Received, Lost, OutOfOrder, Duplicates      int
+	LegacySent, LegacyReceived, LegacyLost, LegacyOutOfOrder int
+	LegacyDuplicates                                         int // of Duplicates: received twice by a legacy client
 
 	Failures []Finding
 	// Documented: order findings the README documents (an init that got
@@ -80,7 +80,6 @@ type faultSpan struct {
 }
 
 var forever = time.Unix(math.MaxInt32, 0)
-
 
 // history is the indexed form of the events.
 type history struct {
@@ -434,6 +433,12 @@ func (h *history) nodesOf(acct string, lo, hi time.Time) map[int]bool {
 // take another's accounts for gone.
 const redisSettle = 10 * time.Second
 
+// mysqlSettle is how long after a MySQL fault healed a node may still hold
+// rows in its spool (its writer retries with a backoff of up to 5 s, then
+// moves the spool): until they are in the table, it stores later messages to
+// the same recipients behind them, while another node pushes them live.
+const mysqlSettle = 10 * time.Second
+
 // movedAround: b (sent after a) entered, at least once, through a node a did
 // not enter through, and
 // one of a's nodes or of the recipient's was stopped, killed, or cut off from
@@ -454,8 +459,11 @@ func (h *history) movedAround(a, b *msgInfo, to string, tb time.Time) bool {
 	recipient := h.nodesOf(to, a.firstSend, tb)
 	for _, f := range h.faults {
 		end := f.end
-		if f.kind == fRedisCut || f.kind == fRedisBlackhole || f.kind == fRedisRestart {
+		switch f.kind {
+		case fRedisCut, fRedisBlackhole, fRedisRestart:
 			end = end.Add(redisSettle)
+		case fMySQLCut, fMySQLBlackhole, fMySQLDelay:
+			end = end.Add(mysqlSettle)
 		}
 		if !(f.start.Before(tb) && end.After(a.firstSend)) {
 			continue

@@ -237,3 +237,35 @@ func TestCheckPushedLostWithKilledNode(t *testing.T) {
 		t.Fatalf("stored then killed: failures %q; want a failure", rules(r.Failures))
 	}
 }
+
+// After a MySQL fault healed, a node may hold rows in its spool for a few
+// seconds more and store later messages behind them: a sender that moved to
+// another node then is documented within mysqlSettle, a failure after it.
+func TestCheckSenderMovedWhileSpoolMoves(t *testing.T) {
+	build := func(after time.Duration) []Event {
+		h := &hist{t0: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+		h.add(Event{Kind: evConnect, Client: "r1", Conn: 1, Node: 2})
+		h.add(Event{Kind: evFaultStart, Code: fMySQLBlackhole, Node: -1, Detail: "mysql blackhole"})
+		h.add(Event{Kind: evFaultEnd, Code: fMySQLBlackhole, Node: -1, Detail: "mysql blackhole"})
+		ev := h.ev
+		at := ev[len(ev)-1].T.Add(after)
+		for i, e := range []Event{
+			{Kind: evSend, Client: "s1", To: "r1", ID: "m:s1:1", Node: 1},
+			{Kind: evAck, Client: "s1", ID: "m:s1:1", MsgID: "x1", Status: "stored", Node: 1},
+			{Kind: evSend, Client: "s1", To: "r1", ID: "m:s1:2", Node: 0},
+			{Kind: evAck, Client: "s1", ID: "m:s1:2", MsgID: "x2", Status: "pushed", Node: 0},
+			{Kind: evRecv, Client: "r1", From: "s1", ID: "m:s1:2", MsgID: "x2", Node: 2},
+			{Kind: evRecv, Client: "r1", From: "s1", ID: "m:s1:1", MsgID: "x1", Node: 2},
+		} {
+			e.T = at.Add(time.Duration(i) * 100 * time.Millisecond)
+			ev = append(ev, e)
+		}
+		return ev
+	}
+	if r := Check(build(2*time.Second), "cluster", 1, time.Minute); r.Failed() || len(r.Documented) != 1 {
+		t.Fatalf("moved 2 s after MySQL healed: failures %q, documented %d; want 1 documented", rules(r.Failures), len(r.Documented))
+	}
+	if r := Check(build(mysqlSettle+time.Second), "cluster", 1, time.Minute); rules(r.Failures) != "order:m:s1:1" {
+		t.Fatalf("moved long after MySQL healed: failures %q; want order:m:s1:1", rules(r.Failures))
+	}
+}

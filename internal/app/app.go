@@ -59,8 +59,10 @@ type App struct {
 	spool     *offline.Store
 	spoolHeld int // rows a previous run left in the spool
 	writer    *offline.Writer
-	history   *history.Writer    // nil: history off
-	stopKeep  context.CancelFunc // stops history retention
+	history   *history.Writer       // nil: history off
+	convs     *history.ConvIndex    // the conversation list's writer; nil: history off
+	cursors   *history.CursorWriter // the read cursors' writer; nil: history off
+	stopKeep  context.CancelFunc    // stops history retention
 	// stopNotify stops the notification sender (notify.url set); nil: off.
 	stopNotify func()
 	rdb        redis.UniversalClient
@@ -107,6 +109,9 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, assets As
 				_ = a.history.Close(cctx)
 				cancel()
 			}
+			cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = a.closeReads(cctx)
+			cancel()
 			if a.srv != nil {
 				_ = a.srv.Shutdown(context.Background())
 			}
@@ -194,10 +199,15 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, assets As
 		if err != nil {
 			return nil, err
 		}
+		reads, recorders, err := a.openReads()
+		if err != nil {
+			return nil, err
+		}
 		deps.History = struct {
-			*history.Writer
+			history.Recorders
 			*history.Store
-		}{a.history, hs}
+		}{recorders, hs}
+		deps.Reads = reads
 	}
 	if cfg.Notify.URL != "" {
 		n, err := a.openNotify(ctx, node)
@@ -386,7 +396,7 @@ func (a *App) startAPI() error {
 		acfg.TLS = a.certs.StdConfig(v)
 	}
 	a.api = api.New(acfg, api.Deps{
-		Chat: a.handler, Unread: a.store, Members: a.groups, Probes: a.probes,
+		Chat: a.handler, Unread: a.store, Reads: a.handler, Members: a.groups, Probes: a.probes,
 		Metrics: promhttp.HandlerFor(a.metrics.Registry, promhttp.HandlerOpts{}), Errors: a.metrics, Log: alog,
 		Successor: &handoverSide{a: a},
 	})
@@ -627,6 +637,10 @@ func (a *App) Close(ctx context.Context) error {
 			a.log.Error().Err(err).Msg("history rows lost at shutdown")
 			errs = append(errs, err)
 		}
+	}
+	if err := a.stage(ctx, "read state", plan.writer, a.closeReads); err != nil {
+		a.log.Error().Err(err).Msg("read cursors or conversation list rows lost at shutdown")
+		errs = append(errs, err)
 	}
 	if a.presence != nil {
 		errs = append(errs, a.stage(ctx, "account map", plan.end, a.presence.Close))

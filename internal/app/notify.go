@@ -28,10 +28,24 @@ func (a *App) openNotify(ctx context.Context, node string) (*notify.Notifier, er
 		// Set before the server accepts a connection, so before any message.
 		return a.handler.Online(ctx, account)
 	}
+	// The presence record is shared through Redis when there is one (several
+	// nodes); a node alone keeps it in memory.
+	var states notify.States = notify.NewMemoryStates()
+	if a.rdb != nil {
+		states = notify.NewRedisStates(a.rdb, a.cfg.Redis.KeyPrefix)
+	}
+	var stream notify.Streamer
+	if c.Stream != "" {
+		stream = notify.NewRedisStream(a.rdb, c.Stream, c.StreamMaxLen)
+	}
 	n, err := notify.New(notify.Config{
 		URL: c.URL, Secret: c.Secret, Grace: c.Grace, BatchWindow: c.BatchWindow, PreviewBytes: c.PreviewBytes,
 		Table: c.Table, RetryBase: c.RetryBase, MaxAttempts: c.MaxAttempts, Node: node,
-	}, out, online, a.metrics.Registry, a.log.With().Str("component", "notify").Logger())
+		Presence: c.Presence, PresenceDebounce: c.PresenceDebounce,
+	}, notify.Deps{
+		Outbox: out, Online: online, States: states, Stream: stream, Registry: a.metrics.Registry,
+		Log: a.log.With().Str("component", "notify").Logger(),
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -42,8 +56,8 @@ func (a *App) openNotify(ctx context.Context, node string) (*notify.Notifier, er
 		n.Run(sctx)
 	}()
 	a.stopNotify = func() {
-		if dropped := n.Stop(); dropped > 0 {
-			a.log.Info().Int("accounts", dropped).Msg("notify: events still in their grace period dropped at shutdown")
+		if left := n.Stop(); left > 0 {
+			a.log.Info().Int("accounts", left).Msg("notify: events still in their grace period left in the outbox for any node to send once due")
 		}
 		cancel()
 		<-done

@@ -236,6 +236,43 @@ final class Client
     }
 
     /**
+     * The conversation list of $account as a new device draws it: its
+     * one-to-one conversations and its groups, newest message first, each with
+     * its last message, its unread count (others' messages past the account's
+     * read cursor, among the newest 1000 past it) and the id it has read up to. Needs
+     * history.enabled on the server (503 unavailable otherwise).
+     *
+     * Wire: GET /api/conversations?account= ->
+     * {"conversations":[{"with"|"group","last":{"id","seq","from","to","content","time"},"unread":n,"read":id}]}. Retried.
+     *
+     * @return list<array<string,mixed>>
+     * @throws SideApiException
+     */
+    public function conversations(string $account): array
+    {
+        $out = $this->call('GET', '/api/conversations?' . \http_build_query(['account' => $account]), null, true);
+        return \array_values((array) ($out['conversations'] ?? []));
+    }
+
+    /**
+     * Unread counts of $account per conversation, from its read cursors (the
+     * read frame moves them), and their sum: the conversations with unread
+     * messages only. Needs history.enabled; unread() counts stored offline rows
+     * instead, and works without it.
+     *
+     * Wire: GET /api/unread?account=&by=conversation ->
+     * {"conversations":[{"with"|"group","unread":n,"read":id}],"total":n}. Retried.
+     *
+     * @return array{conversations: list<array<string,mixed>>, total: int}
+     * @throws SideApiException
+     */
+    public function unreadByConversation(string $account): array
+    {
+        $out = $this->call('GET', '/api/unread?' . \http_build_query(['account' => $account, 'by' => 'conversation']), null, true);
+        return ['conversations' => \array_values((array) ($out['conversations'] ?? [])), 'total' => (int) ($out['total'] ?? 0)];
+    }
+
+    /**
      * Gateway::joinGroup: adds accounts to a group (stored in SQL; effective at
      * once on every node). Adding a member twice changes nothing.
      *

@@ -13,10 +13,13 @@ use ChatServer\SideApi\Exception\WebhookException;
  * timestamp older (or newer) than $tolerance seconds is refused, so that a
  * recorded request cannot be played again later.
  *
- * A webhook endpoint:
+ * Both kinds of event are signed the same way: "offline_messages" (messages
+ * stored for an account with no live connection) and, with notify.presence,
+ * "presence" (an account online or offline across all nodes, for a "last
+ * seen"). A webhook endpoint:
  *
  *     $event = Webhook::fromGlobals(getenv('CHAT_NOTIFY_SECRET'));
- *     // $event['event_id'] (drop a repeat), $event['account'], ...
+ *     // $event['event_id'] (drop a repeat), $event['type'], $event['account'], ...
  *     http_response_code(204);
  *
  * A WebhookException means the request is not the server's (or is stale):

@@ -99,6 +99,22 @@ final class ClientTest extends TestCase
         }
     }
 
+    public function testConversationsAndUnreadCountsFromTheReadCursors(): void
+    {
+        $dave = $this->account('dave');
+        $this->chat->push('alice', $dave, 'c1');
+        $this->chat->push('alice', $dave, 'c2');
+        $list = $this->chat->conversations($dave);
+        self::assertCount(1, $list);
+        self::assertSame('alice', $list[0]['with']);
+        self::assertSame(2, $list[0]['unread']);
+        self::assertSame('c2', $list[0]['last']['content']);
+        $unread = $this->chat->unreadByConversation($dave);
+        self::assertSame(2, $unread['total']);
+        self::assertSame('alice', $unread['conversations'][0]['with']);
+        self::assertSame([], $this->chat->conversations($this->account('nobody')));
+    }
+
     public function testOnlineAnswersForOneOrManyAccounts(): void
     {
         $carol = $this->account('carol');

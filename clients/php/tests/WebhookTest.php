@@ -37,6 +37,23 @@ final class WebhookTest extends TestCase
         self::assertNotEmpty($event['event_id']);
     }
 
+    public function testTheServersPresenceEventVerifies(): void
+    {
+        $file = (string) getenv('CHAT_WEBHOOK_PRESENCE_BODY_FILE');
+        self::assertNotSame('', $file, 'CHAT_WEBHOOK_PRESENCE_BODY_FILE: the server\'s captured presence event');
+        $body = (string) file_get_contents($file);
+        $ts = (string) getenv('CHAT_WEBHOOK_PRESENCE_TIMESTAMP');
+        $sig = (string) getenv('CHAT_WEBHOOK_PRESENCE_SIGNATURE');
+        $event = Webhook::verify($body, $ts, $sig, $this->secret);
+        self::assertSame('presence', $event['type']);
+        self::assertSame('presenceprobe', $event['account']);
+        self::assertSame('online', $event['state']);
+        self::assertIsInt($event['at']);
+        self::assertNotEmpty($event['event_id']);
+        $this->expectException(WebhookException::class);
+        Webhook::verify(str_replace('online', 'offline', $body), $ts, $sig, $this->secret);
+    }
+
     public function testForgedOrReplayedEventsAreRefused(): void
     {
         $cases = [
