@@ -637,6 +637,30 @@ try {
   await bubble(bob, 'in', 'while you were away', { offline: 'true' });
   ok('reload', "a reload signs the tab in again (this tab's session) and restores its conversations");
 
+  // --- read receipts between two tabs, unread counts from the server ---
+  // bob's first tab shows the list; alice writes; a second tab of bob signs
+  // in and shows the server's unread count for alice, opens the
+  // conversation: alice's page marks her message read, and bob's first tab
+  // drops its badge (read on another tab).
+  await toList(bob);
+  await openListed(alice, 'user:bob');
+  await say(alice, 'did you read this?');
+  await bubble(alice, 'out', 'did you read this?', { status: 'pushed' });
+  await badge(bob, 'user:alice', 1);
+  const bob2 = watch(await phone.newPage(), 'bob2');
+  await login(bob2, 'bob');
+  await badge(bob2, 'user:alice', 1); // this tab never got the message: the count is the server's
+  await openListed(bob2, 'user:alice');
+  await bubble(bob2, 'in', 'did you read this?', { history: 'true' });
+  await bubble(alice, 'out', 'did you read this?', { read: 'true' });
+  check((await alice.locator('#messages li.msg.out[data-read="true"] .meta').last().textContent()).includes('read'),
+    'alice: the read message does not say so');
+  await waitFor(bob, 'the badge of alice dropped (read on another tab)', () =>
+    !document.querySelector('#convs button[data-key="user:alice"] .badge'));
+  ok('receipts', 'a second tab shows the server\'s unread count; opening the conversation marks alice\'s message read on her page and clears the badge on the first tab');
+
+  await bob2.close();
+
   // --- a connection cut while messages stream in: each shown once, in order ---
   // rita's page loads through a TCP proxy; sam (the library in a page of its
   // own, straight to the server) sends STREAM messages; once some have
