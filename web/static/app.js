@@ -292,11 +292,18 @@ function onChange(kind, e) {
   save();
 }
 
+let recallOff = false; // the server has no recall (unknown_flag, or unavailable: history or its window off)
+
 function recallMessage(c, m) {
   if (!client || !m.id) return;
   const p = c.kind === 'group' ? client.recallGroup(c.id, m.id) : client.recall(c.id, m.id);
-  p.then(() => onChange('recall', { id: m.id, group: c.kind === 'group' ? c.id : undefined, mine: true, to: c.id }),
-    (e) => showError(e.code || 'error', 'recall: ' + e.message));
+  p.then(() => onChange('recall', { id: m.id, group: c.kind === 'group' ? c.id : undefined, mine: true, to: c.id }), (e) => {
+    showError(e.code || 'error', 'recall: ' + e.message);
+    if (e.code === 'unknown_flag' || e.code === 'unavailable') {
+      recallOff = true;
+      renderConversation(true);
+    }
+  });
 }
 
 function add(c, m) {
@@ -503,7 +510,7 @@ function bubble(c, m) {
   if (m.edited) meta += ' · edited';
   if (m.offline) meta += ' · received while you were away';
   const line = el('span', 'meta', meta);
-  if (m.dir === 'out' && m.id && c.kind !== 'all') {
+  if (m.dir === 'out' && m.id && c.kind !== 'all' && !recallOff) {
     const b = el('button', 'link recall', 'Recall');
     b.type = 'button';
     b.addEventListener('click', () => recallMessage(c, m));
