@@ -292,14 +292,14 @@ function onChange(kind, e) {
   save();
 }
 
-let recallOff = false; // the server has no recall (unknown_flag, or unavailable: history or its window off)
+let recallOff = false; // the server has no recall (unknown_flag, or history or its window off)
 
 function recallMessage(c, m) {
   if (!client || !m.id) return;
   const p = c.kind === 'group' ? client.recallGroup(c.id, m.id) : client.recall(c.id, m.id);
   p.then(() => onChange('recall', { id: m.id, group: c.kind === 'group' ? c.id : undefined, mine: true, to: c.id }), (e) => {
     showError(e.code || 'error', 'recall: ' + e.message);
-    if (e.code === 'unknown_flag' || e.code === 'unavailable') {
+    if (e.code === 'unknown_flag' || (e.code === 'unavailable' && /not enabled/.test(e.message))) {
       recallOff = true;
       renderConversation(true);
     }
