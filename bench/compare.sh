@@ -50,7 +50,8 @@ ulimit -n "$(ulimit -Hn)"
 gcflag=(-gc-signal)
 if [[ " $targets " == *" centrifugo"* ]]; then
 	gcflag=()
-	if ! "$out/centrifugo-bin/centrifugo" version 2>/dev/null | grep -q "${centrifugo_version#v}"; then
+	# (its "version" says v0.0.0 when built by go install: ask the module info)
+	if ! go version -m "$out/centrifugo-bin/centrifugo" 2>/dev/null | grep -q "centrifugo/v6[[:space:]]*$centrifugo_version[[:space:]]"; then
 		GOBIN="$out/centrifugo-bin" go install "github.com/centrifugal/centrifugo/v6@$centrifugo_version"
 	fi
 fi
@@ -115,9 +116,17 @@ start_target() { # target -> sets pid, addr, targetflags (chatload flags: TLS, p
 }
 
 loadavg() { cut -d' ' -f1 /proc/loadavg; }
-# machine_cpu: CPU-seconds busy on every core; proc_cpu PID: its CPU-seconds.
+# machine_cpu: CPU-seconds busy on every core; proc_cpu PID...: theirs (utime+stime).
 machine_cpu() { awk '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8) / 100 }' /proc/stat; }
-proc_cpu() { awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+proc_cpu() {
+	local p s=0
+	for p in "$@"; do
+		s=$((s + $( (awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0) | tail -1)))
+	done
+	awk -v s="$s" 'BEGIN { printf "%.2f", s / 100 }'
+}
+# The databases' CPU is theirs, not other work's (MariaDB: none if it runs elsewhere).
+db_pids=$(pidof redis-server mariadbd mysqld || true)
 
 run() { # target scenario run args...
 	local target=$1 scenario=$2 n=$3 l0 m0 m1 s0 s1 rc=0
@@ -126,16 +135,18 @@ run() { # target scenario run args...
 	start_target "$target"
 	l0=$(loadavg)
 	echo "== $target $scenario run $n (load average $l0)" >&2
-	m0=$(machine_cpu) s0=$(proc_cpu "$pid")
+	# shellcheck disable=SC2086 # a list of PIDs, or none
+	m0=$(machine_cpu) s0=$(proc_cpu "$pid") d0=$(proc_cpu $db_pids)
 	/usr/bin/time -o "$base.time" -f '%U %S' \
 		"$out/bin/chatload" "$@" "${targetflags[@]}" -addr "$addr" -pid "$pid" -json >"$base.json" 2>"$base.err" || rc=$?
-	m1=$(machine_cpu) s1=$(proc_cpu "$pid")
-	awk -v l0="$l0" -v m="$m0 $m1" -v s="$s0 $s1" -v c="$(tail -1 "$base.time")" -v rc="$rc" \
+	# shellcheck disable=SC2086
+	m1=$(machine_cpu) s1=$(proc_cpu "$pid") d1=$(proc_cpu $db_pids)
+	awk -v l0="$l0" -v m="$m0 $m1" -v s="$s0 $s1" -v d="$d0 $d1" -v c="$(tail -1 "$base.time")" -v rc="$rc" \
 		-v head="target=$target scenario=$scenario run=$n" 'BEGIN {
-		split(m, mm, " "); split(s, ss, " "); split(c, cc, " ")
-		busy = mm[2] - mm[1]; srv = ss[2] - ss[1]; cl = cc[1] + cc[2]
-		printf "%s load_start=%s machine_busy_s=%.2f server_cpu_s=%.2f chatload_cpu_s=%.2f other_cpu_s=%.2f chatload_rc=%s\n",
-			head, l0, busy, srv, cl, busy - srv - cl, rc
+		split(m, mm, " "); split(s, ss, " "); split(d, dd, " "); split(c, cc, " ")
+		busy = mm[2] - mm[1]; srv = ss[2] - ss[1]; db = dd[2] - dd[1]; cl = cc[1] + cc[2]
+		printf "%s load_start=%s machine_busy_s=%.2f server_cpu_s=%.2f db_cpu_s=%.2f chatload_cpu_s=%.2f other_cpu_s=%.2f chatload_rc=%s\n",
+			head, l0, busy, srv, db, cl, busy - srv - db - cl, rc
 	}' >"$base.meta"
 	cat "$base.meta" >&2
 	kill -INT "$pid"
@@ -143,20 +154,34 @@ run() { # target scenario run args...
 	sleep 2 # let TIME_WAIT and the databases settle
 }
 
-has() { [[ " $scenarios " == *" $1 "* ]]; }
+steps=5000,10000,$conns
+[ "$conns" -gt 10000 ] || steps=$((conns / 4)),$((conns / 2)),$conns # a small validation run
+# cell TARGET SCENARIO RUN: one run of one scenario against one target.
+cell() {
+	local target=$1 n=$3
+	case $2 in
+	idle) run "$target" idle "$n" idle -steps "$steps" "${gcflag[@]}" ;;
+	broadcast) run "$target" broadcast "$n" broadcast -conns "$conns" -k 20 ;;
+	pairs-flat) run "$target" pairs-flat "$n" pairs -pairs $((conns / 2)) -duration 10s ;;
+	pairs-50k) run "$target" pairs-50k "$n" pairs -pairs $((conns / 2)) -rate 50000 -duration 10s ;;
+	pairs-20k) run "$target" pairs-20k "$n" pairs -pairs $((conns / 2)) -rate 20000 -duration 10s ;;
+	pairs-5k) run "$target" pairs-5k "$n" pairs -pairs $((conns / 2)) -rate 5000 -duration 10s ;;
+	offline)
+		case $target in
+		ours*) run "$target" offline "$n" offline -messages 100000 -accounts 1000 -mysql-dsn "${mysql_root}chatbench" ;;
+		embedded) run "$target" offline "$n" offline -messages 100000 -accounts 1000 -offline-wait 5s ;;
+		esac # nothing to compare it with on the baseline and Centrifugo
+		;;
+	esac
+}
+
+# Interleaved: each scenario runs against every target in turn, so a change in
+# the machine's other load falls on all of them alike.
 for n in $(seq "$runs"); do
-	for target in $targets; do
-		has idle && run "$target" idle "$n" idle -steps 5000,10000,$conns "${gcflag[@]}"
-		has broadcast && run "$target" broadcast "$n" broadcast -conns "$conns" -k 20
-		has pairs-flat && run "$target" pairs-flat "$n" pairs -pairs $((conns / 2)) -duration 10s
-		has pairs-50k && run "$target" pairs-50k "$n" pairs -pairs $((conns / 2)) -rate 50000 -duration 10s
-		has pairs-20k && run "$target" pairs-20k "$n" pairs -pairs $((conns / 2)) -rate 20000 -duration 10s
-		if has offline; then
-			case $target in
-			ours*) run "$target" offline "$n" offline -messages 100000 -accounts 1000 -mysql-dsn "${mysql_root}chatbench" ;;
-			embedded) run "$target" offline "$n" offline -messages 100000 -accounts 1000 -offline-wait 5s ;;
-			esac
-		fi
+	for scenario in $scenarios; do
+		for target in $targets; do
+			cell "$target" "$scenario" "$n"
+		done
 	done
 done
 echo "results in $out; summary: python3 bench/summarize.py $out" >&2

@@ -12,8 +12,9 @@ import sys
 
 out = sys.argv[1] if len(sys.argv) > 1 else "/tmp/chat-bench"
 # The targets that have results, in this order.
+SCENARIOS = ["idle", "broadcast", "pairs-flat", "pairs-50k", "pairs-20k", "pairs-5k", "offline"]
 targets = [t for t in ["baseline", "ours", "embedded", "ours-tls", "centrifugo", "centrifugo-redis"]
-           if glob.glob(os.path.join(out, f"{t}-*.json"))]
+           if any(glob.glob(os.path.join(out, f"{t}-{s}-*.json")) for s in SCENARIOS)]
 
 
 def load(target, scenario):
@@ -65,6 +66,12 @@ rows = [
     ("pairs-50k", "50k/s offered: p99 ms", "pairs.latency_p99_ms", "{:,.1f}"),
     ("pairs-20k", "20k/s offered: p50 ms", "pairs.latency_p50_ms", "{:,.1f}"),
     ("pairs-20k", "20k/s offered: p99 ms", "pairs.latency_p99_ms", "{:,.1f}"),
+    ("pairs-20k", "20k/s offered: delivered msg/s", "pairs.delivered_per_sec", "{:,.0f}"),
+    ("pairs-20k", "20k/s offered: server CPU-s per 1,000", "cpu.seconds_per_1000_delivered", "{:.4f}"),
+    ("pairs-5k", "5k/s offered: delivered msg/s", "pairs.delivered_per_sec", "{:,.0f}"),
+    ("pairs-5k", "5k/s offered: p50 ms", "pairs.latency_p50_ms", "{:,.1f}"),
+    ("pairs-5k", "5k/s offered: p99 ms", "pairs.latency_p99_ms", "{:,.1f}"),
+    ("pairs-5k", "5k/s offered: server CPU-s per 1,000", "cpu.seconds_per_1000_delivered", "{:.4f}"),
     ("offline", "offline rows written/s", "offline.rows_written_per_sec", "{:,.0f}"),
     ("offline", "offline rows drained/s", "offline.drained_per_sec", "{:,.0f}"),
     ("offline", "offline server CPU-s per 1,000", "cpu.seconds_per_1000_delivered", "{:.4f}"),
@@ -114,8 +121,8 @@ if pairs:
 metas = sorted(glob.glob(os.path.join(out, "*.meta")))
 if metas:
     print()
-    print("| run | load at start | other CPU-s | server CPU-s | chatload CPU-s |")
-    print("|---|---|---|---|---|")
+    print("| run | load at start | other CPU-s | server CPU-s | Redis+MariaDB CPU-s | chatload CPU-s |")
+    print("|---|---|---|---|---|---|")
     for f in metas:
         try:
             with open(f) as fh:
@@ -123,7 +130,7 @@ if metas:
         except OSError:
             continue
         print(f"| {os.path.basename(f)[:-5]} | {m.get('load_start', '–')} | {m.get('other_cpu_s', '–')} | "
-              f"{m.get('server_cpu_s', '–')} | {m.get('chatload_cpu_s', '–')} |")
+              f"{m.get('server_cpu_s', '–')} | {m.get('db_cpu_s', '–')} | {m.get('chatload_cpu_s', '–')} |")
 
 bad = []
 for f in glob.glob(os.path.join(out, "*.json")):
