@@ -31,6 +31,9 @@ func flagSpecs() []flagSpec {
 		{"ping", (*Handler).ping, true},
 		{"auth", (*Handler).auth, true},
 		{"history", (*Handler).historyFrame, true},
+		{"recall", (*Handler).recall, true},
+		{"edit", (*Handler).edit, true},
+		{"sync", (*Handler).syncFrame, true},
 		{"pong", (*Handler).pong, false},
 		{"ack", (*Handler).receiverAck, false},
 	}

@@ -25,6 +25,10 @@ type Frame struct {
 	// message to page back from ("" for the newest) and the page size (0: default).
 	With, Group, Before string
 	Limit               int
+	// recall, edit, sync and init's "sync" and "recall" (sync.go).
+	Since    map[string]int64
+	hasSince bool
+	Recall   bool
 
 	hasFrom, hasTo, hasContent bool
 }
@@ -85,6 +89,9 @@ func Decode(data []byte) (Frame, *Error) {
 		if e = historyFields(&f, raw); e != nil {
 			return f, e
 		}
+	}
+	if e = changeFields(&f, raw); e != nil {
+		return f, e
 	}
 	if f.Flag == "" && !f.Heart {
 		return f, newError(CodeMissingField, "flag is required (init, msg, all, online, ping)")
