@@ -127,9 +127,9 @@ func (h *Handler) change(c *hub.Conn, f *Frame, kind string) error {
 	if now.Sub(time.Unix(entry.Time, 0)) > h.cfg.RecallWindow {
 		return newError(CodeTooLate, "message "+quote(f.ID)+" is older than "+h.cfg.RecallWindow.String()+"; it can no longer be changed")
 	}
-	ev := history.Event{Kind: kind, ID: f.ID, From: me, Group: f.Group}
+	ev := history.Event{Kind: kind, ID: f.ID, From: me, Group: f.Group, Time: now.Unix()}
 	if kind == history.KindEdit {
-		ev.Content, ev.Time = f.Content, now.Unix()
+		ev.Content = f.Content
 		err = cs.Edit(ctx, conv, f.ID, f.Content, ev.Time)
 	} else {
 		err = cs.Recall(ctx, conv, f.ID)

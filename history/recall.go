@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // Recall and edit. A sender may take back (recall) or replace (edit) a message
@@ -32,7 +35,7 @@ type Event struct {
 	From    string // its sender
 	Group   string // its group, "" for one-to-one
 	Content string // the new content of an edit
-	Time    int64  // when the edit was made (unix seconds); 0 for a recall
+	Time    int64  // when the recall or edit was made (unix seconds)
 }
 
 func (s *Store) changeTable() string  { return "`" + s.table + "_change`" }
@@ -217,4 +220,35 @@ func (s *Store) DeletePending(ctx context.Context, seqs []int64) error {
 		return fmt.Errorf("history: delete %d pending events: %w", len(seqs), err)
 	}
 	return nil
+}
+
+// PruneChanges is the retention of recall and edit: it deletes the change
+// rows of messages no longer in the history (deleted by retention), and with
+// a non-zero cutoff the pending events stored before it, never delivered (an
+// account that only uses legacy clients). Both tables hold only changed
+// messages and undelivered events: small, read whole.
+func (s *Store) PruneChanges(ctx context.Context, cutoff time.Time) error {
+	q := "DELETE FROM " + s.changeTable() + " WHERE NOT EXISTS (SELECT 1 FROM `" + s.table + "` m" +
+		" WHERE m.`conv` = " + s.changeTable() + ".`conv` AND m.`msg_id` = " + s.changeTable() + ".`msg_id`)"
+	if _, err := s.db.ExecContext(ctx, q); err != nil {
+		return fmt.Errorf("history: prune changes of deleted messages: %w", err)
+	}
+	if cutoff.IsZero() {
+		return nil
+	}
+	if _, err := s.db.ExecContext(ctx, "DELETE FROM "+s.pendingTable()+" WHERE `addtime` < ?", cutoff.Unix()); err != nil {
+		return fmt.Errorf("history: prune pending events: %w", err)
+	}
+	return nil
+}
+
+// pruneChanges runs PruneChanges in a retention pass (cutoff from r.MaxAge).
+func (s *Store) pruneChanges(ctx context.Context, r Retention, now func() time.Time, log zerolog.Logger) {
+	var cutoff time.Time
+	if r.MaxAge > 0 {
+		cutoff = now().Add(-r.MaxAge)
+	}
+	if err := s.PruneChanges(ctx, cutoff); err != nil && ctx.Err() == nil {
+		log.Warn().Err(err).Msg("history retention of recalls and edits failed; trying again at the next pass")
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"chatserver/history"
 )
@@ -15,6 +16,7 @@ func TestRecallAndSync(t *testing.T) {
 			t.Run("recall and edit show in pages", func(t *testing.T) { testChanges(t, e.open(t)) })
 			t.Run("after reads the gap in order", func(t *testing.T) { testAfter(t, e.open(t)) })
 			t.Run("pending events are kept per account", func(t *testing.T) { testPending(t, e.open(t)) })
+			t.Run("retention takes changes and old events", func(t *testing.T) { testPruneChanges(t, e.open(t)) })
 		})
 	}
 }
@@ -121,5 +123,44 @@ func testPending(t *testing.T, s *history.Store) {
 	}
 	if got, err := s.Pending(ctx, "carol", 10); err != nil || len(got) != 1 || got[0].Content != "new 😀" {
 		t.Fatalf("carol's = %+v, %v; want hers untouched", got, err)
+	}
+}
+
+func testPruneChanges(t *testing.T, s *history.Store) {
+	ctx := context.Background()
+	conv := history.PairConv("alice", "bob")
+	old := history.Entry{ID: "m1", From: "alice", To: "bob", Content: "old", Time: 100}
+	kept := history.Entry{ID: "m2", From: "alice", To: "bob", Content: "kept", Time: 5000}
+	if err := s.Insert(ctx, []history.Entry{old, kept}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"m1", "m2"} {
+		if err := s.Recall(ctx, conv, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SavePending(ctx, []history.Event{
+		{To: "bob", Kind: history.KindRecall, ID: "m1", From: "alice", Time: 100},
+		{To: "bob", Kind: history.KindRecall, ID: "m2", From: "alice", Time: 5000},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Prune(ctx, time.Unix(1000, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PruneChanges(ctx, time.Unix(1000, 0)); err != nil {
+		t.Fatal(err)
+	}
+	// The same id written again (a client retrying long after) is not recalled.
+	if err := s.Insert(ctx, []history.Entry{old}); err != nil {
+		t.Fatal(err)
+	}
+	page, _, err := s.Page(ctx, conv, "", 10)
+	if err != nil || ids(page) != "m2 m1" || !page[0].Recalled || page[1].Recalled || page[1].Content != "old" {
+		t.Fatalf("page = %+v, %v; want m2 still recalled, the new m1 not", page, err)
+	}
+	got, err := s.Pending(ctx, "bob", 10)
+	if err != nil || len(got) != 1 || got[0].ID != "m2" {
+		t.Fatalf("pending = %+v, %v; want only the event after the cutoff", got, err)
 	}
 }
