@@ -1,8 +1,14 @@
 package handlers
 
 import (
+	"context"
 	"encoding/json"
+	"sort"
+	"strings"
+	"sync"
 	"testing"
+
+	"github.com/rs/zerolog"
 
 	"chatserver/history"
 )
@@ -60,5 +66,65 @@ func TestChangePayloads(t *testing.T) {
 		if string(c.got) != c.want || !json.Valid(c.got) {
 			t.Errorf("payload %s; want %s", c.got, c.want)
 		}
+	}
+}
+
+// savedChanges records the events stored for later; the rest of Changes is unused here.
+type savedChanges struct {
+	History
+	mu    sync.Mutex
+	saved []history.Event
+}
+
+func (s *savedChanges) Flush(context.Context) error { return nil }
+func (s *savedChanges) Find(context.Context, string, string) (history.Entry, error) {
+	return history.Entry{}, history.ErrUnknownMessage
+}
+func (s *savedChanges) Recall(context.Context, string, string) error              { return nil }
+func (s *savedChanges) Edit(context.Context, string, string, string, int64) error { return nil }
+func (s *savedChanges) After(context.Context, string, int64, int) ([]history.Entry, bool, error) {
+	return nil, false, nil
+}
+func (s *savedChanges) Pending(context.Context, string, int) ([]history.Event, error) {
+	return nil, nil
+}
+func (s *savedChanges) DeletePending(context.Context, []int64) error { return nil }
+func (s *savedChanges) SavePending(_ context.Context, evs []history.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.saved = append(s.saved, evs...)
+	return nil
+}
+
+// TestChangeFanStoresOnlyWhatNobodyTook: an account is stored for later once
+// this node and every node it was sent to answered, only if no connection
+// took the frame and it is not skipped (its offline copy was changed, or it is
+// the sender); each account once.
+func TestChangeFanStoresOnlyWhatNobodyTook(t *testing.T) {
+	cs := &savedChanges{}
+	h := &Handler{history: cs, log: zerolog.Nop(), cfg: Config{}.withDefaults()}
+	f := &changeFan{h: h, ev: history.Event{Kind: "recall", ID: "m1", From: "alice"}, skip: map[string]bool{"alice": true, "dave": true},
+		waiting: map[string]int{"bob": 2, "carol": 2, "dave": 1, "alice": 1, "erin": 1}, reached: map[string]bool{}, left: 5, done: make(chan struct{})}
+	f.settle("bob", false)  // here: not taken; another node still to answer
+	f.settle("carol", true) // taken here
+	f.settle("dave", false) // skipped
+	f.settle("alice", false)
+	f.settle("erin", false) // nowhere: stored
+	select {
+	case <-f.done:
+		t.Fatal("done before bob and carol's other nodes answered")
+	default:
+	}
+	f.settle("bob", false) // the other node: gone there too
+	f.settle("carol", false)
+	<-f.done
+	f.stores.Wait()
+	var to []string
+	for _, ev := range cs.saved {
+		to = append(to, ev.To)
+	}
+	sort.Strings(to)
+	if strings.Join(to, ",") != "bob,erin" {
+		t.Fatalf("stored for %v; want bob and erin", to)
 	}
 }
