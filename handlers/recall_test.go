@@ -104,10 +104,11 @@ func TestChangeFanStoresOnlyWhatNobodyTook(t *testing.T) {
 	cs := &savedChanges{}
 	h := &Handler{history: cs, log: zerolog.Nop(), cfg: Config{}.withDefaults()}
 	f := &changeFan{h: h, ev: history.Event{Kind: "recall", ID: "m1", From: "alice"}, skip: map[string]bool{"alice": true, "dave": true},
-		waiting: map[string]int{"bob": 2, "carol": 2, "dave": 1, "alice": 1, "erin": 1}, reached: map[string]bool{}, left: 5, done: make(chan struct{})}
-	f.settle("bob", false)  // here: not taken; another node still to answer
-	f.settle("carol", true) // taken here
-	f.settle("dave", false) // skipped
+		waiting: map[string]int{"bob": 2, "carol": 2, "dave": 1, "alice": 1, "erin": 1, "frank": 2}, reached: map[string]bool{}, left: 6, done: make(chan struct{})}
+	f.settle("bob", false)   // here: not taken; another node still to answer
+	f.settle("frank", false) // likewise
+	f.settle("carol", true)  // taken here
+	f.settle("dave", false)  // skipped
 	f.settle("alice", false)
 	f.settle("erin", false) // nowhere: stored
 	select {
@@ -115,16 +116,21 @@ func TestChangeFanStoresOnlyWhatNobodyTook(t *testing.T) {
 		t.Fatal("done before bob and carol's other nodes answered")
 	default:
 	}
-	f.settle("bob", false) // the other node: gone there too
+	f.settle("bob", true) // the other node took it
 	f.settle("carol", false)
-	<-f.done
+	f.settle("frank", false) // gone there too
+	select {
+	case <-f.done:
+	default:
+		t.Fatal("not done after every answer")
+	}
 	f.stores.Wait()
 	var to []string
 	for _, ev := range cs.saved {
 		to = append(to, ev.To)
 	}
 	sort.Strings(to)
-	if strings.Join(to, ",") != "bob,erin" {
-		t.Fatalf("stored for %v; want bob and erin", to)
+	if strings.Join(to, ",") != "erin,frank" {
+		t.Fatalf("stored for %v; want erin and frank", to)
 	}
 }
