@@ -404,3 +404,39 @@ func TestRecallAcrossNodes(t *testing.T) {
 		t.Fatalf("bob's init on the first node got %v; want the edit", got)
 	}
 }
+
+// TestRecallOfUnacknowledged: on both backends, a message pushed to a
+// connection that acknowledges what it receives ("ack":true), recalled before
+// it acknowledged it, does not go back to the pool when that connection
+// closes: the account's next init, legacy or not, never gets it. One edited
+// meanwhile goes back with its new content.
+func TestRecallOfUnacknowledged(t *testing.T) {
+	t.Parallel()
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) {
+			ts := startServer(t, backend, historyOn)
+			alice, _ := login(t, ts, "alice", "")
+			bob, _ := loginRecall(t, ts, "bob", map[string]any{"ack": true})
+			alice.send(`{"flag":"msg","from":"alice","to":"bob","content":"take back"}`)
+			gone := bob.next(5 * time.Second)["id"].(string)
+			alice.send(`{"flag":"msg","from":"alice","to":"bob","content":"fix me"}`)
+			fixed := bob.next(5 * time.Second)["id"].(string)
+			alice.sendJSON(map[string]any{"flag": "recall", "to": "bob", "id": gone})
+			alice.next(5 * time.Second)
+			alice.sendJSON(map[string]any{"flag": "edit", "to": "bob", "id": fixed, "content": "fixed"})
+			alice.next(5 * time.Second)
+			if f := bob.next(5 * time.Second); f["flag"] != "recall" || f["id"] != gone {
+				t.Fatalf("bob got %v; want the recall", f)
+			}
+			if f := bob.next(5 * time.Second); f["flag"] != "edit" || f["id"] != fixed {
+				t.Fatalf("bob got %v; want the edit", f)
+			}
+			bob.ws.Close() // neither acknowledged: they go back to the pool
+			eventually(t, "bob offline", func() bool { return !ts.online("bob") })
+			_, got := login(t, ts, "bob", "")
+			if len(got) != 1 || got[0]["id"] != fixed || got[0]["content"] != "fixed" {
+				t.Fatalf("bob's next init got %v; want only the edited message", got)
+			}
+		})
+	}
+}

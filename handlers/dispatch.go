@@ -142,7 +142,7 @@ type Handler struct {
 	clustered    bool          // other nodes route here through Redis (a handover's route needs no registration)
 	run          string        // random per process, the prefix of generated message ids
 	seq          atomic.Uint64 // generated message ids
-	takers       takers        // connections that take recall and edit frames (recall.go)
+	changes      changeState   // recall and edit: who takes the frames, what changed lately (recall.go)
 }
 
 // Deps are the handler's collaborators. Metrics may be nil.
@@ -274,7 +274,7 @@ func (h *Handler) serve(c *hub.Conn, f *Frame) {
 func (h *Handler) Closed(c *hub.Conn, r hub.Removal) {
 	h.closedWithDelayed(c)
 	h.held.drop(c)
-	h.takers.drop(c)
+	h.changes.dropTaker(c)
 	if r.Err != nil {
 		h.log.Error().Err(r.Err).Str("account", r.Account).Int("requeued", r.Requeued).
 			Msg("unacknowledged messages of a closed connection could not all be stored again")

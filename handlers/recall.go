@@ -5,11 +5,13 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"chatserver/cluster"
 	"chatserver/history"
 	"chatserver/hub"
+	"chatserver/offline"
 )
 
 // Recall and edit. The sender of a message may take it back
@@ -49,12 +51,70 @@ type Unsent interface {
 // pendingPage is the pending events read per query at init.
 const pendingPage = 500
 
-// takers are the connections that asked for recall and edit frames at init.
-type takers struct{ m sync.Map } // *hub.Conn -> struct{}
+// maxRecentChanges bounds the recalls and edits a node remembers for the
+// copies that go back to the pool after them (about 100 bytes each).
+const maxRecentChanges = 10_000
 
-func (t *takers) add(c *hub.Conn)      { t.m.Store(c, struct{}{}) }
-func (t *takers) drop(c *hub.Conn)     { t.m.Delete(c) }
-func (t *takers) has(c *hub.Conn) bool { _, ok := t.m.Load(c); return ok }
+// changeState is the handler's part of recall and edit: the connections that
+// asked for the frames at init, and the recent changes made or received here.
+type changeState struct {
+	takers sync.Map // *hub.Conn -> struct{}
+
+	// A copy pushed to an acknowledging connection that closes without
+	// acknowledging it, or held for a connection and stored after all, goes
+	// back to the pool (message.Requeue) after a recall or edit may have
+	// passed: it is dropped, or takes the new content. The oldest are
+	// forgotten first.
+	mu     sync.Mutex
+	recent map[string]history.Event // by message id
+	order  []string                 // ids, oldest first
+	any    atomic.Bool              // recent is not empty: the common case costs one load
+}
+
+func (s *changeState) addTaker(c *hub.Conn)     { s.takers.Store(c, struct{}{}) }
+func (s *changeState) dropTaker(c *hub.Conn)    { s.takers.Delete(c) }
+func (s *changeState) isTaker(c *hub.Conn) bool { _, ok := s.takers.Load(c); return ok }
+
+// note remembers ev for the copies of its message stored again later.
+func (s *changeState) note(ev history.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.recent == nil {
+		s.recent = make(map[string]history.Event)
+	}
+	if _, seen := s.recent[ev.ID]; !seen {
+		if len(s.order) >= maxRecentChanges {
+			delete(s.recent, s.order[0])
+			s.order = s.order[1:]
+		}
+		s.order = append(s.order, ev.ID)
+	}
+	if prev, seen := s.recent[ev.ID]; seen && prev.Kind == history.KindRecall {
+		return // a recall stays
+	}
+	s.recent[ev.ID] = ev
+	s.any.Store(true)
+}
+
+// apply changes m as the recent recall or edit of its message says, and
+// reports whether it is still to be stored (false: recalled).
+func (s *changeState) apply(m *offline.Message) bool {
+	if !s.any.Load() {
+		return true
+	}
+	s.mu.Lock()
+	ev, ok := s.recent[m.ID]
+	s.mu.Unlock()
+	switch {
+	case !ok || ev.From != m.From:
+		return true
+	case ev.Kind == history.KindRecall:
+		return false
+	default:
+		m.Content = ev.Content
+		return true
+	}
+}
 
 func (h *Handler) recall(c *hub.Conn, f *Frame) error { return h.change(c, f, history.KindRecall) }
 func (h *Handler) edit(c *hub.Conn, f *Frame) error   { return h.change(c, f, history.KindEdit) }
@@ -138,6 +198,7 @@ func (h *Handler) change(c *hub.Conn, f *Frame, kind string) error {
 		h.log.Error().Err(err).Str("conv", conv).Str("id", f.ID).Msg(kind + " not stored")
 		return newError(CodeUnavailable, "the "+kind+" could not be stored; try again")
 	}
+	h.changes.note(ev) // before the pool is changed: a copy stored again after it is changed too
 	to := []string{f.To}
 	if f.Group != "" {
 		set, err := h.groups.Get(ctx, f.Group)
@@ -308,7 +369,7 @@ func (h *Handler) storeChange(ev history.Event) {
 func (h *Handler) pushChange(account string, frame []byte, except *hub.Conn) int {
 	n := 0
 	for _, c := range h.table.Conns(account) {
-		if c != except && h.takers.has(c) && c.Send(frame) == nil {
+		if c != except && h.changes.isTaker(c) && c.Send(frame) == nil {
 			n++
 		}
 	}
@@ -318,7 +379,9 @@ func (h *Handler) pushChange(account string, frame []byte, except *hub.Conn) int
 // receiveChange serves a recall or edit another node sent for the listed
 // accounts' connections here.
 func (h *Handler) receiveChange(env cluster.Envelope, reply *cluster.Reply) {
-	frame := changePayload(history.Event{Kind: env.Kind, ID: env.ID, From: env.From, Group: env.Group, Content: env.Content, Time: env.AddTime})
+	ev := history.Event{Kind: env.Kind, ID: env.ID, From: env.From, Group: env.Group, Content: env.Content, Time: env.AddTime}
+	h.changes.note(ev)
+	frame := changePayload(ev)
 	for i, a := range env.To {
 		if h.pushChange(a, frame, nil) > 0 {
 			reply.Report(i, cluster.Pushed)
@@ -333,7 +396,7 @@ func (h *Handler) receiveChange(env cluster.Envelope, reply *cluster.Reply) {
 // account was owed; "sync" answers as a sync frame does.
 func (h *Handler) initChanges(c *hub.Conn, f *Frame) {
 	if f.Recall {
-		h.takers.add(c)
+		h.changes.addTaker(c)
 		h.pushPending(c, f.From)
 	}
 	if f.hasSince {
