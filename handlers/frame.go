@@ -13,7 +13,6 @@ import (
 // server did; known fields are type-checked.
 type Frame struct {
 	Flag         string
-	Heart        bool // {"type":"heart"}: the seed clients' heartbeat
 	From         string
 	To           string
 	Content      string
@@ -26,10 +25,13 @@ type Frame struct {
 	With, Group, Before string
 	Limit               int
 	// recall, edit, sync and init's "sync" and "recall" (sync.go).
-	Since    map[string]int64
-	hasSince bool
-	Recall   bool
+	Since map[string]int64
 
+	// The flags together, after the strings: no padding between them, so
+	// that the frame stays in its allocation size class (192 bytes).
+	Heart                      bool // {"type":"heart"}: the seed clients' heartbeat
+	Recall                     bool // init "recall": this connection takes recall and edit frames
+	hasSince                   bool
 	hasFrom, hasTo, hasContent bool
 }
 
