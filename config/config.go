@@ -202,6 +202,9 @@ type History struct {
 	// conversation (trimmed every RetentionInterval); 0: no limit.
 	MaxPerConversation int           `yaml:"max_per_conversation"`
 	RetentionInterval  time.Duration `yaml:"retention_interval"`
+	// RecallWindow is how long after sending a message its sender may recall
+	// or edit it; 0: never.
+	RecallWindow time.Duration `yaml:"recall_window"`
 }
 
 // HistoryOn reports whether history is kept with this configuration.
@@ -353,7 +356,7 @@ func Default() Config {
 		},
 		Groups: Groups{Table: "app_group_member", CacheTTL: 60 * time.Second, CacheEntries: groups.DefaultCacheEntries},
 		History: History{Enabled: "auto", Table: "app_message", BatchSize: offline.DefaultBatchSize, QueueLimit: offline.DefaultQueueLimit,
-			RetentionInterval: time.Hour},
+			RetentionInterval: time.Hour, RecallWindow: 2 * time.Minute},
 		TLS:     TLS{MinVersion: "1.2"},
 		Cluster: Cluster{ConfirmTimeout: cluster.DefaultConfirmTimeout},
 		Notify: Notify{Grace: 10 * time.Second, BatchWindow: 2 * time.Second, Table: "app_notify_outbox",
@@ -451,6 +454,7 @@ func (c Config) Validate() error {
 	check(c.History.QueueLimit >= c.History.BatchSize, "history.queue_limit (%d) must be at least history.batch_size (%d)", c.History.QueueLimit, c.History.BatchSize)
 	check(c.History.MaxAge >= 0, "history.max_age (%v) must not be negative (0 keeps everything)", c.History.MaxAge)
 	check(c.History.MaxPerConversation >= 0, "history.max_per_conversation (%d) must not be negative (0: no limit)", c.History.MaxPerConversation)
+	check(c.History.RecallWindow >= 0, "history.recall_window (%v) must not be negative (0: no recall or edit)", c.History.RecallWindow)
 	check(c.History.RetentionInterval >= time.Second, "history.retention_interval (%v) must be at least 1s", c.History.RetentionInterval)
 	check(c.History.Table != c.Offline.Table && c.History.Table != c.Groups.Table, "history.table %q must differ from offline.table and groups.table", c.History.Table)
 	check(c.Groups.CacheTTL > 0, "groups.cache_ttl must be positive")

@@ -296,6 +296,9 @@ func (h *Handler) Receive(env cluster.Envelope, reply *cluster.Reply) {
 			h.log.Info().Str("account", a).Int("closed", n).Str("origin", env.Origin).Msg("account disconnected by the site")
 		}
 		return
+	case "recall", "edit":
+		h.receiveChange(env, reply)
+		return
 	}
 	for _, a := range env.Drain {
 		h.redrain(a)

@@ -60,6 +60,9 @@ type Config struct {
 	// ConnectionsPerAccount bounds one account's connections on this node:
 	// an init past it is refused and its connection closed. 0 = no limit.
 	ConnectionsPerAccount int
+	// RecallWindow is how long after sending a message its sender may recall
+	// or edit it (recall.go); 0: never.
+	RecallWindow time.Duration
 }
 
 // The defaults of Config's zero fields that config.Default shares.
@@ -141,6 +144,7 @@ type Handler struct {
 	clustered    bool          // other nodes route here through Redis (a handover's route needs no registration)
 	run          string        // random per process, the prefix of generated message ids
 	seq          atomic.Uint64 // generated message ids
+	changes      changeState   // recall and edit: who takes the frames, what changed lately (recall.go)
 }
 
 // Deps are the handler's collaborators. Metrics may be nil.
@@ -275,6 +279,7 @@ func (h *Handler) Closed(c *hub.Conn, r hub.Removal) {
 	h.closedWithDelayed(c)
 	h.held.drop(c)
 	h.receipts.forget(c)
+	h.changes.dropTaker(c)
 	if r.Err != nil {
 		h.log.Error().Err(r.Err).Str("account", r.Account).Int("requeued", r.Requeued).
 			Msg("unacknowledged messages of a closed connection could not all be stored again")

@@ -34,6 +34,9 @@ func flagSpecs() []flagSpec {
 		{"read", (*Handler).readFrame, true},
 		{"unread", (*Handler).unreadFrame, true},
 		{"conversations", (*Handler).conversationsFrame, true},
+		{"recall", (*Handler).recall, true},
+		{"edit", (*Handler).edit, true},
+		{"sync", (*Handler).syncFrame, true},
 		{"pong", (*Handler).pong, false},
 		{"ack", (*Handler).receiverAck, false},
 	}

@@ -33,8 +33,8 @@ func TestFramesCountedByFlag(t *testing.T) {
 	}
 	got := fc.payloads(t)
 	last := got[len(got)-2] // the answer to dance; the broken frame's comes after
-	if last["code"] != CodeUnknownFlag || !strings.HasSuffix(last["message"].(string), "known: init, msg, group, all, online, ping, auth, history, read, unread, conversations") {
-		t.Fatalf("unknown flag answered %v; want unknown_flag listing init, msg, group, all, online, ping, auth, history, read, unread, conversations", last)
+	if last["code"] != CodeUnknownFlag || !strings.HasSuffix(last["message"].(string), "known: init, msg, group, all, online, ping, auth, history, read, unread, conversations, recall, edit, sync") {
+		t.Fatalf("unknown flag answered %v; want unknown_flag listing init, msg, group, all, online, ping, auth, history, read, unread, conversations, recall, edit, sync", last)
 	}
 
 	counts := map[string]float64{}
@@ -51,7 +51,7 @@ func TestFramesCountedByFlag(t *testing.T) {
 		}
 	}
 	want := map[string]float64{"init": 1, "msg": 0, "group": 0, "all": 0, "online": 1, "ping": 2, "pong": 1,
-		"ack": 0, "auth": 0, "history": 0, "read": 0, "unread": 0, "conversations": 0, "heart": 1, "unknown": 1, "invalid": 1}
+		"ack": 0, "auth": 0, "history": 0, "read": 0, "unread": 0, "conversations": 0, "recall": 0, "edit": 0, "sync": 0, "heart": 1, "unknown": 1, "invalid": 1}
 	for label, n := range want {
 		if got, ok := counts[label]; !ok || got != n {
 			t.Errorf("chat_frames_in_total{flag=%q} = %v (present %v); want %v", label, got, ok, n)

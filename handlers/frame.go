@@ -13,7 +13,6 @@ import (
 // server did; known fields are type-checked.
 type Frame struct {
 	Flag         string
-	Heart        bool // {"type":"heart"}: the seed clients' heartbeat
 	From         string
 	To           string
 	Content      string
@@ -26,7 +25,14 @@ type Frame struct {
 	// default). read: Group (or To) and ID, the newest message read.
 	With, Group, Before string
 	Limit               int
+	// recall, edit, sync and init's "sync" and "recall" (sync.go).
+	Since map[string]int64
 
+	// The flags together, after the strings: no padding between them, so
+	// that the frame stays in its allocation size class (192 bytes).
+	Heart                      bool // {"type":"heart"}: the seed clients' heartbeat
+	Recall                     bool // init "recall": this connection takes recall and edit frames
+	hasSince                   bool
 	hasFrom, hasTo, hasContent bool
 }
 
@@ -86,6 +92,9 @@ func Decode(data []byte) (Frame, *Error) {
 		if e = historyFields(&f, raw); e != nil {
 			return f, e
 		}
+	}
+	if e = changeFields(&f, raw); e != nil {
+		return f, e
 	}
 	if f.Flag == "" && !f.Heart {
 		return f, newError(CodeMissingField, "flag is required (init, msg, all, online, ping)")

@@ -43,6 +43,10 @@ type HistoryMessage struct {
 	Group   string `json:"group,omitempty"`
 	Content string `json:"content"`
 	Time    int64  `json:"time"`
+	// Recalled: its sender took it back (content is ""); Edited: when its
+	// sender last replaced the content (unix seconds). Absent otherwise.
+	Recalled bool  `json:"recalled,omitempty"`
+	Edited   int64 `json:"edited,omitempty"`
 }
 
 // HistoryPage is a page of a conversation, oldest first.
@@ -142,7 +146,7 @@ func (h *Handler) History(ctx context.Context, r HistoryRequest) (HistoryPage, e
 	page.More = more
 	page.Messages = make([]HistoryMessage, len(entries))
 	for i, e := range entries {
-		page.Messages[i] = HistoryMessage{ID: e.ID, Seq: e.Seq, From: e.From, To: e.To, Group: e.Group, Content: e.Content, Time: e.Time}
+		page.Messages[i] = historyMessage(e)
 	}
 	return page, nil
 }

@@ -85,5 +85,6 @@ func (h *Handler) init(c *hub.Conn, f *Frame) error {
 		h.held.start(c)
 		h.drains.submit(drainJob{c: c, account: f.From, peer: peer, seq: seq})
 	}
+	h.initChanges(c, f)
 	return nil
 }

@@ -56,6 +56,10 @@ func (it *message) Store() error {
 // that closed without acknowledging it, or held for one): it must not be
 // refused for a full queue, or it is lost.
 func (it *message) Requeue() error {
+	if !it.h.changes.apply(&it.m) { // recalled since it went through (recall.go)
+		it.report(true, 0)
+		return nil
+	}
 	t, err := it.h.queue.EnqueueAccepted(it.m)
 	if err == nil {
 		if it.h.notifier != nil {

@@ -32,6 +32,7 @@ type field struct {
 type fields struct {
 	flag, typ, from, to, content, token, cid, ack, id field
 	with, group, before, limit                        field // history
+	since, sync, recall                               field // sync, init (sync.go)
 }
 
 // scanObject reads the top-level members of a valid JSON object.
@@ -92,6 +93,12 @@ func (f *fields) set(key string, v field) bool {
 		f.before = v
 	case "limit":
 		f.limit = v
+	case "since":
+		f.since = v
+	case "sync":
+		f.sync = v
+	case "recall":
+		f.recall = v
 	default:
 		return false
 	}

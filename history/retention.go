@@ -69,6 +69,7 @@ func (s *Store) RunRetention(ctx context.Context, r Retention, touched func() []
 			n, err := s.Trim(ctx, convs, r.MaxPerConv)
 			report(ctx, log, err, n, "history.max_per_conversation")
 		}
+		s.pruneChanges(ctx, r, now, log)
 		select {
 		case <-ctx.Done():
 			return

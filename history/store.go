@@ -27,6 +27,10 @@ type Entry struct {
 	Group   string // the group of a group message, "" for one-to-one
 	Content string
 	Time    int64 // unix seconds
+	// Recalled: its sender took it back (Content is empty); Edited: when its
+	// sender last replaced Content (unix seconds), 0 if never (recall.go).
+	Recalled bool
+	Edited   int64
 }
 
 // Conv is the conversation key of e: the two accounts sorted, or "g:<group>".
@@ -227,6 +231,9 @@ func (s *Store) Page(ctx context.Context, conv, before string, limit int) (entri
 	}
 	for i, j := 0, len(entries)-1; i < j; i, j = i+1, j-1 {
 		entries[i], entries[j] = entries[j], entries[i]
+	}
+	if err := s.applyChanges(ctx, conv, entries); err != nil {
+		return nil, false, err
 	}
 	return entries, more, nil
 }

@@ -36,6 +36,7 @@ type config struct {
 	json           bool
 	broadcaster    string
 	maxTime        time.Duration
+	protocol       string // "" (legacy) or protoCentrifugo
 
 	steps     []int // idle
 	settleMax time.Duration
@@ -73,7 +74,8 @@ type config struct {
 
 var scenarios = []string{"idle", "broadcast", "pairs", "offline", "handover"}
 
-const usageHead = `chatload: load generator for the legacy chat protocol (init/msg/all/ping).
+const usageHead = `chatload: load generator for the legacy chat protocol (init/msg/all/ping),
+or, with -protocol centrifugo, Centrifugo's JSON client protocol (idle, broadcast, pairs).
 
 usage: chatload SCENARIO [flags]     SCENARIO: idle | broadcast | pairs | offline | handover
 
@@ -112,6 +114,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&c.scenario, "scenario", "", "scenario (alternative to the first argument)")
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:9100", "server host:port (loopback or the server under test); several nodes: a comma-separated list, each account connects to one by a hash of its name")
 	fs.StringVar(&c.path, "path", "/", "WebSocket path")
+	fs.StringVar(&c.protocol, "protocol", "legacy", "client protocol: legacy, or centrifugo (Centrifugo's JSON protocol: connect, subscribe to "+cfAnnounce+" and to the account's personal channel, publish into the receiver's; -path is then usually /connection/websocket; idle, broadcast and pairs only)")
 	fs.IntVar(&c.conns, "conns", 1000, "connections (idle, broadcast; pairs default -conns/2 pairs)")
 	fs.StringVar(&c.prefix, "prefix", "", "account prefix, [A-Za-z0-9.-] (default: random per run)")
 	fs.IntVar(&c.workers, "workers", 0, "worker processes (0: enough for -per-worker each)")
@@ -137,7 +140,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.IntVar(&c.k, "k", 20, "broadcast: number of \"all\" frames")
 	fs.DurationVar(&c.roundTimeout, "round-timeout", 10*time.Second, "broadcast: max wait for one fan-out to complete")
 	fs.StringVar(&c.broadcastAPI, "broadcast-api", "", "broadcast: POST each announcement to this side API URL (http://HOST:PORT/api/broadcast, from -broadcaster) instead of an \"all\" frame; every connection is then a receiver")
-	fs.StringVar(&c.apiSecret, "api-secret", "", "broadcast: bearer secret for -broadcast-api (default: $CHAT_API_SECRET)")
+	fs.StringVar(&c.apiSecret, "api-secret", "", "broadcast: bearer secret for -broadcast-api (default: $CHAT_API_SECRET); with -protocol centrifugo, its HTTP API key")
 	fs.IntVar(&c.pairs, "pairs", 0, "pairs: sender->receiver pairs (0: -conns/2)")
 	fs.Float64Var(&c.rate, "rate", 0, "pairs/offline: total msg/s (0: flat out)")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "pairs: sending time")
@@ -221,13 +224,32 @@ func (c *config) validate() error {
 	case c.pingConns > 0 && c.pingEvery < time.Millisecond:
 		return errors.New("-ping-every: at least 1ms")
 	}
+	switch c.protocol {
+	case "legacy", "":
+		c.protocol = ""
+	case protoCentrifugo:
+		if c.scenario != "idle" && c.scenario != "broadcast" && c.scenario != "pairs" {
+			return fmt.Errorf("-protocol centrifugo: scenario %s does not map to it (idle, broadcast, pairs)", c.scenario)
+		}
+		if c.gcSignal {
+			return errors.New("-protocol centrifugo: no -gc-signal (Centrifugo does not handle SIGUSR1: it would exit)")
+		}
+		if c.tls || c.appHeartbeat || c.initWait > 0 || c.pingConns > 0 {
+			return errors.New("-protocol centrifugo: -tls, -heartbeat-app, -init-wait and -ping-conns are not supported")
+		}
+		if c.scenario == "broadcast" && c.broadcastAPI == "" {
+			c.broadcastAPI = "http://" + strings.Split(c.addr, ",")[0] + "/api/publish"
+		}
+	default:
+		return fmt.Errorf("-protocol %q: want legacy or centrifugo", c.protocol)
+	}
 	if c.broadcastAPI != "" {
 		u, err := url.Parse(c.broadcastAPI)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("-broadcast-api %q: want http://HOST:PORT/api/broadcast", c.broadcastAPI)
+			return fmt.Errorf("-broadcast-api %q: want http://HOST:PORT/api/broadcast (Centrifugo: /api/publish)", c.broadcastAPI)
 		}
 		if c.apiSecret == "" {
-			return errors.New("-broadcast-api needs -api-secret or CHAT_API_SECRET")
+			return errors.New("-broadcast-api needs -api-secret or CHAT_API_SECRET (Centrifugo: its http_api.key)")
 		}
 	}
 	if c.scenario == "handover" {

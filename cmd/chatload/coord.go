@@ -114,7 +114,10 @@ func (c *coord) setup(ctx context.Context) error {
 		Addr: c.cfg.addr, Path: c.cfg.path, SrcIPs: c.cfg.srcIPs, DialConc: c.cfg.dialConc, TLS: c.cfg.tls, Insecure: c.cfg.insecure,
 		ConnectTimeout: int64(c.cfg.connectTimeout), InitWait: int64(c.cfg.initWait),
 		Heartbeat: int64(c.cfg.heartbeat), AppHeartbeat: c.cfg.appHeartbeat, Size: c.cfg.size,
-		AckInit: c.cfg.scenario == "handover",
+		AckInit: c.cfg.scenario == "handover", Proto: c.cfg.protocol,
+	}
+	if s.Proto == protoCentrifugo {
+		s.Heartbeat = 0 // Centrifugo pings every client itself; the worker answers
 	}
 	return c.pool.all(func(_ int, wp *workerProc) error {
 		_, err := wp.call(ctx, "setup", args{Setup: s})

@@ -39,6 +39,8 @@ type setupArgs struct {
 	// AckInit inits with "ack":true (receivers acknowledge what they get) and
 	// has senders put a cid on each message (handover scenario).
 	AckInit bool `json:"ack_init,omitempty"`
+	// Proto is "" for the legacy protocol or protoCentrifugo.
+	Proto string `json:"proto,omitempty"`
 }
 
 // pairSpec names one sender -> receiver stream of N messages (N is used by

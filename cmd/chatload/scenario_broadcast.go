@@ -19,7 +19,7 @@ func (c *coord) broadcast(ctx context.Context) error {
 	var send func(ctx context.Context, seq int64) error
 	var api *apiSender
 	if cfg.broadcastAPI != "" {
-		api = newAPISender(cfg.broadcastAPI, cfg.apiSecret, cfg.broadcaster, cfg.size, cfg.roundTimeout)
+		api = newAPISender(cfg.broadcastAPI, cfg.apiSecret, cfg.broadcaster, cfg.size, cfg.roundTimeout, cfg.protocol == protoCentrifugo)
 		send = api.send
 	} else {
 		send = func(ctx context.Context, seq int64) error {

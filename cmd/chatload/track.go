@@ -107,13 +107,20 @@ func (t *pairTrack) send() error {
 	}
 	t.nextSeq++
 	now := time.Now().UnixNano()
-	b := append(t.buf[:0], `{"flag":"msg","from":"`...)
-	b = append(b, t.from...)
-	b = append(b, `","to":"`...)
-	b = append(b, t.to...)
-	b = append(b, `","content":"`...)
-	b = appendContent(b, t.f.kind, t.nextSeq, now, t.f.size)
-	b = append(b, `"}`...)
+	var b []byte
+	if t.sender.w.setup.Proto == protoCentrifugo {
+		b = appendCfPublishHead(t.buf[:0], t.sender.cfNext.Add(1)+cfFirstFreeID-1, t.to, t.from)
+		b = appendContent(b, t.f.kind, t.nextSeq, now, t.f.size)
+		b = append(b, cfPublishTail...)
+	} else {
+		b = append(t.buf[:0], `{"flag":"msg","from":"`...)
+		b = append(b, t.from...)
+		b = append(b, `","to":"`...)
+		b = append(b, t.to...)
+		b = append(b, `","content":"`...)
+		b = appendContent(b, t.f.kind, t.nextSeq, now, t.f.size)
+		b = append(b, `"}`...)
+	}
 	t.buf = b
 	if err := t.sender.writeText(b); err != nil {
 		t.nextSeq--

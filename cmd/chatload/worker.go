@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -208,6 +209,10 @@ func (wk *worker) closed(c *wsConn) {
 		return
 	}
 	c.signal(errClosedEarly)
+	if cf := c.closeBy.Load(); cf != nil && wk.setup.Proto == protoCentrifugo {
+		// Centrifugo says why it disconnects in the close frame (e.g. 3012 no pong).
+		wk.st.serverError([]byte("close "+strconv.Itoa(cf.code)), []byte(cf.reason))
+	}
 	if c.opened.Load() {
 		wk.st.open.Add(-1)
 		wk.st.closed.Add(1)

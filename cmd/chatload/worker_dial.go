@@ -135,6 +135,12 @@ func (wk *worker) dial(ctx context.Context, account string, idx int) error {
 func (wk *worker) afterUpgrade(c *wsConn) {
 	c.opened.Store(true)
 	wk.st.open.Add(1)
+	if wk.setup.Proto == protoCentrifugo {
+		if err := c.writeText(cfConnectCmd()); err != nil {
+			c.signal(err)
+		}
+		return
+	}
 	init := fmt.Appendf(nil, `{"flag":"init","from":%q}`, c.account)
 	if wk.setup.AckInit {
 		init = fmt.Appendf(nil, `{"flag":"init","from":%q,"ack":true}`, c.account)
@@ -155,6 +161,12 @@ func (wk *worker) afterUpgrade(c *wsConn) {
 // onText handles one complete text message (payload valid for the call).
 func (wk *worker) onText(c *wsConn, payload []byte) {
 	wk.st.textIn.Add(1)
+	if wk.setup.Proto == protoCentrifugo {
+		if err := parseCfFrame(payload, func(r *cfReply) { wk.onCentrifugo(c, r) }); err != nil {
+			wk.st.unexpected.Add(1)
+		}
+		return
+	}
 	var f fields
 	if err := scanFields(payload, &f); err != nil {
 		wk.st.unexpected.Add(1)

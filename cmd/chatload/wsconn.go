@@ -32,6 +32,9 @@ type wsConn struct {
 	pending  []byte // partial frame carried to the next read
 	frag     []byte // fragmented message being assembled
 
+	cfNext atomic.Uint32 // -protocol centrifugo: publish commands sent (their ids follow the handshake's)
+	cfSubs atomic.Int32  // -protocol centrifugo: subscriptions answered (ready at 2)
+
 	wmu    sync.Mutex // serialises control-frame writes built in wbuf
 	wbuf   []byte
 	closed atomic.Bool

@@ -179,6 +179,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, assets As
 		AckMemory:         cfg.Limits.AckMemory,
 
 		ConnectionsPerAccount: cfg.Limits.ConnectionsPerAccount,
+		RecallWindow:          cfg.History.RecallWindow,
 	}
 	if cfg.Auth.Mode == "jwt" {
 		v, err := auth.New(auth.Config{Secret: cfg.Auth.JWTSecret, PublicKeyFile: cfg.Auth.JWTPublicKeyFile, Issuer: cfg.Auth.JWTIssuer,
