@@ -24,7 +24,7 @@ var browserChecks = []string{
 	"two-pages", "xss-as-text", "group", "error-shown", "announcement",
 	"library-umd", "library-protocol", "mini-program-adapter", "library-close-codes",
 	"offline-drain", "restart", "token", "disconnect", "token-refresh", "reload",
-	"receipts", "stream-cut", "history-reload", "screenshots",
+	"receipts", "recall", "stream-cut", "history-reload", "screenshots",
 }
 
 // browserStream is how many messages browser.mjs streams to the page whose
@@ -32,7 +32,7 @@ var browserChecks = []string{
 const browserStream = 120
 
 // browserScreenshots are the files browser.mjs saves.
-var browserScreenshots = []string{"alice-desktop.png", "rita-history.png", "alice-outage.png", "bob-phone-signin.png", "bob-phone.png", "bob-phone-list.png"}
+var browserScreenshots = []string{"alice-desktop.png", "rita-history.png", "bob-recalled.png", "alice-outage.png", "bob-phone-signin.png", "bob-phone.png", "bob-phone-list.png"}
 
 // TestBrowser drives the chat page (web/static) in Debian's headless Chromium
 // with playwright-core (web/test/browser.mjs) against the real server on
@@ -43,7 +43,8 @@ var browserScreenshots = []string{"alice-desktop.png", "rita-history.png", "alic
 // reconnecting, a token typed into the sign-in form, a disconnect by the site
 // (4004) shown on the page, the library renewing its token in band and
 // after a 4003 close (token expired), read receipts between two tabs and
-// unread counts from the server, a page whose connection is cut (through a
+// unread counts from the server, a message recalled (its placeholder live and
+// from history), a page whose connection is cut (through a
 // TCP proxy) while a stream of messages comes in and shows each of them once, in
 // the order sent (the link first goes silent, as a phone's network does, so
 // the server writes into it for a while), and a new tab that reads the conversation back from the

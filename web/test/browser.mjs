@@ -659,7 +659,23 @@ try {
     !document.querySelector('#convs button[data-key="user:alice"] .badge'));
   ok('receipts', 'a second tab shows the server\'s unread count; opening the conversation marks alice\'s message read on her page and clears the badge on the first tab');
 
+  // --- a recall: the placeholder live, and from history after a reload ---
+  await alice.locator('#messages li.msg.out', { hasText: 'did you read this?' }).locator('button.recall').click();
+  await waitFor(bob2, 'the recalled placeholder', () =>
+    [...document.querySelectorAll('#messages li.msg.in[data-recalled="true"]')].some((li) => li.textContent.includes('This message was recalled')));
+  await waitFor(alice, 'the recall on the sender\'s page', () =>
+    [...document.querySelectorAll('#messages li.msg.out[data-recalled="true"]')].some((li) => li.textContent.includes('You recalled this message')));
+  check(!(await bob2.locator('#messages').textContent()).includes('did you read this?'), 'bob2: the recalled text is still shown');
+  await bob2.evaluate(() => sessionStorage.removeItem('chat.history.bob')); // only history can say it now
+  await bob2.reload();
+  await connIs(bob2, 'online');
+  await openNew(bob2, 'user', 'alice');
+  await waitFor(bob2, 'the recalled placeholder from history', () =>
+    !!document.querySelector('#messages li.msg.in[data-recalled="true"][data-history="true"]'));
+  check(!(await bob2.locator('#messages').textContent()).includes('did you read this?'), 'bob2: history shows the recalled text');
+  await shot(bob2, 'bob-recalled.png');
   await bob2.close();
+  ok('recall', 'alice recalls her message: bob\'s page shows the placeholder instead, live and from history after a reload');
 
   // --- a connection cut while messages stream in: each shown once, in order ---
   // rita's page loads through a TCP proxy; sam (the library in a page of its
