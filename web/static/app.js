@@ -489,6 +489,7 @@ function bubble(c, m) {
   if (m.id) li.dataset.id = m.id;
   if (m.history) li.dataset.history = 'true';
   if (m.read) li.dataset.read = 'true';
+  if (typeof m.readBy === 'number') li.dataset.readBy = String(m.readBy);
   if (m.recalled) {
     li.dataset.recalled = 'true';
     li.classList.add('recalled');

@@ -657,7 +657,18 @@ try {
     'alice: the read message does not say so');
   await waitFor(bob, 'the badge of alice dropped (read on another tab)', () =>
     !document.querySelector('#convs button[data-key="user:alice"] .badge'));
-  ok('receipts', 'a second tab shows the server\'s unread count; opening the conversation marks alice\'s message read on her page and clears the badge on the first tab');
+  // In a group the sender hears how many members have read her message.
+  await openNew(alice, 'group', 'team');
+  await say(alice, 'team, read this?');
+  await bubble(alice, 'out', 'team, read this?', { status: ['pushed', 'stored'] });
+  await openNew(bob2, 'group', 'team');
+  await bubble(bob2, 'in', 'team, read this?');
+  await bubble(alice, 'out', 'team, read this?', { readBy: '1' });
+  check((await alice.locator('#messages li.msg.out[data-read-by="1"] .meta').last().textContent()).includes('read by 1'),
+    'alice: the group message does not say how many read it');
+  ok('receipts', 'a second tab shows the server\'s unread count; opening the conversation marks alice\'s message read on her page and clears the badge on the first tab; in a group alice sees "read by 1"');
+  await openListed(alice, 'user:bob');
+  await openListed(bob2, 'user:alice');
 
   // --- a recall: the placeholder live, and from history after a reload ---
   await alice.locator('#messages li.msg.out', { hasText: 'did you read this?' }).locator('button.recall').click();
