@@ -204,10 +204,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, assets As
 		if err != nil {
 			return nil, err
 		}
-		deps.History = struct {
-			history.Recorders
-			*history.Store
-		}{recorders, hs}
+		deps.History = historyDeps{recorders, hs, a.history}
 		deps.Reads = reads
 	}
 	if cfg.Notify.URL != "" {

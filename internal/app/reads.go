@@ -59,3 +59,15 @@ func (a *App) closeReads(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// historyDeps is the history as the handlers see it: every message recorded
+// by the history writer and the conversation index, read from the store, and
+// Flush (recall and edit wait for the history writer before they look a
+// message up).
+type historyDeps struct {
+	history.Recorders
+	*history.Store
+	writer *history.Writer
+}
+
+func (h historyDeps) Flush(ctx context.Context) error { return h.writer.Flush(ctx) }
