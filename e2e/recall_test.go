@@ -80,6 +80,15 @@ func TestRecall(t *testing.T) {
 			if m := byID(ts.pageOf("bob", "alice"), id); m == nil || m["recalled"] != true || m["content"] != "" {
 				t.Fatalf("history of the recalled message = %v", m)
 			}
+			// The conversation list shows its newest message recalled.
+			bob.send(`{"flag":"conversations"}`)
+			if f := bob.next(5 * time.Second); f["flag"] != "conversations" {
+				t.Fatalf("bob's conversations answer = %v", f)
+			} else if convs, _ := f["conversations"].([]any); len(convs) == 0 {
+				t.Fatalf("bob's conversations = %v; want the one with alice", f)
+			} else if last, _ := convs[0].(map[string]any)["last"].(map[string]any); last["id"] != id || last["recalled"] != true || last["content"] != "" {
+				t.Fatalf("the conversation's last message = %v; want %s recalled", last, id)
+			}
 
 			// Refusals: nothing changes.
 			alice.send(`{"flag":"msg","from":"alice","to":"bob","content":"stays"}`)

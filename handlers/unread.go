@@ -6,6 +6,7 @@ import (
 	"sort"
 	"time"
 
+	"chatserver/history"
 	"chatserver/hub"
 )
 
@@ -105,6 +106,12 @@ func (h *Handler) Unread(ctx context.Context, account string) (UnreadCounts, err
 	return u, nil
 }
 
+// changeMarks marks a conversation's newest message recalled or edited
+// (history.Store, with recall and edit).
+type changeMarks interface {
+	ApplyChanges(ctx context.Context, conv string, entries []history.Entry) error
+}
+
 // Conversations answers account's conversations (one-to-one ones and its
 // groups), newest message first, each with its last message and unread
 // count; countsOnly leaves the last messages out of the reads.
@@ -146,7 +153,16 @@ func (h *Handler) Conversations(ctx context.Context, account string, countsOnly 
 				return l, newError(CodeUnavailable, "the conversations cannot be read right now; try again")
 			}
 			if ok {
-				s.Last = &HistoryMessage{ID: e.ID, Seq: e.Seq, From: e.From, To: e.To, Group: e.Group, Content: e.Content, Time: e.Time}
+				if cm, marks := h.history.(changeMarks); marks {
+					es := []history.Entry{e}
+					if err := cm.ApplyChanges(ctx, cv.Conv, es); err != nil {
+						h.log.Error().Err(err).Str("conv", cv.Conv).Msg("last message's recall or edit not read")
+						return l, newError(CodeUnavailable, "the conversations cannot be read right now; try again")
+					}
+					e = es[0]
+				}
+				m := historyMessage(e)
+				s.Last = &m
 				s.seq = e.Seq
 			} else if cv.Group == "" {
 				continue // its messages were deleted (retention)

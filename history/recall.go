@@ -115,6 +115,12 @@ func (s *Store) change(ctx context.Context, what, conv, id, content, upsert stri
 	return nil
 }
 
+// ApplyChanges sets Recalled and Edited on entries of conv (read elsewhere,
+// e.g. the newest message of a conversation list) from the change table.
+func (s *Store) ApplyChanges(ctx context.Context, conv string, entries []Entry) error {
+	return s.applyChanges(ctx, conv, entries)
+}
+
 // applyChanges sets Recalled and Edited on the entries of conv that have a
 // row in the change table: one lookup by primary key for the page's ids.
 func (s *Store) applyChanges(ctx context.Context, conv string, entries []Entry) error {

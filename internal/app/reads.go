@@ -60,11 +60,10 @@ func (a *App) closeReads(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// historyDeps is the handler's History: the recorders (the history writer and
-// the conversation index) take each message, the store reads pages and
-// applies recalls and edits, and Flush waits for the history writer, so that
-// a recall, edit or sync finds a message accepted a moment ago
-// (handlers.Changes).
+// historyDeps is the history as the handlers see it: every message recorded
+// by the history writer and the conversation index, read from the store, and
+// Flush (recall and edit wait for the history writer before they look a
+// message up).
 type historyDeps struct {
 	history.Recorders
 	*history.Store
@@ -72,7 +71,3 @@ type historyDeps struct {
 }
 
 func (h historyDeps) Flush(ctx context.Context) error { return h.writer.Flush(ctx) }
-
-// Without Flush the handler finds no handlers.Changes and answers every
-// recall, edit and sync "not enabled": a build error instead.
-var _ handlers.Changes = historyDeps{}
