@@ -94,7 +94,8 @@ function start(account, token) {
   });
   client.on('sent', onSent);
   client.on('ack', settle);
-  client.on('open', () => {
+  client.on('open', (o) => {
+    if (!o.reconnected) listConversations();
     pollPresence();
     const c = convs.get(active);
     if (c && !older.has(c.key)) loadOlder(c); // the newest page, once per page load
@@ -265,6 +266,23 @@ function onUnread(u) {
   renderList();
   markRead(convs.get(active));
   save();
+}
+
+// listConversations adds the account's conversations the server knows
+// ({"flag":"conversations"}) with their newest message, so that a new tab or
+// device lists them; once per page load. An older server refuses it: nothing.
+function listConversations() {
+  const account = me;
+  client.conversations().then((l) => {
+    if (account !== me) return;
+    for (const s of l.conversations) {
+      const c = s.group ? conversation('group', s.group) : s.with ? conversation('user', s.with) : null;
+      if (c && s.last && s.last.id) mergeHistory(c, [s.last]);
+    }
+    renderList();
+    if (convs.get(active)) renderConversation(true);
+    save();
+  }, () => {});
 }
 
 // onChange applies a recall or an edit to the message it names (the

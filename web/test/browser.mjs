@@ -757,6 +757,8 @@ try {
   await harness('history-written');
   const rita2 = watch(await desk.newPage(), 'rita2');
   await login(rita2, 'rita', '', proxyBase);
+  await waitFor(rita2, 'sam listed with the newest message (the server\'s conversation list)', () =>
+    document.querySelector('#convs button[data-key="user:sam"] .preview')?.textContent === 'stream 120');
   await openNew(rita2, 'user', 'sam');
   await waitFor(rita2, 'the newest page of history', (f) => eval(f)().length >= 50, '(' + streamBubbles + ')');
   const firstPage = await rita2.evaluate((f) => eval(f)().length, '(' + streamBubbles + ')');
@@ -779,7 +781,7 @@ try {
     ['idle', 'done'].includes(document.querySelector('#messages li.older')?.dataset.state));
   const reloaded = await rita2.evaluate((f) => eval(f)().map((li) => li.querySelector('.body').textContent + '#' + li.dataset.id).join('\n'), '(' + streamBubbles + ')');
   check(reloaded === want, `after a reload the tab does not show the stream once and in order:\n${reloaded}`);
-  ok('history-reload', `a new tab shows the newest ${firstPage} from history, scrolling up loads the rest down to the first; after a reload each is shown once, in order`);
+  ok('history-reload', `a new tab lists sam with his newest message (conversations), shows the newest ${firstPage} from history, scrolling up loads the rest down to the first; after a reload each is shown once, in order`);
   await sam.evaluate(() => window.sam.close());
 
   // --- screenshots ---
