@@ -25,6 +25,10 @@ import (
 type Check struct {
 	Name string
 	Ping func(ctx context.Context) error
+	// Advisory: a failure is named in the answer ("fail") but leaves the
+	// node ready. For what an operator should see, and a load balancer must
+	// not act on (taking every node out would not help).
+	Advisory bool
 }
 
 // Config says what /readyz checks and how often. Zero durations take the
@@ -95,7 +99,8 @@ func (p *Probes) ServeHealth(w http.ResponseWriter, _ *http.Request) {
 
 // ServeReady answers 200 {"ready":true,"draining":false,"checks":{"sql":"ok"}}
 // when every check passes, and 503 with ready false when one fails (named
-// "fail") or the server is draining.
+// "fail") or the server is draining. An advisory check's failure is named
+// and leaves the answer 200, ready.
 func (p *Probes) ServeReady(w http.ResponseWriter, r *http.Request) {
 	if p.Draining() {
 		write(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "draining": true, "checks": map[string]string{}})
@@ -169,9 +174,11 @@ func (p *Probes) run() round {
 		res.checks[c.Name] = "ok"
 		if failed {
 			res.checks[c.Name] = "fail"
-			res.ok = false
+			res.ok = res.ok && c.Advisory
 		}
 		switch {
+		case failed && !p.failing[c.Name] && c.Advisory:
+			p.log.Warn().Err(errs[i]).Str("check", c.Name).Msg("an advisory readiness check fails (still ready)")
 		case failed && !p.failing[c.Name]:
 			p.log.Warn().Err(errs[i]).Str("check", c.Name).Msg("not ready: a readiness check fails")
 		case !failed && p.failing[c.Name]:

@@ -201,3 +201,33 @@ func TestDrainingIsNotReady(t *testing.T) {
 		t.Fatalf("healthz while draining: %d; want 200 (the process is alive)", code)
 	}
 }
+
+// TestAdvisoryCheckNamedButStillReady: an advisory check that fails is named
+// "fail" and logged, and the node stays ready (200); a regular one failing
+// beside it still makes it unready.
+func TestAdvisoryCheckNamedButStillReady(t *testing.T) {
+	var sqlDown atomic.Bool
+	var logs syncBuffer
+	p := New(Config{Reuse: time.Nanosecond, Checks: []Check{
+		{Name: "sql", Ping: func(context.Context) error {
+			if sqlDown.Load() {
+				return errors.New("sql down")
+			}
+			return nil
+		}},
+		{Name: "notify", Advisory: true, Ping: func(context.Context) error { return errors.New("site failing for 6m") }},
+	}}, zerolog.New(&logs))
+	url := serve(t, p)
+	code, v, raw := get(t, url+"/readyz")
+	checks, _ := v["checks"].(map[string]any)
+	if code != http.StatusOK || v["ready"] != true || checks["notify"] != "fail" || checks["sql"] != "ok" {
+		t.Fatalf("readyz = %d %s; want 200, ready, notify named fail", code, raw)
+	}
+	if !strings.Contains(logs.String(), "site failing for 6m") {
+		t.Fatalf("the advisory failure was not logged: %s", logs.String())
+	}
+	sqlDown.Store(true)
+	if code, _, raw := get(t, url+"/readyz"); code != http.StatusServiceUnavailable {
+		t.Fatalf("readyz with sql down = %d %s; want 503", code, raw)
+	}
+}

@@ -10,12 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path"
 	"regexp"
-	"sort"
 	"strings"
 
 	"chatserver/internal/sqlin"
+	"chatserver/offline"
 )
 
 // Entry is one message of a conversation.
@@ -114,53 +113,17 @@ func NewStore(db *sql.DB, dialect Dialect, table string) (*Store, error) {
 	}}, nil
 }
 
-// Migrate creates the table from <dialect>/*.sql under migrations (the
-// module's sql/history), in name order; `{history_table}` stands for the
-// table name. Every file is safe to run again.
+// Migrate creates the tables from <dialect>/*.sql under migrations (the
+// module's sql/history), in name order, with the offline pool's migration
+// runner (the same guards, and with MySQL the same named lock, so nodes
+// starting at once do not run an ALTER twice); `{history_table}` stands for
+// the table name. Every file is safe to run again.
 func (s *Store) Migrate(ctx context.Context, migrations fs.FS) error {
-	files, err := fs.Glob(migrations, string(s.dialect)+"/*.sql")
-	if err != nil {
-		return fmt.Errorf("history: list migrations: %w", err)
-	}
-	if len(files) == 0 {
-		return fmt.Errorf("history: no migrations under %s/", s.dialect)
-	}
-	sort.Strings(files)
-	r := strings.NewReplacer("{history_table}", s.table)
-	for _, name := range files {
-		body, err := fs.ReadFile(migrations, name)
-		if err != nil {
-			return fmt.Errorf("history: read %s: %w", name, err)
-		}
-		for _, st := range statements(string(body)) {
-			if _, err := s.db.ExecContext(ctx, r.Replace(st)); err != nil {
-				return fmt.Errorf("history: migration %s: %w", path.Base(name), err)
-			}
-		}
+	names := map[string]string{"history_table": s.table}
+	if err := offline.RunMigrations(ctx, s.db, offline.Dialect(s.dialect), migrations, s.table, names); err != nil {
+		return fmt.Errorf("history: %w", err)
 	}
 	return nil
-}
-
-// statements splits a file at ';' ending a line, leaving out comment lines.
-func statements(body string) []string {
-	var out []string
-	var cur strings.Builder
-	for _, line := range strings.Split(body, "\n") {
-		trimmed := strings.TrimSpace(line)
-		if trimmed == "" || strings.HasPrefix(trimmed, "--") {
-			continue
-		}
-		cur.WriteString(line)
-		cur.WriteByte('\n')
-		if strings.HasSuffix(trimmed, ";") {
-			out = append(out, strings.TrimSpace(cur.String()))
-			cur.Reset()
-		}
-	}
-	if rest := strings.TrimSpace(cur.String()); rest != "" {
-		out = append(out, rest)
-	}
-	return out
 }
 
 // Insert writes entries in one multi-row INSERT, in the order given. A message

@@ -161,11 +161,7 @@ func New(cfg Config, d Deps) (*Notifier, error) {
 		Name: "chat_notify_failing_seconds",
 		Help: "How long this node's posts to notify.url have been failing (0 once the site answered 2xx).",
 	}, func() float64 {
-		since := n.failingSince.Load()
-		if since == 0 {
-			return 0
-		}
-		return float64(n.now().UnixMilli()-since) / 1000
+		return n.Failing().Seconds()
 	})
 	if reg != nil {
 		for _, c := range []prometheus.Collector{n.sent, n.dead, n.cancelled, failing} {
@@ -237,6 +233,16 @@ func (n *Notifier) Online(account string) {
 	if (held || n.cfg.Grace > 0) && !n.stopped {
 		n.addLocked(op{kind: opCancel, account: account, at: n.now()})
 	}
+}
+
+// Failing says how long this node's posts to notify.url have been failing
+// (0 once the site answered 2xx).
+func (n *Notifier) Failing() time.Duration {
+	since := n.failingSince.Load()
+	if since == 0 {
+		return 0
+	}
+	return time.Duration(n.now().UnixMilli()-since) * time.Millisecond
 }
 
 // Stop drops the presence changes still in their debounce, writes the newest

@@ -35,6 +35,7 @@ import (
 	"chatserver/history"
 	"chatserver/hub"
 	"chatserver/metrics"
+	"chatserver/notify"
 	"chatserver/offline"
 	"chatserver/presence"
 	"chatserver/server"
@@ -60,6 +61,7 @@ type App struct {
 	spoolHeld int // rows a previous run left in the spool
 	writer    *offline.Writer
 	history   *history.Writer       // nil: history off
+	notifier  *notify.Notifier      // nil: notify.url unset
 	convs     *history.ConvIndex    // the conversation list's writer; nil: history off
 	cursors   *history.CursorWriter // the read cursors' writer; nil: history off
 	stopKeep  context.CancelFunc    // stops history retention
@@ -213,6 +215,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, assets As
 			return nil, err
 		}
 		deps.Notifier = n
+		a.notifier = n
 	}
 	var bus *cluster.Bus
 	if cfg.Cluster.Enabled {

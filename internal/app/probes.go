@@ -3,9 +3,14 @@ package app
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"chatserver/health"
 )
+
+// notifyFailingLong is how long posts to notify.url fail before /readyz
+// names "notify" failing.
+const notifyFailingLong = 5 * time.Minute
 
 // newProbes makes the /healthz and /readyz answers the WebSocket port and the
 // side API share: ready while SQL answers, the spool holds nothing (MySQL
@@ -22,6 +27,16 @@ func (a *App) newProbes() *health.Probes {
 	}
 	if a.rdb != nil {
 		checks = append(checks, health.Check{Name: "redis", Ping: func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() }})
+	}
+	if a.notifier != nil {
+		// Advisory: the site's endpoint being down is no reason to take chat
+		// nodes out of the load balancer, but the answer names it.
+		checks = append(checks, health.Check{Name: "notify", Advisory: true, Ping: func(context.Context) error {
+			if d := a.notifier.Failing(); d >= notifyFailingLong {
+				return fmt.Errorf("posts to notify.url have failed for %v", d.Round(time.Second))
+			}
+			return nil
+		}})
 	}
 	return health.New(health.Config{Checks: checks}, a.log.With().Str("component", "health").Logger())
 }
