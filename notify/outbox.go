@@ -3,11 +3,14 @@ package notify
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io/fs"
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 
 	"chatserver/offline"
 )
@@ -99,6 +102,12 @@ func (o *Outbox) Claim(ctx context.Context, node string, now time.Time, lease ti
 	for _, id := range ids {
 		res, err := o.db.ExecContext(ctx, "UPDATE `"+o.table+"` SET `next_at` = ?, `claimed_by` = ? WHERE `id` = ? AND `next_at` <= ?",
 			ms+lease.Milliseconds(), node, id, ms)
+		if lockConflict(err) {
+			// Nodes claiming at once can deadlock on the next_at index:
+			// InnoDB undid this one; the row is the other node's now, or
+			// still due for the next round.
+			continue
+		}
 		if err != nil {
 			return out, fmt.Errorf("notify: claim event %d: %w", id, err)
 		}
@@ -225,4 +234,11 @@ func (o *Outbox) Delay(ctx context.Context, id int64, next time.Time) error {
 		return fmt.Errorf("notify: delay event %d: %w", id, err)
 	}
 	return nil
+}
+
+// lockConflict: MySQL undid the statement for a deadlock (1213) or a lock
+// wait timeout (1205) with another transaction.
+func lockConflict(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205)
 }

@@ -44,7 +44,8 @@ func openOutbox(t *testing.T, engine string) *Outbox {
 	return out
 }
 
-// Nodes claiming at once each get distinct rows, every due row exactly once;
+// Nodes claiming at once each get distinct rows, every due row exactly once
+// (a claim that deadlocks with another on MariaDB skips the row, left due);
 // a claim holds a row for its lease, after which another node gets it (the
 // first node died); Retry counts the attempt and delays the row, Done removes it.
 func TestOutboxClaim(t *testing.T) {
@@ -91,6 +92,18 @@ func TestOutboxClaim(t *testing.T) {
 				}()
 			}
 			wg.Wait()
+			// A claim that lost a lock conflict left its row due: one more
+			// round, as the next tick of any node would, takes what is left.
+			rest, err := out.Claim(ctx, "sweeper", now, time.Minute, rows)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range rest {
+				if prev, ok := seen[r.EventID]; ok {
+					double = append(double, r.EventID+" by "+prev+" and sweeper")
+				}
+				seen[r.EventID] = "sweeper"
+			}
 			if len(double) > 0 || len(seen) != rows {
 				t.Fatalf("claimed %d distinct rows of %d; twice: %v", len(seen), rows, double)
 			}
