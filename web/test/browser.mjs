@@ -112,6 +112,19 @@ async function login(page, account, token = '', url = base) {
   await connIs(page, 'online');
 }
 
+// loginThroughProxy: the test's own TCP proxy (in the Go test process, under
+// the race detector) has once failed a resource of the page on a loaded
+// machine (net::ERR_SOCKET_NOT_CONNECTED), leaving the page without its
+// script. That is the harness, not the product: load the page once more.
+async function loginThroughProxy(page, account, url) {
+  try {
+    await login(page, account, '', url);
+  } catch (e) {
+    console.log(`${page.who}: ${e.message}; loading the page through the proxy again`);
+    await login(page, account, '', url);
+  }
+}
+
 // toList shows the conversation list (on a phone, the list and the open
 // conversation take turns).
 async function toList(page) {
@@ -709,7 +722,7 @@ try {
       } catch (e) { /* not ours */ }
     });
   });
-  await login(rita, 'rita', '', proxyBase);
+  await loginThroughProxy(rita, 'rita', proxyBase);
   await openNew(rita, 'user', 'sam');
   const sam = watch(await desk.newPage(), 'sam');
   await sam.goto(base + 'no-such-page');
@@ -756,7 +769,7 @@ try {
   // that tab then merges its saved copy with history without doubling any.
   await harness('history-written');
   const rita2 = watch(await desk.newPage(), 'rita2');
-  await login(rita2, 'rita', '', proxyBase);
+  await loginThroughProxy(rita2, 'rita', proxyBase);
   await waitFor(rita2, 'sam listed with the newest message (the server\'s conversation list)', () =>
     document.querySelector('#convs button[data-key="user:sam"] .preview')?.textContent === 'stream 120');
   await openNew(rita2, 'user', 'sam');
