@@ -27,7 +27,11 @@ import (
 //     come first, and a message sent after the request, in the same stream,
 //     comes after them;
 //   - while a message is in flight to one node, the next one for the same
-//     recipient goes to the same node or is stored.
+//     recipient goes to the same node or is stored; and it is stored if a
+//     copy without the storing duty of a message in flight found no live
+//     connection on one of the other nodes (the account's init there was
+//     reading its backlog, which cannot hold a row still in flight): the
+//     next copy would reach that connection live, ahead of the stored one.
 //
 // An account that is nowhere needs nothing: its next init reads every
 // committed row (a node writes an account's registration before its drain
@@ -47,8 +51,12 @@ type recipientRoute struct {
 	node     string   // node of the envelopes in flight (the one that stores)
 	nodes    []string // every node they went to (the account's other connections)
 	inflight int
-	nudging  bool // a drain request is being sent
-	tries    int  // drain requests not answered in a row
+	// missed: nodes where a copy without the duty, of a message in flight,
+	// found no live connection (dropped there). Until nothing is in flight,
+	// later messages are not sent to them.
+	missed  []string
+	nudging bool // a drain request is being sent
+	tries   int  // drain requests not answered in a row
 	// nowhereAt: when a drain request found the account connected nowhere
 	// (the entry lingers, see nowhereLinger).
 	nowhereAt time.Time
@@ -88,7 +96,8 @@ func (o *crossOrder) decide(account string, nodes []string) (send, drain bool, a
 		o.size.Add(1)
 		return true, false, nil
 	}
-	if r.storing > 0 || len(r.queue) > 0 || r.flushing || (r.inflight > 0 && (r.node != node || !subset(nodes, r.nodes))) {
+	if r.storing > 0 || len(r.queue) > 0 || r.flushing ||
+		(r.inflight > 0 && (r.node != node || !subset(nodes, r.nodes) || overlaps(nodes, r.missed))) {
 		return false, false, nil
 	}
 	// A drain request in flight may be for another node (or fail): this
@@ -110,6 +119,35 @@ func subset(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// overlaps: some node of a is in b.
+func overlaps(a, b []string) bool {
+	for _, n := range a {
+		if slices.Contains(b, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// missedThere: node answered that a copy without the storing duty (another
+// connection of account there) was not written to a live connection: the
+// account's init there is reading its backlog, or it left. Were the copy with
+// the duty then stored, that connection would get the next message live
+// before it; so while that one is in flight, the next ones are stored (and a
+// drain request follows, see afterLocked).
+func (o *crossOrder) missedThere(account, node string) {
+	if o.size.Load() == 0 {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	r := o.m[account]
+	if r == nil || r.inflight == 0 || slices.Contains(r.missed, node) {
+		return
+	}
+	r.missed = append(r.missed, node)
 }
 
 func release(acks []func()) {
@@ -136,6 +174,9 @@ func (o *crossOrder) answered(account string, stored bool) {
 	r.inflight--
 	if stored {
 		r.dirty = true // committed there: ready for a drain request
+	}
+	if r.inflight == 0 {
+		r.missed = nil
 	}
 	if r.inflight == 0 && len(r.queue) > 0 && !r.flushing {
 		r.flushing = true

@@ -162,7 +162,12 @@ func (h *Handler) fanout(from, content, group, id string, accounts []string, now
 					if !store {
 						// Another connection of an account that is here,
 						// or whose copy with the duty went elsewhere: that
-						// copy covers it, whatever this node did.
+						// copy covers it, whatever this node did. But if
+						// this node did not write it to a connection, the
+						// next message must not reach one there first.
+						if o != cluster.Pushed {
+							h.order.missedThere(copies[i].m.To, n)
+						}
 						copies[i].report(false, 0)
 						continue
 					}
