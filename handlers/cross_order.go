@@ -31,7 +31,13 @@ import (
 //     copy without the storing duty of a message in flight found no live
 //     connection on one of the other nodes (the account's init there was
 //     reading its backlog, which cannot hold a row still in flight): the
-//     next copy would reach that connection live, ahead of the stored one.
+//     next copy would reach that connection live, ahead of the stored one;
+//   - and it is stored if a message in flight was sent half a confirmation
+//     timeout ago or more: the receiving node may have left it to us (read
+//     too late, or behind one that was; cluster.Bus.late), and takes a later
+//     envelope only once it is sent a timeout after the one it left. A node
+//     frozen while a message was in flight (SIGSTOP, a long GC pause) sends
+//     the next ones on waking, before it has seen the first one time out.
 //
 // An account that is nowhere needs nothing: its next init reads every
 // committed row (a node writes an account's registration before its drain
@@ -51,6 +57,7 @@ type recipientRoute struct {
 	node     string   // node of the envelopes in flight (the one that stores)
 	nodes    []string // every node they went to (the account's other connections)
 	inflight int
+	sentAt   []time.Time // when each of the envelopes in flight was decided
 	// missed: nodes where a copy without the duty, of a message in flight,
 	// found no live connection (dropped there). Until nothing is in flight,
 	// later messages are not sent to them.
@@ -86,19 +93,21 @@ func (o *crossOrder) init(h *Handler) {
 // message before those, which may yet be stored, so this one is stored too.
 // With drain, acks are those of stored messages the request covers: call
 // them once the envelope is sent.
-func (o *crossOrder) decide(account string, nodes []string) (send, drain bool, acks []func()) {
+// With send, at is the envelope's mark for answered.
+func (o *crossOrder) decide(account string, nodes []string) (send, drain bool, acks []func(), at time.Time) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	node := nodes[0]
+	now := time.Now()
 	r := o.m[account]
 	if r == nil {
-		o.m[account] = &recipientRoute{node: node, nodes: nodes, inflight: 1}
+		o.m[account] = &recipientRoute{node: node, nodes: nodes, inflight: 1, sentAt: []time.Time{now}}
 		o.size.Add(1)
-		return true, false, nil
+		return true, false, nil, now
 	}
 	if r.storing > 0 || len(r.queue) > 0 || r.flushing ||
-		(r.inflight > 0 && (r.node != node || !subset(nodes, r.nodes) || overlaps(nodes, r.missed))) {
-		return false, false, nil
+		(r.inflight > 0 && (r.node != node || !subset(nodes, r.nodes) || overlaps(nodes, r.missed) || o.overdueLocked(r, now))) {
+		return false, false, nil, time.Time{}
 	}
 	// A drain request in flight may be for another node (or fail): this
 	// message carries its own.
@@ -108,7 +117,19 @@ func (o *crossOrder) decide(account string, nodes []string) (send, drain bool, a
 	}
 	r.node, r.nodes = node, nodes
 	r.inflight++
-	return true, drain, acks
+	r.sentAt = append(r.sentAt, now)
+	return true, drain, acks, now
+}
+
+// overdueLocked: an envelope in flight for r was sent long enough ago that
+// its receiver may have left it to us (see crossOrder).
+func (o *crossOrder) overdueLocked(r *recipientRoute, now time.Time) bool {
+	for _, t := range r.sentAt {
+		if now.Sub(t) >= o.h.cfg.ConfirmTimeout/2 {
+			return true
+		}
+	}
+	return false
 }
 
 // subset: every node of a is in b.
@@ -161,7 +182,7 @@ func release(acks []func()) {
 // A copy stored there while the account connected here meanwhile (its init
 // read the backlog before the row was committed) is read again here now,
 // before a later message reaches the connection live.
-func (o *crossOrder) answered(account string, stored bool) {
+func (o *crossOrder) answered(account string, stored bool, at time.Time) {
 	if stored && o.h.table.Online(account) {
 		o.h.redrain(account)
 	}
@@ -172,11 +193,14 @@ func (o *crossOrder) answered(account string, stored bool) {
 		return
 	}
 	r.inflight--
+	if i := slices.IndexFunc(r.sentAt, at.Equal); i >= 0 {
+		r.sentAt = slices.Delete(r.sentAt, i, i+1)
+	}
 	if stored {
 		r.dirty = true // committed there: ready for a drain request
 	}
 	if r.inflight == 0 {
-		r.missed = nil
+		r.missed, r.sentAt = nil, nil
 	}
 	if r.inflight == 0 && len(r.queue) > 0 && !r.flushing {
 		r.flushing = true

@@ -478,3 +478,43 @@ func TestCrossOrderOtherConnectionInitializingWaits(t *testing.T) {
 		t.Fatalf("drain requests to %v; want n3 (bob's connection there read his backlog before m1 was stored)", drains)
 	}
 }
+
+// TestCrossOrderOverdueInFlightWaits: m1 goes to n2, and this node freezes
+// before n2's answer (or its timeout) is handled; n2 meanwhile left m1 to
+// this node (read too late). On waking, this node handles m2 before m1's
+// timeout: m2 must not go to n2, which takes an envelope sent that much
+// later and would push it before m1 is stored. m2 is stored behind m1.
+func TestCrossOrderOverdueInFlightWaits(t *testing.T) {
+	table := hub.NewTable(100)
+	st := newMemStore()
+	remote := &fakeRemote{where: map[string][]string{"bob": {"n2"}}}
+	const confirm = 20 * time.Millisecond
+	h := New(Config{Node: "n1", Broadcasters: []string{"*"}, ConfirmTimeout: confirm}, Deps{
+		Table: table, Queue: st, Backlog: st, Presence: presence.NewLocal("n1"), Remote: remote,
+		Groups: memGroups{}, Log: zerolog.New(zerolog.NewTestWriter(t)),
+	})
+	fx := &fixture{h: h, table: table, store: st}
+	alice, _ := fx.conn("alice")
+	fx.send(alice, `{"flag":"init","from":"alice"}`)
+	fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"m1","cid":"1"}`)
+	time.Sleep(confirm) // frozen: m1's timeout is due, not handled yet
+	fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"m2","cid":"2"}`)
+	sent := remote.envelopes()
+	if len(sent) != 1 || sent[0].env.Content != "m1" {
+		t.Fatalf("envelopes %+v; want m1 only (m2 kept behind m1, which n2 may have left to us)", sent)
+	}
+	sent[0].done([]cluster.Outcome{cluster.NotTaken}) // the timeout, handled now
+	deadline := time.Now().Add(5 * time.Second)
+	for st.unsent() < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	st.mu.Lock()
+	var contents []string
+	for _, r := range st.rows {
+		contents = append(contents, r.Content)
+	}
+	st.mu.Unlock()
+	if len(contents) != 2 || contents[0] != "m1" || contents[1] != "m2" {
+		t.Fatalf("rows %v; want m1, m2 in send order", contents)
+	}
+}
