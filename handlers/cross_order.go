@@ -27,7 +27,17 @@ import (
 //     come first, and a message sent after the request, in the same stream,
 //     comes after them;
 //   - while a message is in flight to one node, the next one for the same
-//     recipient goes to the same node or is stored.
+//     recipient goes to the same node or is stored; and it is stored if a
+//     copy without the storing duty of a message in flight found no live
+//     connection on one of the other nodes (the account's init there was
+//     reading its backlog, which cannot hold a row still in flight): the
+//     next copy would reach that connection live, ahead of the stored one;
+//   - and it is stored if a message in flight was sent half a confirmation
+//     timeout ago or more: the receiving node may have left it to us (read
+//     too late, or behind one that was; cluster.Bus.late), and takes a later
+//     envelope only once it is sent a timeout after the one it left. A node
+//     frozen while a message was in flight (SIGSTOP, a long GC pause) sends
+//     the next ones on waking, before it has seen the first one time out.
 //
 // An account that is nowhere needs nothing: its next init reads every
 // committed row (a node writes an account's registration before its drain
@@ -47,8 +57,13 @@ type recipientRoute struct {
 	node     string   // node of the envelopes in flight (the one that stores)
 	nodes    []string // every node they went to (the account's other connections)
 	inflight int
-	nudging  bool // a drain request is being sent
-	tries    int  // drain requests not answered in a row
+	sentAt   []time.Time // when each of the envelopes in flight was decided
+	// missed: nodes where a copy without the duty, of a message in flight,
+	// found no live connection (dropped there). Until nothing is in flight,
+	// later messages are not sent to them.
+	missed  []string
+	nudging bool // a drain request is being sent
+	tries   int  // drain requests not answered in a row
 	// nowhereAt: when a drain request found the account connected nowhere
 	// (the entry lingers, see nowhereLinger).
 	nowhereAt time.Time
@@ -78,18 +93,21 @@ func (o *crossOrder) init(h *Handler) {
 // message before those, which may yet be stored, so this one is stored too.
 // With drain, acks are those of stored messages the request covers: call
 // them once the envelope is sent.
-func (o *crossOrder) decide(account string, nodes []string) (send, drain bool, acks []func()) {
+// With send, at is the envelope's mark for answered.
+func (o *crossOrder) decide(account string, nodes []string) (send, drain bool, acks []func(), at time.Time) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	node := nodes[0]
+	now := time.Now()
 	r := o.m[account]
 	if r == nil {
-		o.m[account] = &recipientRoute{node: node, nodes: nodes, inflight: 1}
+		o.m[account] = &recipientRoute{node: node, nodes: nodes, inflight: 1, sentAt: []time.Time{now}}
 		o.size.Add(1)
-		return true, false, nil
+		return true, false, nil, now
 	}
-	if r.storing > 0 || len(r.queue) > 0 || r.flushing || (r.inflight > 0 && (r.node != node || !subset(nodes, r.nodes))) {
-		return false, false, nil
+	if r.storing > 0 || len(r.queue) > 0 || r.flushing ||
+		(r.inflight > 0 && (r.node != node || !subset(nodes, r.nodes) || overlaps(nodes, r.missed) || o.overdueLocked(r, now))) {
+		return false, false, nil, time.Time{}
 	}
 	// A drain request in flight may be for another node (or fail): this
 	// message carries its own.
@@ -99,7 +117,19 @@ func (o *crossOrder) decide(account string, nodes []string) (send, drain bool, a
 	}
 	r.node, r.nodes = node, nodes
 	r.inflight++
-	return true, drain, acks
+	r.sentAt = append(r.sentAt, now)
+	return true, drain, acks, now
+}
+
+// overdueLocked: an envelope in flight for r was sent long enough ago that
+// its receiver may have left it to us (see crossOrder).
+func (o *crossOrder) overdueLocked(r *recipientRoute, now time.Time) bool {
+	for _, t := range r.sentAt {
+		if now.Sub(t) >= o.h.cfg.ConfirmTimeout/2 {
+			return true
+		}
+	}
+	return false
 }
 
 // subset: every node of a is in b.
@@ -110,6 +140,35 @@ func subset(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// overlaps: some node of a is in b.
+func overlaps(a, b []string) bool {
+	for _, n := range a {
+		if slices.Contains(b, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// missedThere: node answered that a copy without the storing duty (another
+// connection of account there) was not written to a live connection: the
+// account's init there is reading its backlog, or it left. Were the copy with
+// the duty then stored, that connection would get the next message live
+// before it; so while that one is in flight, the next ones are stored (and a
+// drain request follows, see afterLocked).
+func (o *crossOrder) missedThere(account, node string) {
+	if o.size.Load() == 0 {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	r := o.m[account]
+	if r == nil || r.inflight == 0 || slices.Contains(r.missed, node) {
+		return
+	}
+	r.missed = append(r.missed, node)
 }
 
 func release(acks []func()) {
@@ -123,7 +182,7 @@ func release(acks []func()) {
 // A copy stored there while the account connected here meanwhile (its init
 // read the backlog before the row was committed) is read again here now,
 // before a later message reaches the connection live.
-func (o *crossOrder) answered(account string, stored bool) {
+func (o *crossOrder) answered(account string, stored bool, at time.Time) {
 	if stored && o.h.table.Online(account) {
 		o.h.redrain(account)
 	}
@@ -134,8 +193,14 @@ func (o *crossOrder) answered(account string, stored bool) {
 		return
 	}
 	r.inflight--
+	if i := slices.IndexFunc(r.sentAt, at.Equal); i >= 0 {
+		r.sentAt = slices.Delete(r.sentAt, i, i+1)
+	}
 	if stored {
 		r.dirty = true // committed there: ready for a drain request
+	}
+	if r.inflight == 0 {
+		r.missed, r.sentAt = nil, nil
 	}
 	if r.inflight == 0 && len(r.queue) > 0 && !r.flushing {
 		r.flushing = true

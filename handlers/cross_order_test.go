@@ -422,3 +422,99 @@ func TestCrossOrderOtherConnectionNotTakenIsNotDeliveredAgain(t *testing.T) {
 		t.Fatalf("%d rows stored; want none", n)
 	}
 }
+
+// TestCrossOrderOtherConnectionInitializingWaits: bob is on n2 (a node that
+// has just died, as far as the map says) and has just connected on n3, whose
+// init is still reading his backlog. m1 goes to n2 with the storing duty and
+// to n3 without it; n3 is not live for bob yet and drops its copy. m2 must
+// not go to n3 (bob's connection there is live by then and would get m2
+// before m1, which n2 does not take): it is stored behind m1, and n3 is
+// asked to drain bob once both rows are committed.
+func TestCrossOrderOtherConnectionInitializingWaits(t *testing.T) {
+	table := hub.NewTable(100)
+	st := newMemStore()
+	remote := &fakeRemote{where: map[string][]string{"bob": {"n2", "n3"}}}
+	h := New(Config{Node: "n1", Broadcasters: []string{"*"}}, Deps{
+		Table: table, Queue: st, Backlog: st, Presence: presence.NewLocal("n1"), Remote: remote,
+		Groups: memGroups{}, Log: zerolog.New(zerolog.NewTestWriter(t)),
+	})
+	fx := &fixture{h: h, table: table, store: st}
+	alice, _ := fx.conn("alice")
+	fx.send(alice, `{"flag":"init","from":"alice"}`)
+	fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"m1","cid":"1"}`)
+	sent := remote.envelopes()
+	if len(sent) != 2 || sent[0].node != "n2" || !sent[0].env.Store || sent[1].node != "n3" || sent[1].env.Store {
+		t.Fatalf("envelopes %+v; want m1 to n2 with the storing duty and to n3 without", sent)
+	}
+	sent[1].done([]cluster.Outcome{cluster.Gone}) // bob's init on n3 is reading his backlog
+
+	fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"m2","cid":"2"}`)
+	for _, e := range remote.envelopes()[2:] {
+		if e.env.Content == "m2" {
+			t.Fatalf("m2 sent to %s while m1 was in flight and n3 had dropped its copy; want m2 stored behind m1", e.node)
+		}
+	}
+	sent[0].done([]cluster.Outcome{cluster.NotTaken}) // n2 is dead: stored here
+	deadline := time.Now().Add(5 * time.Second)
+	drains := map[string]bool{}
+	for !drains["n3"] && time.Now().Before(deadline) {
+		for _, e := range remote.envelopes() {
+			if e.env.Kind == "drain" {
+				drains[e.node] = true
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	st.mu.Lock()
+	var contents []string
+	for _, r := range st.rows {
+		contents = append(contents, r.Content)
+	}
+	st.mu.Unlock()
+	if len(contents) != 2 || contents[0] != "m1" || contents[1] != "m2" {
+		t.Fatalf("rows %v; want m1, m2 in send order", contents)
+	}
+	if !drains["n3"] {
+		t.Fatalf("drain requests to %v; want n3 (bob's connection there read his backlog before m1 was stored)", drains)
+	}
+}
+
+// TestCrossOrderOverdueInFlightWaits: m1 goes to n2, and this node freezes
+// before n2's answer (or its timeout) is handled; n2 meanwhile left m1 to
+// this node (read too late). On waking, this node handles m2 before m1's
+// timeout: m2 must not go to n2, which takes an envelope sent that much
+// later and would push it before m1 is stored. m2 is stored behind m1.
+func TestCrossOrderOverdueInFlightWaits(t *testing.T) {
+	table := hub.NewTable(100)
+	st := newMemStore()
+	remote := &fakeRemote{where: map[string][]string{"bob": {"n2"}}}
+	const confirm = 20 * time.Millisecond
+	h := New(Config{Node: "n1", Broadcasters: []string{"*"}, ConfirmTimeout: confirm}, Deps{
+		Table: table, Queue: st, Backlog: st, Presence: presence.NewLocal("n1"), Remote: remote,
+		Groups: memGroups{}, Log: zerolog.New(zerolog.NewTestWriter(t)),
+	})
+	fx := &fixture{h: h, table: table, store: st}
+	alice, _ := fx.conn("alice")
+	fx.send(alice, `{"flag":"init","from":"alice"}`)
+	fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"m1","cid":"1"}`)
+	time.Sleep(confirm) // frozen: m1's timeout is due, not handled yet
+	fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"m2","cid":"2"}`)
+	sent := remote.envelopes()
+	if len(sent) != 1 || sent[0].env.Content != "m1" {
+		t.Fatalf("envelopes %+v; want m1 only (m2 kept behind m1, which n2 may have left to us)", sent)
+	}
+	sent[0].done([]cluster.Outcome{cluster.NotTaken}) // the timeout, handled now
+	deadline := time.Now().Add(5 * time.Second)
+	for st.unsent() < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	st.mu.Lock()
+	var contents []string
+	for _, r := range st.rows {
+		contents = append(contents, r.Content)
+	}
+	st.mu.Unlock()
+	if len(contents) != 2 || contents[0] != "m1" || contents[1] != "m2" {
+		t.Fatalf("rows %v; want m1, m2 in send order", contents)
+	}
+}

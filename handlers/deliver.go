@@ -105,6 +105,7 @@ func (h *Handler) fanout(from, content, group, id string, accounts []string, now
 		}
 		return p
 	}
+	sentAt := map[string]time.Time{} // crossOrder's mark of each copy with the duty
 	isLocal := make(map[string]bool, len(local))
 	for _, a := range local {
 		isLocal[a] = true
@@ -115,10 +116,11 @@ func (h *Handler) fanout(from, content, group, id string, accounts []string, now
 			continue
 		}
 		if !isLocal[a] {
-			send, drain, acks := h.order.decide(a, nodes)
+			send, drain, acks, mark := h.order.decide(a, nodes)
 			if !send {
 				continue // stored here, below
 			}
+			sentAt[a] = mark
 			p := at(nodes[0])
 			p.store = append(p.store, a)
 			if drain {
@@ -151,6 +153,7 @@ func (h *Handler) fanout(from, content, group, id string, accounts []string, now
 				copies[i].accepted = true
 				if part.store {
 					copies[i].stored = h.order.storedHere
+					copies[i].sentAt = sentAt[a]
 					sent[a] = true
 				}
 				sa.add()
@@ -162,12 +165,17 @@ func (h *Handler) fanout(from, content, group, id string, accounts []string, now
 					if !store {
 						// Another connection of an account that is here,
 						// or whose copy with the duty went elsewhere: that
-						// copy covers it, whatever this node did.
+						// copy covers it, whatever this node did. But if
+						// this node did not write it to a connection, the
+						// next message must not reach one there first.
+						if o != cluster.Pushed {
+							h.order.missedThere(copies[i].m.To, n)
+						}
 						copies[i].report(false, 0)
 						continue
 					}
 					h.settleRemote(copies[i], o, frame)
-					h.order.answered(copies[i].m.To, o == cluster.Stored)
+					h.order.answered(copies[i].m.To, o == cluster.Stored, copies[i].sentAt)
 				}
 			}
 			env := cluster.Envelope{Kind: envKind(group), From: from, To: part.to, Group: group, Content: content, ID: id, AddTime: now, Store: part.store}
@@ -208,7 +216,7 @@ func (h *Handler) fanout(from, content, group, id string, accounts []string, now
 // may be stored here when they time out, and must come first).
 func (h *Handler) notSent(copies []*message, frame []byte) {
 	for _, c := range copies {
-		h.order.answered(c.m.To, false)
+		h.order.answered(c.m.To, false, c.sentAt)
 		if !h.order.queueStore(c.m.To, c, frame) {
 			h.settleRemote(c, cluster.NotTaken, frame)
 		}

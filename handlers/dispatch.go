@@ -14,6 +14,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"chatserver/cluster"
 	"chatserver/hub"
 	"chatserver/metrics"
 	"chatserver/offline"
@@ -63,6 +64,10 @@ type Config struct {
 	// RecallWindow is how long after sending a message its sender may recall
 	// or edit it (recall.go); 0: never.
 	RecallWindow time.Duration
+	// ConfirmTimeout is the cluster bus's (cluster.Options); default
+	// cluster.DefaultConfirmTimeout. The order across nodes keeps messages
+	// back from a node that may have left an older one to this node.
+	ConfirmTimeout time.Duration
 }
 
 // The defaults of Config's zero fields that config.Default shares.
@@ -104,6 +109,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxDelayedBytes <= 0 {
 		c.MaxDelayedBytes = DefaultMaxDelayedBytes
+	}
+	if c.ConfirmTimeout <= 0 {
+		c.ConfirmTimeout = cluster.DefaultConfirmTimeout
 	}
 	return c
 }

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"sync/atomic"
+	"time"
 
 	"chatserver/offline"
 )
@@ -27,6 +28,8 @@ type message struct {
 	// done once the sender may hear "stored": committed, and the recipient's
 	// node asked to read it before anything sent after the ack.
 	stored func(account string, ticket uint64, done func())
+	// sentAt: crossOrder's mark of a copy with the duty sent to another node.
+	sentAt time.Time
 }
 
 func (it *message) ID() string { return it.m.ID }

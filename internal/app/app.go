@@ -182,6 +182,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, assets As
 
 		ConnectionsPerAccount: cfg.Limits.ConnectionsPerAccount,
 		RecallWindow:          cfg.History.RecallWindow,
+		ConfirmTimeout:        cfg.Cluster.ConfirmTimeout,
 	}
 	if cfg.Auth.Mode == "jwt" {
 		v, err := auth.New(auth.Config{Secret: cfg.Auth.JWTSecret, PublicKeyFile: cfg.Auth.JWTPublicKeyFile, Issuer: cfg.Auth.JWTIssuer,
