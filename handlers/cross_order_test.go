@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -516,5 +517,48 @@ func TestCrossOrderOverdueInFlightWaits(t *testing.T) {
 	st.mu.Unlock()
 	if len(contents) != 2 || contents[0] != "m1" || contents[1] != "m2" {
 		t.Fatalf("rows %v; want m1, m2 in send order", contents)
+	}
+}
+
+// TestCrossOrderStoredFromClosedConnectionFirst: m1 is pushed to bob here,
+// who acknowledges what he gets, and his connection closes before he
+// acknowledged it: m1 is stored here again. bob is on n2 now. m2 must not
+// reach him there before m1: n2 is asked to drain bob before m2, or m2
+// carries the request.
+func TestCrossOrderStoredFromClosedConnectionFirst(t *testing.T) {
+	table := hub.NewTable(100)
+	st := newMemStore()
+	remote := &fakeRemote{where: map[string][]string{}}
+	h := New(Config{Node: "n1", Broadcasters: []string{"*"}, MaxUnacked: 16}, Deps{
+		Table: table, Queue: st, Backlog: st, Presence: presence.NewLocal("n1"), Remote: remote,
+		Groups: memGroups{}, Log: zerolog.New(zerolog.NewTestWriter(t)),
+	})
+	fx := &fixture{h: h, table: table, store: st}
+	alice, _ := fx.conn("alice")
+	fx.send(alice, `{"flag":"init","from":"alice"}`)
+	bob, bc := fx.conn("bob")
+	fx.send(bob, `{"flag":"init","from":"bob","ack":true}`)
+	deadline := time.Now().Add(5 * time.Second)
+	for !table.Online("bob") && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"m1","cid":"1"}`)
+	for len(bc.payloads(t)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	fx.h.Closed(bob, fx.table.Remove(bob)) // m1 not acknowledged: stored again
+	for st.unsent() < 1 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	remote.set("bob", "n2")
+	time.Sleep(20 * time.Millisecond) // the drain request, if any, is on its way
+	fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"m2","cid":"2"}`)
+	for _, e := range remote.envelopes() {
+		if e.env.Kind == cluster.KindDrain || slices.Contains(e.env.Drain, "bob") {
+			return // bob reads his backlog there before m2
+		}
+		if e.env.Content == "m2" {
+			t.Fatalf("m2 went to n2 without a drain request for bob before it (m1 is stored here): %+v", remote.envelopes())
+		}
 	}
 }

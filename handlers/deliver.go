@@ -66,6 +66,13 @@ func (h *Handler) fanout(from, content, group, id string, accounts []string, now
 	}
 	for _, a := range local {
 		it := newCopy(a)
+		if remote != nil {
+			// Stored after all (its connection closed before the copy was
+			// written, or without acknowledging it): the next message may
+			// find the account on another node, and must not get there
+			// first (crossOrder).
+			it.stored = h.order.storedHere
+		}
 		if h.order.queueStore(a, it, frame) {
 			// Copies sent to another node before the account connected
 			// here are not settled yet: this one comes after them.
