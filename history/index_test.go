@@ -121,3 +121,28 @@ func BenchmarkPage50(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkInsert500: the history writer's statement, Store.Insert of a batch
+// of 500 one-to-one messages over 1,500 conversations, on MariaDB, one batch
+// at a time as the writer does; rows/s is what one node's writer can keep up
+// with when the database is its only limit.
+func BenchmarkInsert500(b *testing.B) {
+	const batch, convs = 500, 1500
+	s := mariaDB(b)
+	ctx := context.Background()
+	entries := make([]Entry, batch)
+	n := 0
+	b.ResetTimer()
+	for b.Loop() {
+		for i := range entries {
+			n++
+			c := n % convs
+			entries[i] = Entry{ID: fmt.Sprint("m", n), From: fmt.Sprint("s", c), To: fmt.Sprint("r", c),
+				Content: "a message of an ordinary length, about sixty bytes of text", Time: 1700000000 + int64(n)}
+		}
+		if err := s.Insert(ctx, entries); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "rows/s")
+}
