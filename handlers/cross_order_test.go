@@ -72,20 +72,31 @@ func (f *fakeRemote) envelopes() []sentEnvelope {
 	return append([]sentEnvelope(nil), f.sent...)
 }
 
+// crossFixture is node n1, on a memory store, routing to other nodes through
+// remote; set adjusts its Config.
+func crossFixture(t *testing.T, remote *fakeRemote, set func(*Config)) *fixture {
+	table := hub.NewTable(100)
+	st := newMemStore()
+	cfg := Config{Node: "n1", Broadcasters: []string{"*"}}
+	if set != nil {
+		set(&cfg)
+	}
+	h := New(cfg, Deps{
+		Table: table, Queue: st, Backlog: st, Presence: presence.NewLocal("n1"), Remote: remote,
+		Groups: memGroups{}, Log: zerolog.New(zerolog.NewTestWriter(t)),
+	})
+	return &fixture{h: h, table: table, store: st}
+}
+
 // TestCrossOrderKeepsStoredMessagesFirst: bob is on n2. m1 goes there and is
 // not answered; n2 is then skipped, so m2 is stored here: it waits behind m1,
 // which is stored when its wait times out, so the rows are in send order.
 // Once committed, n2 is asked to drain bob before the acks go and before m3,
 // which goes to n2 after the request.
 func TestCrossOrderKeepsStoredMessagesFirst(t *testing.T) {
-	table := hub.NewTable(100)
-	st := newMemStore()
 	remote := &fakeRemote{where: map[string][]string{"bob": {"n2"}}}
-	h := New(Config{Node: "n1", Broadcasters: []string{"*"}}, Deps{
-		Table: table, Queue: st, Backlog: st, Presence: presence.NewLocal("n1"), Remote: remote,
-		Groups: memGroups{}, Log: zerolog.New(zerolog.NewTestWriter(t)),
-	})
-	fx := &fixture{h: h, table: table, store: st}
+	fx := crossFixture(t, remote, nil)
+	st := fx.store
 	alice, ac := fx.conn("alice")
 	fx.send(alice, `{"flag":"init","from":"alice"}`)
 
@@ -146,14 +157,9 @@ func TestCrossOrderKeepsStoredMessagesFirst(t *testing.T) {
 // m1 instead; n2 does not answer, so m1 is written to bob's connection here
 // (not stored for a later init), then m2: bob gets both, in order, live.
 func TestCrossOrderLocalWaitsBehindInFlight(t *testing.T) {
-	table := hub.NewTable(100)
-	st := newMemStore()
 	remote := &fakeRemote{where: map[string][]string{"bob": {"n2"}}}
-	h := New(Config{Node: "n1", Broadcasters: []string{"*"}}, Deps{
-		Table: table, Queue: st, Backlog: st, Presence: presence.NewLocal("n1"), Remote: remote,
-		Groups: memGroups{}, Log: zerolog.New(zerolog.NewTestWriter(t)),
-	})
-	fx := &fixture{h: h, table: table, store: st}
+	fx := crossFixture(t, remote, nil)
+	table, st := fx.table, fx.store
 	alice, _ := fx.conn("alice")
 	fx.send(alice, `{"flag":"init","from":"alice"}`)
 	fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"m1","cid":"1"}`)
@@ -200,14 +206,9 @@ func TestCrossOrderLocalWaitsBehindInFlight(t *testing.T) {
 // lost (Redis restarted); m2 cannot be sent there. m2 is stored behind m1,
 // which is stored once its wait times out: the rows are in send order.
 func TestCrossOrderInboxLostInFlight(t *testing.T) {
-	table := hub.NewTable(100)
-	st := newMemStore()
 	remote := &fakeRemote{where: map[string][]string{"bob": {"n2"}}}
-	h := New(Config{Node: "n1", Broadcasters: []string{"*"}}, Deps{
-		Table: table, Queue: st, Backlog: st, Presence: presence.NewLocal("n1"), Remote: remote,
-		Groups: memGroups{}, Log: zerolog.New(zerolog.NewTestWriter(t)),
-	})
-	fx := &fixture{h: h, table: table, store: st}
+	fx := crossFixture(t, remote, nil)
+	st := fx.store
 	alice, _ := fx.conn("alice")
 	fx.send(alice, `{"flag":"init","from":"alice"}`)
 	fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"m1","cid":"1"}`)
@@ -239,14 +240,9 @@ func TestCrossOrderInboxLostInFlight(t *testing.T) {
 // connection before m1, which n2 may not take): it is stored behind m1, and
 // once both are committed every node bob is on is asked to drain him.
 func TestCrossOrderNewConnectionElsewhereWaits(t *testing.T) {
-	table := hub.NewTable(100)
-	st := newMemStore()
 	remote := &fakeRemote{where: map[string][]string{"bob": {"n2"}}}
-	h := New(Config{Node: "n1", Broadcasters: []string{"*"}}, Deps{
-		Table: table, Queue: st, Backlog: st, Presence: presence.NewLocal("n1"), Remote: remote,
-		Groups: memGroups{}, Log: zerolog.New(zerolog.NewTestWriter(t)),
-	})
-	fx := &fixture{h: h, table: table, store: st}
+	fx := crossFixture(t, remote, nil)
+	st := fx.store
 	alice, _ := fx.conn("alice")
 	fx.send(alice, `{"flag":"init","from":"alice"}`)
 	fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"m1","cid":"1"}`)
@@ -285,14 +281,9 @@ func TestCrossOrderNewConnectionElsewhereWaits(t *testing.T) {
 // n2 answers that it stored m1 (committed after that read). m2, sent next,
 // must not reach bob before m1: bob's backlog is read again first.
 func TestCrossOrderStoredThereWhileConnectingHere(t *testing.T) {
-	table := hub.NewTable(100)
-	st := newMemStore()
 	remote := &fakeRemote{where: map[string][]string{"bob": {"n2"}}}
-	h := New(Config{Node: "n1", Broadcasters: []string{"*"}}, Deps{
-		Table: table, Queue: st, Backlog: st, Presence: presence.NewLocal("n1"), Remote: remote,
-		Groups: memGroups{}, Log: zerolog.New(zerolog.NewTestWriter(t)),
-	})
-	fx := &fixture{h: h, table: table, store: st}
+	fx := crossFixture(t, remote, nil)
+	table, st := fx.table, fx.store
 	alice, _ := fx.conn("alice")
 	fx.send(alice, `{"flag":"init","from":"alice"}`)
 	fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"m1","cid":"1"}`)
@@ -330,14 +321,8 @@ func TestCrossOrderStoredThereWhileConnectingHere(t *testing.T) {
 // writing its entries again, whose re-read may have missed m1's row). m2 to
 // n2 carries a drain request, so n2 reads bob's backlog before m2.
 func TestCrossOrderFoundNowhereThenSomewhere(t *testing.T) {
-	table := hub.NewTable(100)
-	st := newMemStore()
 	remote := &fakeRemote{where: map[string][]string{}}
-	h := New(Config{Node: "n1", Broadcasters: []string{"*"}}, Deps{
-		Table: table, Queue: st, Backlog: st, Presence: presence.NewLocal("n1"), Remote: remote,
-		Groups: memGroups{}, Log: zerolog.New(zerolog.NewTestWriter(t)),
-	})
-	fx := &fixture{h: h, table: table, store: st}
+	fx := crossFixture(t, remote, nil)
 	alice, ac := fx.conn("alice")
 	fx.send(alice, `{"flag":"init","from":"alice"}`)
 	fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"m1","cid":"1"}`)
@@ -368,14 +353,9 @@ func TestCrossOrderFoundNowhereThenSomewhere(t *testing.T) {
 // n2; m2 follows. n2 does not answer m1's copy: bob must not get m1 a second
 // time, after m2.
 func TestCrossOrderOtherConnectionNotTakenIsNotDeliveredAgain(t *testing.T) {
-	table := hub.NewTable(100)
-	st := newMemStore()
 	remote := &fakeRemote{where: map[string][]string{}}
-	h := New(Config{Node: "n1", Broadcasters: []string{"*"}}, Deps{
-		Table: table, Queue: st, Backlog: st, Presence: presence.NewLocal("n1"), Remote: remote,
-		Groups: memGroups{}, Log: zerolog.New(zerolog.NewTestWriter(t)),
-	})
-	fx := &fixture{h: h, table: table, store: st}
+	fx := crossFixture(t, remote, nil)
+	table, st := fx.table, fx.store
 	alice, ac := fx.conn("alice")
 	fx.send(alice, `{"flag":"init","from":"alice"}`)
 	bob, bc := fx.conn("bob")
@@ -432,14 +412,9 @@ func TestCrossOrderOtherConnectionNotTakenIsNotDeliveredAgain(t *testing.T) {
 // before m1, which n2 does not take): it is stored behind m1, and n3 is
 // asked to drain bob once both rows are committed.
 func TestCrossOrderOtherConnectionInitializingWaits(t *testing.T) {
-	table := hub.NewTable(100)
-	st := newMemStore()
 	remote := &fakeRemote{where: map[string][]string{"bob": {"n2", "n3"}}}
-	h := New(Config{Node: "n1", Broadcasters: []string{"*"}}, Deps{
-		Table: table, Queue: st, Backlog: st, Presence: presence.NewLocal("n1"), Remote: remote,
-		Groups: memGroups{}, Log: zerolog.New(zerolog.NewTestWriter(t)),
-	})
-	fx := &fixture{h: h, table: table, store: st}
+	fx := crossFixture(t, remote, nil)
+	st := fx.store
 	alice, _ := fx.conn("alice")
 	fx.send(alice, `{"flag":"init","from":"alice"}`)
 	fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"m1","cid":"1"}`)
@@ -486,15 +461,10 @@ func TestCrossOrderOtherConnectionInitializingWaits(t *testing.T) {
 // timeout: m2 must not go to n2, which takes an envelope sent that much
 // later and would push it before m1 is stored. m2 is stored behind m1.
 func TestCrossOrderOverdueInFlightWaits(t *testing.T) {
-	table := hub.NewTable(100)
-	st := newMemStore()
 	remote := &fakeRemote{where: map[string][]string{"bob": {"n2"}}}
 	const confirm = 20 * time.Millisecond
-	h := New(Config{Node: "n1", Broadcasters: []string{"*"}, ConfirmTimeout: confirm}, Deps{
-		Table: table, Queue: st, Backlog: st, Presence: presence.NewLocal("n1"), Remote: remote,
-		Groups: memGroups{}, Log: zerolog.New(zerolog.NewTestWriter(t)),
-	})
-	fx := &fixture{h: h, table: table, store: st}
+	fx := crossFixture(t, remote, func(c *Config) { c.ConfirmTimeout = confirm })
+	st := fx.store
 	alice, _ := fx.conn("alice")
 	fx.send(alice, `{"flag":"init","from":"alice"}`)
 	fx.send(alice, `{"flag":"msg","from":"alice","to":"bob","content":"m1","cid":"1"}`)
@@ -526,14 +496,9 @@ func TestCrossOrderOverdueInFlightWaits(t *testing.T) {
 // reach him there before m1: n2 is asked to drain bob before m2, or m2
 // carries the request.
 func TestCrossOrderStoredFromClosedConnectionFirst(t *testing.T) {
-	table := hub.NewTable(100)
-	st := newMemStore()
 	remote := &fakeRemote{where: map[string][]string{}}
-	h := New(Config{Node: "n1", Broadcasters: []string{"*"}, MaxUnacked: 16}, Deps{
-		Table: table, Queue: st, Backlog: st, Presence: presence.NewLocal("n1"), Remote: remote,
-		Groups: memGroups{}, Log: zerolog.New(zerolog.NewTestWriter(t)),
-	})
-	fx := &fixture{h: h, table: table, store: st}
+	fx := crossFixture(t, remote, func(c *Config) { c.MaxUnacked = 16 })
+	table, st := fx.table, fx.store
 	alice, _ := fx.conn("alice")
 	fx.send(alice, `{"flag":"init","from":"alice"}`)
 	bob, bc := fx.conn("bob")
