@@ -36,9 +36,8 @@ type CursorWriter struct {
 	pending  map[cursorKey]CursorMove
 	inflight map[cursorKey]CursorMove // the batch being written
 	queued   uint64                   // moves ever queued
-	written  uint64                   // moves ever written (or given up on)
+	mark     watermark                // moves written (or given up on), for Flush
 	dropped  uint64
-	progress chan struct{}
 	closed   bool
 
 	wake chan struct{}
@@ -51,7 +50,7 @@ type CursorWriter struct {
 func NewCursorWriter(r *Reads, batch, limit int, log zerolog.Logger) *CursorWriter {
 	w := &CursorWriter{
 		reads: r, log: log, batch: batch, limit: limit,
-		pending: map[cursorKey]CursorMove{}, progress: make(chan struct{}),
+		pending: map[cursorKey]CursorMove{}, mark: newWatermark(),
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	go w.run()
@@ -99,18 +98,10 @@ func (w *CursorWriter) Pending(account, conv string) (Cursor, bool) {
 // Flush waits until every move queued before the call is written.
 func (w *CursorWriter) Flush(ctx context.Context) error {
 	w.mu.Lock()
-	target := w.queued
-	for w.written < target {
-		ch := w.progress
-		w.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return fmt.Errorf("history: flush cursors: %w", ctx.Err())
-		}
-		w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.mark.wait(ctx, &w.mu, w.queued); err != nil {
+		return fmt.Errorf("history: flush cursors: %w", err)
 	}
-	w.mu.Unlock()
 	return nil
 }
 
@@ -157,9 +148,8 @@ func (w *CursorWriter) run() {
 			moves = moves[n:]
 		}
 		w.mu.Lock()
-		w.written, w.inflight = target, nil
-		close(w.progress)
-		w.progress = make(chan struct{})
+		w.inflight = nil
+		w.mark.advanceTo(target)
 		w.mu.Unlock()
 	}
 }

@@ -31,10 +31,9 @@ type Writer struct {
 
 	mu       sync.Mutex
 	queue    []Entry
-	recorded uint64 // entries ever queued
-	written  uint64 // entries ever written (or given up on)
+	recorded uint64    // entries ever queued
+	mark     watermark // entries written (or given up on), for Flush
 	dropped  uint64
-	progress chan struct{}
 	closed   bool
 	// touched holds the conversations written since the last Touched, for the
 	// per-conversation retention. Guarded by mu.
@@ -57,7 +56,7 @@ type WriterConfig struct {
 func NewWriter(store inserter, cfg WriterConfig, log zerolog.Logger) *Writer {
 	w := &Writer{
 		store: store, log: log, batchSize: cfg.BatchSize, limit: cfg.QueueLimit, touchedMax: cfg.TrackConversations,
-		progress: make(chan struct{}), wake: make(chan struct{}, 1), done: make(chan struct{}),
+		mark: newWatermark(), wake: make(chan struct{}, 1), done: make(chan struct{}),
 		touched: make(map[string]struct{}),
 	}
 	go w.run()
@@ -88,18 +87,10 @@ func (w *Writer) Record(e Entry) {
 // Flush waits until every entry recorded before the call is written.
 func (w *Writer) Flush(ctx context.Context) error {
 	w.mu.Lock()
-	target := w.recorded
-	for w.written < target {
-		ch := w.progress
-		w.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return fmt.Errorf("history: flush: %w", ctx.Err())
-		}
-		w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.mark.wait(ctx, &w.mu, w.recorded); err != nil {
+		return fmt.Errorf("history: flush: %w", err)
 	}
-	w.mu.Unlock()
 	return nil
 }
 
@@ -166,9 +157,7 @@ func (w *Writer) run() {
 		if len(w.queue) == 0 {
 			w.queue = nil
 		}
-		w.written += uint64(n)
-		close(w.progress)
-		w.progress = make(chan struct{})
+		w.mark.advanceTo(w.mark.written + uint64(n))
 		w.mu.Unlock()
 	}
 }
