@@ -41,7 +41,10 @@ type ReadRequest struct {
 
 // lateWrite is how long a read frame waits, once, for a message that is not
 // in the history yet: another node's writer (or, during a handover, the other
-// process's) may still hold it. At most maxLateWaits frames wait at once, so
+// process's) may still hold it, or this node may not have recorded it yet (a
+// message is recorded once its delivery was decided, so its receiver can
+// read it a moment before). After the wait this node's writers are flushed
+// again. At most maxLateWaits frames wait at once, so
 // that frames with made-up ids cannot hold the handler pool; the others are
 // answered not_found at once.
 const (
@@ -126,7 +129,7 @@ func (h *Handler) findMessage(ctx context.Context, reader, conv, id string) (int
 			if err := h.reads.Flush(ctx); err != nil {
 				return 0, "", none, newError(CodeUnavailable, "the history is not written yet; try again")
 			}
-		case attempt == 1 && h.remoteNow() != nil && h.receipts.lateWait.tryAcquire():
+		case attempt == 1 && h.receipts.lateWait.tryAcquire():
 			t := time.NewTimer(lateWrite)
 			select {
 			case <-t.C:
@@ -134,6 +137,9 @@ func (h *Handler) findMessage(ctx context.Context, reader, conv, id string) (int
 			}
 			t.Stop()
 			h.receipts.lateWait.release()
+			if err := h.reads.Flush(ctx); err != nil {
+				return 0, "", none, newError(CodeUnavailable, "the history is not written yet; try again")
+			}
 		default:
 			return 0, "", none, newError(CodeNotFound, "id "+quote(id)+" is not a message of this conversation")
 		}
